@@ -1,0 +1,1 @@
+"""Training code that reproduces the Paloma reference baselines (see baselines/README.md)."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `paloma` CLI, one module each (see paloma.cli)."""
