@@ -130,11 +130,12 @@ def _refuse_unconvertible_olmo(name_or_path: str, trust_remote_code: bool) -> No
             )
 
 
-def check_max_length(loaded: LoadedModel, max_length: int) -> None:
-    limit = max_positions(loaded.model.config)
+def check_max_length_config(config, name_or_path: str, max_length: int) -> None:
+    """Refuse a maximum length beyond the model's positions (before any weights are loaded)."""
+    limit = max_positions(config)
     if limit is not None and max_length > limit:
         raise PalomaError(
-            f"--max-length {max_length} exceeds what model {loaded.name_or_path!r} can take ({limit} positions); "
+            f"--max-length {max_length} exceeds what model {name_or_path!r} can take ({limit} positions); "
             f"pass --max-length {limit} or less (results at different lengths are not comparable)"
         )
 
