@@ -182,7 +182,7 @@ class Processes:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import PartialState
 
-            state = PartialState(cpu=device == "cpu")
+            state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
             self.rank, self.world, self.device = state.process_index, state.num_processes, state.device
             self._state = state
         else:
