@@ -425,7 +425,10 @@ def _load_tokenizer_and_config(config: EvalConfig):
     """The tokenizer and model config alone: enough to plan (and dry-run) without loading weights."""
     from transformers import AutoConfig, AutoTokenizer
 
+    from paloma.model import refuse_unconvertible_olmo
+
     common = {"revision": config.revision, "trust_remote_code": config.trust_remote_code, "token": config.token}
+    refuse_unconvertible_olmo(config.model, config.trust_remote_code)
     if not Path(config.model).exists() and config.model.count("/") != 1:
         raise PalomaError(f"model {config.model!r}: no such folder, and not a hub id (org/name)")
     try:
