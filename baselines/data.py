@@ -196,10 +196,10 @@ def _tokenized(texts: Iterator[str], tokenizer, eos: int, batch: int = 256) -> I
     for text in texts:
         buffer.append(text)
         if len(buffer) == batch:
-            yield from (ids + [eos] for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"])
+            yield from ([*ids, eos] for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"])
             buffer = []
     if buffer:
-        yield from (ids + [eos] for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"])
+        yield from ([*ids, eos] for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"])
 
 
 def prepare_data(

@@ -108,12 +108,11 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict
     The centring is kept: LayerNorm ignores the mean of its input, so centred weights compute the same
     function in our model. RMSNorm weights other than 1 have no counterpart and are refused.
     """
-    d, hd = config.d_model, config.d_model // config.n_heads
+    hd = config.d_model // config.n_heads
     inverse = torch.argsort(_rope_permutation(config.n_heads, hd))
     for name, tensor in hf.items():
-        if name.endswith("layernorm.weight") or name == "model.norm.weight":
-            if not torch.all(tensor == 1):
-                raise PalomaError(f"{name}: norm weights are not all 1, so this is not a model baselines exported")
+        if (name.endswith("layernorm.weight") or name == "model.norm.weight") and not torch.all(tensor == 1):
+            raise PalomaError(f"{name}: norm weights are not all 1, so this is not a model baselines exported")
     out = {"transformer.wte.weight": hf["model.embed_tokens.weight"]}
     for i in range(config.n_layers):
         src, dst = f"model.layers.{i}.", f"transformer.blocks.{i}."
