@@ -157,7 +157,7 @@ class ContaminationIndex:
     def contaminated_paragraphs(self, text: str) -> list[str]:
         """Paragraphs of `text` (as keyed under the index's match mode) that are in the index."""
         paragraphs = self.candidate_paragraphs(text)
-        return [p for p, pos in zip(paragraphs, self.positions(paragraphs)) if pos >= 0]
+        return [p for p, pos in zip(paragraphs, self.positions(paragraphs), strict=True) if pos >= 0]
 
     def is_contaminated(self, text: str) -> bool:
         """The reference decision for one training document: True when any paragraph is in the index."""
@@ -173,7 +173,7 @@ class ContaminationIndex:
         paragraphs = self.candidate_paragraphs(text)
         return [
             Match(paragraph=p, position=int(pos), origins=self.origins(int(pos)))
-            for p, pos in zip(paragraphs, self.positions(paragraphs))
+            for p, pos in zip(paragraphs, self.positions(paragraphs), strict=True)
             if pos >= 0
         ]
 
@@ -430,7 +430,7 @@ def _assemble(
     sizes["docs"] = len(docs_blob)
     sections, payload_bytes = _layout(sizes)
     counts = dict(collector.counts)
-    counts["unique_paragraphs"] = int(len(starts))
+    counts["unique_paragraphs"] = len(starts)
     header = {
         "format_version": FORMAT_VERSION,
         "created_by": f"paloma {__version__}",
