@@ -203,12 +203,7 @@ def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     parent_path = (path.parent / parent_name).resolve()
     parent = _read_raw(parent_path, (*seen, path))
-    for key, value in raw.items():
-        if isinstance(value, dict) and isinstance(parent.get(key), dict):
-            parent[key] = {**parent[key], **value}
-        else:
-            parent[key] = value
-    return parent
+    return merge_overrides(parent, raw)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -269,6 +264,17 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return nested
 
 
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge section by section: a section given in `overrides` updates the base section's keys."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(name_or_path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Config:
     """Load a shipped config by name (`c4`, `tiny`, `ladder-s`) or a YAML/JSON file, then apply overrides."""
     path = resolve_config_path(name_or_path)
@@ -276,11 +282,7 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | list[str] 
     raw.setdefault("name", path.stem)
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}
-        else:
-            raw[key] = value
+    raw = merge_overrides(raw, overrides or {})
     config = config_from_dict(raw, where=str(path))
     config.validate()
     return config

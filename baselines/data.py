@@ -306,3 +306,15 @@ class GlobalOrder:
             raise PalomaError(f"train.global_batch_size ({batch_size}) is not divisible by {world_size} processes")
         first = (step - 1) * batch_size
         return [self[first + i] for i in range(rank, batch_size, world_size)]
+
+
+def load_decontamination(path: str | None) -> tuple[ContaminationCheck | None, str | None]:
+    """The per-document decision of a `paloma decon` index and the index's checksum (None, None without one)."""
+    if path is None:
+        return None, None
+    from paloma.decon import ContaminationIndex
+
+    if not Path(path).expanduser().is_file():
+        raise PalomaError(f"decontamination index {path}: no such file (build one with `paloma decon build`)")
+    index = ContaminationIndex.load(Path(path).expanduser())
+    return index.is_contaminated, index.checksum
