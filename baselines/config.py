@@ -8,6 +8,7 @@ name the file and the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -286,3 +287,21 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | list[str] 
     config = config_from_dict(raw, where=str(path))
     config.validate()
     return config
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `python -m baselines.train` and `paloma train`."""
+    parser.add_argument(
+        "--config", required=True, help="a shipped config (c4, dolma, tiny, ladder-s, ...) or a YAML file"
+    )
+    parser.add_argument(
+        "--output", required=True, help="run folder: checkpoints, log.jsonl, model/ (resumes if present)"
+    )
+    parser.add_argument("--corpus", help="override data.corpus: a hub dataset id or local JSONL/Parquet files")
+    parser.add_argument("--tokenizer", help="override data.tokenizer: a hub id, a folder or a tokenizer.json")
+    parser.add_argument("--max-steps", type=int, help="override train.max_steps (the schedule stays as configured)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any field")
+    parser.add_argument("--init-from", help="start from a larger model (export, run folder or checkpoint)")
+    parser.add_argument("--keep-layers", help="with --init-from: which of its layers to keep, e.g. 0-7 or 0,2,4,6")
+    parser.add_argument("--no-export", action="store_true", help="do not write model/ at the end")
+    parser.add_argument("--quiet", action="store_true", help="no per-step log lines on stdout")

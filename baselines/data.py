@@ -123,7 +123,11 @@ def load_tokenizer(name_or_path: str):
     path = Path(name_or_path).expanduser()
     try:
         if path.is_file():
-            return PreTrainedTokenizerFast(tokenizer_file=str(path))
+            # A bare tokenizer.json does not say which token is EOS: take GPT-NeoX's name for it.
+            tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
+            if tokenizer.eos_token is None and "<|endoftext|>" in tokenizer.get_vocab():
+                tokenizer.eos_token = "<|endoftext|>"
+            return tokenizer
         return AutoTokenizer.from_pretrained(name_or_path)
     except Exception as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -28,12 +28,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from baselines.config import Config, config_from_dict, load_config, merge_overrides, parse_overrides
+from baselines.config import (
+    Config,
+    add_train_arguments,
+    config_from_dict,
+    load_config,
+    merge_overrides,
+    parse_overrides,
+)
 from baselines.data import (
     GlobalOrder,
     check_tokenizer,
     load_decontamination,
     load_tokenizer,
+    local_files,
     open_corpus,
     prepare_data,
     tokenizer_hash,
@@ -179,6 +187,14 @@ def stop_on_signals() -> list[str]:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, handler)
     return stop
+
+
+def corpus_record(config: Config) -> dict:
+    """How paloma_training.json names the corpus: a hub id with its configuration, or local files."""
+    d = config.data
+    if local_files(d.corpus) is not None:
+        return {"path": d.corpus, "text_field": d.text_field}
+    return {"id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split}
 
 
 def peak_flops(config: Config, device: torch.device) -> float | None:
@@ -361,7 +377,7 @@ def train(
             "seq_len": t.seq_len,
             "global_batch_size": t.global_batch_size,
             "data_order_seed": t.seed,
-            "corpus": {"id": config.data.corpus, "config": config.data.corpus_config, "split": config.data.split},
+            "corpus": corpus_record(config),
             "tokenizer": {"name": config.data.tokenizer, "hash": tokenizer_hash(tok), "vocab_size": len(tok)},
             "decontamination": {
                 "index_checksum": decon_checksum,
@@ -388,24 +404,6 @@ def train(
 # ------------------------------------------------------------------------------------------ command line
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by `python -m baselines.train` and `paloma train`."""
-    parser.add_argument(
-        "--config", required=True, help="a shipped config (c4, dolma, tiny, ladder-s, ...) or a YAML file"
-    )
-    parser.add_argument(
-        "--output", required=True, help="run folder: checkpoints, log.jsonl, model/ (resumes if present)"
-    )
-    parser.add_argument("--corpus", help="override data.corpus: a hub dataset id or local JSONL/Parquet files")
-    parser.add_argument("--tokenizer", help="override data.tokenizer: a hub id, a folder or a tokenizer.json")
-    parser.add_argument("--max-steps", type=int, help="override train.max_steps (the schedule stays as configured)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any field")
-    parser.add_argument("--init-from", help="start from a larger model (export, run folder or checkpoint)")
-    parser.add_argument("--keep-layers", help="with --init-from: which of its layers to keep, e.g. 0-7 or 0,2,4,6")
-    parser.add_argument("--no-export", action="store_true", help="do not write model/ at the end")
-    parser.add_argument("--quiet", action="store_true", help="no per-step log lines on stdout")
-
-
 def run_from_args(args: argparse.Namespace) -> int:
     result = train(
         args.config,
@@ -427,7 +425,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baselines.train", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
+    add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return run_from_args(args)

@@ -17,6 +17,8 @@ from paloma.errors import PalomaError
 # Subcommand modules, in the order `paloma --help` lists them.
 COMMAND_MODULES = [
     "paloma.commands.domains",
+    "paloma.commands.train",
+    "paloma.commands.baselines",
 ]
 
 
