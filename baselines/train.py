@@ -22,6 +22,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,7 +171,8 @@ def available_trackers() -> list[str]:
     return [name for name in ("tensorboard", "wandb") if importlib.util.find_spec(name)]
 
 
-def stop_on_signals() -> list[str]:
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[list[str]]:
     """A list that SIGINT/SIGTERM append to: the loop finishes its step, checkpoints and exits cleanly.
 
     A second Ctrl-C interrupts at once. Outside the main thread (e.g. called from a worker) signals are
@@ -183,10 +185,15 @@ def stop_on_signals() -> list[str]:
             raise KeyboardInterrupt
         stop.append(signal.Signals(signum).name)
 
+    previous = {}
     with contextlib.suppress(ValueError):
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, handler)
-    return stop
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def corpus_record(config: Config) -> dict:
@@ -300,7 +307,6 @@ def train(
     targets_per_step = t.global_batch_size * (t.seq_len - 1)  # every position but the first is predicted
     flops_token, peak = flops_per_token(m, t.seq_len), peak_flops(config, accelerator.device)
     logger = Logger(accelerator, output_dir, quiet)
-    stop = stop_on_signals()
 
     def trainer_state() -> dict:
         return {
@@ -316,45 +322,46 @@ def train(
     mine = t.global_batch_size // world
     loss_sum = torch.zeros((), device=accelerator.device)
     last_loss, window_start, window_steps = math.nan, time.perf_counter(), 0
-    while step < t.max_steps and not stop:
-        lr = lr_at(step + 1, config.optimizer, config.schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        ids = order.step_instances(step + 1, t.global_batch_size, rank, world)
-        if t.record_order and accelerator.is_main_process:
-            with (output_dir / "order.jsonl").open("a") as handle:
-                everyone = order.step_instances(step + 1, t.global_batch_size)
-                handle.write(json.dumps({"step": step + 1, "instances": everyone}) + "\n")
-        model.train()
-        loss_sum.zero_()
-        chunks = [ids[i : i + t.micro_batch_size] for i in range(0, mine, t.micro_batch_size)]
-        for k, chunk in enumerate(chunks):
-            batch = data.batch(chunk).to(accelerator.device)
-            last = k == len(chunks) - 1  # gradients are all-reduced only after the last micro-batch
-            with contextlib.nullcontext() if last else accelerator.no_sync(model), accelerator.autocast():
-                logits = model(batch[:, :-1])
-                nll = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
-            # The mean over the GLOBAL batch; DDP averages gradients over processes, hence the factor W.
-            accelerator.backward(nll * world / targets_per_step)
-            loss_sum += nll.detach()
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window_steps += 1
+    with stop_on_signals() as stop:
+        while step < t.max_steps and not stop:
+            lr = lr_at(step + 1, config.optimizer, config.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            ids = order.step_instances(step + 1, t.global_batch_size, rank, world)
+            if t.record_order and accelerator.is_main_process:
+                with (output_dir / "order.jsonl").open("a") as handle:
+                    everyone = order.step_instances(step + 1, t.global_batch_size)
+                    handle.write(json.dumps({"step": step + 1, "instances": everyone}) + "\n")
+            model.train()
+            loss_sum.zero_()
+            chunks = [ids[i : i + t.micro_batch_size] for i in range(0, mine, t.micro_batch_size)]
+            for k, chunk in enumerate(chunks):
+                batch = data.batch(chunk).to(accelerator.device)
+                last = k == len(chunks) - 1  # gradients are all-reduced only after the last micro-batch
+                with contextlib.nullcontext() if last else accelerator.no_sync(model), accelerator.autocast():
+                    logits = model(batch[:, :-1])
+                    nll = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
+                # The mean over the GLOBAL batch; DDP averages gradients over processes, hence the factor W.
+                accelerator.backward(nll * world / targets_per_step)
+                loss_sum += nll.detach()
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_steps += 1
 
-        if step % t.log_interval == 0 or step == t.max_steps:
-            last_loss = (accelerator.reduce(loss_sum, "sum") / targets_per_step).item()
-            tps = window_steps * tokens_per_step / (time.perf_counter() - window_start)
-            logger.log(
-                {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),
-                 "tokens": step * tokens_per_step, "tokens_per_second": tps,
-                 "mfu": flops_token * tps / world / peak if peak else None,
-                 "schedule_fraction": schedule_fraction(step, config.schedule)}
-            )  # fmt: skip
-            window_start, window_steps = time.perf_counter(), 0
-        if step % t.checkpoint_interval == 0:
-            save_checkpoint(accelerator, output_dir, trainer_state(), t.keep_checkpoints)
+            if step % t.log_interval == 0 or step == t.max_steps:
+                last_loss = (accelerator.reduce(loss_sum, "sum") / targets_per_step).item()
+                tps = window_steps * tokens_per_step / (time.perf_counter() - window_start)
+                logger.log(
+                    {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),
+                     "tokens": step * tokens_per_step, "tokens_per_second": tps,
+                     "mfu": flops_token * tps / world / peak if peak else None,
+                     "schedule_fraction": schedule_fraction(step, config.schedule)}
+                )  # fmt: skip
+                window_start, window_steps = time.perf_counter(), 0
+            if step % t.checkpoint_interval == 0:
+                save_checkpoint(accelerator, output_dir, trainer_state(), t.keep_checkpoints)
     latest = checkpoint_dirs(output_dir)
     if not latest or latest[-1].name != f"step-{step:07d}":
         save_checkpoint(accelerator, output_dir, trainer_state(), t.keep_checkpoints)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import warnings
 from pathlib import Path
 
 MODULES = [
@@ -27,7 +28,9 @@ def stdlib_documents(min_chars: int = 200) -> list[str]:
         module = importlib.import_module(name)
         objects = [module] + [getattr(module, a) for a in sorted(dir(module)) if not a.startswith("_")]
         for obj in objects:
-            doc = inspect.getdoc(obj) if (inspect.ismodule(obj) or callable(obj)) else None
+            with warnings.catch_warnings():  # getdoc touches deprecated aliases such as typing.io
+                warnings.simplefilter("ignore", DeprecationWarning)
+                doc = inspect.getdoc(obj) if (inspect.ismodule(obj) or callable(obj)) else None
             if doc and len(doc) >= min_chars and doc not in docs:
                 docs.append(doc)
     return docs
