@@ -18,6 +18,8 @@ from paloma.errors import PalomaError
 COMMAND_MODULES = [
     "paloma.commands.domains",
     "paloma.commands.eval",
+    "paloma.commands.train",
+    "paloma.commands.baselines",
 ]
 
 

@@ -1,0 +1,26 @@
+"""`paloma train`: train a Paloma baseline recipe in this process (the library call is baselines.train.train).
+
+For several GPUs or nodes use `accelerate launch -m baselines.train` with the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from baselines.config import add_train_arguments
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a baseline recipe (tiny, ladder-*, c4, dolma, ...) and export it",
+        description="Train a Paloma baseline recipe in one process; resumes from the latest checkpoint in --output.",
+    )
+    add_train_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from baselines.train import run_from_args
+
+    return run_from_args(args)

@@ -1,0 +1,64 @@
+"""Real text and a small trained tokenizer for the baselines tests (offline: no hub downloads).
+
+The text is the documentation of Python's standard library (module, class and function docstrings):
+real English prose with code fragments, the same on every machine with the same Python version.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import warnings
+from pathlib import Path
+
+MODULES = [
+    "argparse", "asyncio", "base64", "bisect", "calendar", "collections", "contextlib", "csv", "dataclasses",
+    "datetime", "decimal", "difflib", "email", "enum", "fractions", "functools", "gzip", "heapq", "http.client",
+    "inspect", "io", "itertools", "json", "logging", "os", "pathlib", "pickle", "random", "re", "shutil",
+    "socket", "statistics", "string", "subprocess", "tarfile", "textwrap", "threading", "typing", "unittest",
+    "urllib.parse", "uuid", "zipfile",
+]  # fmt: skip
+
+
+def stdlib_documents(min_chars: int = 200) -> list[str]:
+    """Docstrings of the modules above and their public members, longest-first order kept stable."""
+    docs: list[str] = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        objects = [module] + [getattr(module, a) for a in sorted(dir(module)) if not a.startswith("_")]
+        for obj in objects:
+            with warnings.catch_warnings():  # getdoc touches deprecated aliases such as typing.io
+                warnings.simplefilter("ignore", DeprecationWarning)
+                doc = inspect.getdoc(obj) if (inspect.ismodule(obj) or callable(obj)) else None
+            if doc and len(doc) >= min_chars and doc not in docs:
+                docs.append(doc)
+    return docs
+
+
+def write_corpus(path: Path, texts: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"id": str(i), "text": text}) + "\n")
+    return path
+
+
+def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 512) -> Path:
+    """A byte-level BPE with GPT-NeoX's special-token layout: <|endoftext|> is id 0 (EOS), <|padding|> id 1."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|padding|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|padding|>")
+    fast.save_pretrained(folder)
+    return folder

@@ -1,0 +1,177 @@
+"""The baseline recipe: configs, parameter arithmetic, the LR schedule, LionW, and the exact export."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from baselines.config import CONFIG_DIR, PALOMA_BASELINES, available_configs, load_config
+from baselines.export import export_model, load_export
+from baselines.model import Transformer, count_parameters, init_from_larger
+from baselines.optim import build_optimizer
+from baselines.schedule import lr_at
+from paloma.errors import PalomaError
+from tests.conftest import run_paloma
+
+
+def recipe_parameters(d: int, layers: int, hidden: int, vocab: int) -> int:
+    """Paloma §6 written out by hand: every linear layer has a bias, the output layer is untied."""
+    embedding = vocab * d
+    attention = 4 * (d * d + d)  # q, k, v and output projections, each d×d plus a bias
+    mlp = (d * 2 * hidden + 2 * hidden) + (hidden * d + d)  # SwiGLU: fused value/gate in, then out
+    output = vocab * d + vocab
+    return embedding + layers * (attention + mlp) + output
+
+
+def test_the_six_baselines_have_the_recipes_1_28b_parameters() -> None:
+    assert set(PALOMA_BASELINES) <= set(available_configs())
+    expected = recipe_parameters(2048, 16, 8192, 50304)
+    assert expected == 1_280_263_296  # "~1.2B" in the paper; a fused MLP width of 8192 would give ~0.88B
+    for name in PALOMA_BASELINES:
+        config = load_config(name)
+        counts = count_parameters(config.model)
+        assert counts.total == expected, name
+        assert counts.non_embedding == expected - 2 * 50304 * 2048 - 50304
+        assert config.model.eos_token_id == 0 and config.model.pad_token_id == 1
+
+
+def test_the_baselines_share_the_recipe_and_differ_only_in_corpus_and_batch() -> None:
+    configs = {name: load_config(name) for name in PALOMA_BASELINES}
+    for name, config in configs.items():
+        t, o, s = config.train, config.optimizer, config.schedule
+        assert (o.lr, o.betas, o.weight_decay, o.grad_clip) == (2e-4, (0.9, 0.95), 0.1, 1.0)
+        assert (s.total_steps, t.max_steps, s.final_lr_factor, s.warmup_steps) == (70000, 35000, 0.1, 5000)
+        assert (t.seq_len, t.seed, t.checkpoint_interval) == (2048, 6198, 5000)
+        assert t.global_batch_size == (2112 if name in ("dolma", "falcon-refinedweb") else 2048)
+    assert len({c.data.corpus + str(c.data.corpus_config) + str(c.data.data_files) for c in configs.values()}) == 6
+    assert configs["falcon-refinedweb"].data.text_field == "content"
+    assert "github" not in configs["redpajama"].data.corpus_config
+
+
+@pytest.mark.parametrize("name", ["tiny", "ladder-s", "ladder-m", "ladder-150m", "c4"])
+def test_built_models_have_exactly_the_counted_parameters(name: str) -> None:
+    config = load_config(name)
+    with torch.device("meta"):  # shapes only: the 1B model is built without allocating its weights
+        model = Transformer(config.model)
+    m = config.model
+    assert sum(p.numel() for p in model.parameters()) == count_parameters(m).total
+    assert count_parameters(m).total == recipe_parameters(m.d_model, m.n_layers, m.mlp_hidden, m.vocab_size)
+
+
+def test_params_command_prints_the_counts(paloma_cli) -> None:
+    proc = paloma_cli("baselines", "params", "c4", "tiny", check=True)
+    assert "1,280,263,296" in proc.stdout and "1,074,167,808" in proc.stdout
+    assert "146,800,640,000" in proc.stdout  # 35k steps × 2048 × 2048 tokens ≈ 147B
+
+
+def test_unknown_keys_and_bad_values_are_refused_with_the_field_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"inherit: {CONFIG_DIR / '_small.yaml'}\ntrain: {{max_stesp: 10}}\n")
+    with pytest.raises(PalomaError, match=r"unknown key train\.max_stesp"):
+        load_config(bad)
+    with pytest.raises(PalomaError, match=r"optimizer\.lr: 'fast' is not a valid float"):
+        load_config("tiny", ["optimizer.lr=fast"])
+    with pytest.raises(PalomaError, match="unknown config 'c5'"):
+        load_config("c5")
+    proc = run_paloma("baselines", "show", "tiny", "--set", "model.n_layer=3")
+    assert proc.returncode == 2 and "unknown key model.n_layer" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def olmo_lr(step: int, peak: float, warmup: int, total: int, alpha_f: float = 0.1) -> float:
+    """OLMo's CosWithWarmup.get_lr, re-typed from its definition (warmup from 10% of the peak)."""
+    if step < warmup:
+        return peak * 0.1 + (peak - peak * 0.1) * step / warmup
+    if step >= total:
+        return peak * alpha_f
+    eta_min = peak * alpha_f
+    return eta_min + (peak - eta_min) * (1 + math.cos(math.pi * (step - warmup) / (total - warmup))) / 2
+
+
+@pytest.mark.parametrize("step", [1, 2500, 4999, 5000, 20000, 35000, 37500, 69999, 70000, 90000])
+def test_lr_schedule_matches_the_recipe_formula(step: int) -> None:
+    config = load_config("c4")
+    assert lr_at(step, config.optimizer, config.schedule) == pytest.approx(olmo_lr(step, 2e-4, 5000, 70000), rel=1e-12)
+
+
+def test_lr_schedule_landmarks() -> None:
+    config = load_config("c4")
+    lr = lambda s: lr_at(s, config.optimizer, config.schedule)  # noqa: E731
+    assert lr(5000) == pytest.approx(2e-4)  # the peak right after warmup
+    assert lr(37500) == pytest.approx(2e-5 + 1.8e-4 / 2)  # half-way through the cosine: midpoint of peak and floor
+    assert lr(35000) == pytest.approx(2e-5 + 1.8e-4 * (1 + math.cos(math.pi * 30000 / 65000)) / 2)
+    assert lr(70000) == pytest.approx(2e-5)  # the floor, never reached by the 35k-step runs
+
+
+def test_lionw_update_matches_its_definition() -> None:
+    config = load_config("tiny")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = build_optimizer(model, config.optimizer)
+    lr, (b1, b2), wd = config.optimizer.lr, config.optimizer.betas, config.optimizer.weight_decay
+    momentum = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for _ in range(3):
+        model(torch.randn(4, 5)).square().sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        optimizer.step()
+        optimizer.zero_grad()
+        for name, p in before.items():  # p ← p(1 − lr·wd) − lr·sign(β1·m + (1−β1)·g); m ← β2·m + (1−β2)·g
+            g = grads[name]
+            before[name] = p * (1 - lr * wd) - lr * torch.sign(b1 * momentum[name] + (1 - b1) * g)
+            momentum[name] = b2 * momentum[name] + (1 - b2) * g
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), before[name], rtol=0, atol=1e-7)
+
+
+def random_model(d: int = 64, layers: int = 2, heads: int = 4, vocab: int = 256) -> Transformer:
+    config = load_config(
+        "tiny",
+        [f"model.d_model={d}", f"model.n_layers={layers}", f"model.n_heads={heads}", f"model.vocab_size={vocab}"],
+    ).model
+    torch.manual_seed(1)
+    model = Transformer(config)
+    with torch.no_grad():  # trained models have non-zero biases and off-centre embeddings: test that case
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.5)
+        model.transformer.wte.weight.add_(0.7)
+    return model
+
+
+def test_export_loads_with_automodel_and_computes_the_same_log_probabilities(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = random_model()
+    export_model(model.state_dict(), model.config, tmp_path / "model", training={"steps": 0})
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "model")  # no trust_remote_code
+    ids = torch.randint(0, 256, (3, 50), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ours, theirs = model(ids).log_softmax(-1), hf(ids).logits.log_softmax(-1)
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=2e-5)
+    assert (tmp_path / "model" / "paloma_training.json").is_file()
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_export_round_trips_back_into_our_model(tmp_path: Path) -> None:
+    model = random_model()
+    export_model(model.state_dict(), model.config, tmp_path / "model")
+    config, state = load_export(tmp_path / "model")
+    assert config == model.config
+    again = Transformer(config)
+    again.load_state_dict(state)
+    ids = torch.randint(0, 256, (2, 30))
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).log_softmax(-1), model(ids).log_softmax(-1), rtol=0, atol=2e-5)
+
+
+def test_init_from_larger_keeps_the_chosen_layers() -> None:
+    big, small = random_model(layers=4), random_model(layers=2)
+    init_from_larger(small, big.state_dict(), [0, 3])
+    torch.testing.assert_close(small.transformer.blocks[1].ff_out.weight, big.transformer.blocks[3].ff_out.weight)
+    torch.testing.assert_close(small.transformer.wte.weight, big.transformer.wte.weight)
+    with pytest.raises(ValueError, match="keep 3 layers"):
+        init_from_larger(small, big.state_dict(), [0, 1, 2])
