@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "paloma.commands.domains",
     "paloma.commands.compare",
     "paloma.commands.ladder",
+    "paloma.commands.merge",
 ]
 
 
