@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "paloma.commands.compare",
     "paloma.commands.ladder",
     "paloma.commands.merge",
+    "paloma.commands.tokens",
 ]
 
 
