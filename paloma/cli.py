@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "paloma.commands.ladder",
     "paloma.commands.merge",
     "paloma.commands.tokens",
+    "paloma.commands.reweight",
 ]
 
 
