@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "paloma.commands.merge",
     "paloma.commands.tokens",
     "paloma.commands.reweight",
+    "paloma.commands.rank_stability",
 ]
 
 
