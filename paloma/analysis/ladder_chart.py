@@ -10,10 +10,13 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from paloma.analysis.ladder import ScalingLaw
+from paloma.analysis.ladder import FITS_CSV_COLUMNS, ScalingLaw, fits_csv_rows
+from paloma.analysis.output import write_csv
+from paloma.io import atomic_write, write_json
 
 PANEL_W, PANEL_H, COLUMNS = 300, 210, 3
 MARGIN = {"left": 52, "right": 12, "top": 28, "bottom": 34}
@@ -114,3 +117,13 @@ def ladder_svg(ladder: dict, targets: Sequence[str] | None = None, max_panels: i
     parts.append(f'<text x="8" y="{height - 8}" class="legend">{" ".join(legend)} — x: {x_label}, y: {y_label}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def write_ladder_outputs(ladder: dict, folder: str | Path) -> list[Path]:
+    """Write fits.json, fits.csv and ladder.svg for a `fit_runs` result (used by the CLI and the demo)."""
+    folder = Path(folder)
+    write_json(folder / "fits.json", ladder)
+    write_csv(folder / "fits.csv", FITS_CSV_COLUMNS, fits_csv_rows(ladder))
+    with atomic_write(folder / "ladder.svg") as handle:
+        handle.write(ladder_svg(ladder))
+    return [folder / "fits.json", folder / "fits.csv", folder / "ladder.svg"]

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from paloma.analysis.compare import CSV_COLUMNS, BootstrapConfig, compare_runs, csv_rows
+from paloma.analysis.output import write_csv
 from paloma.analysis.runs import load_run
-from paloma.commands._output import interval, percent, write_csv
+from paloma.commands._output import interval, percent
 from paloma.io import write_json
 from paloma.table import format_table
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from paloma.analysis.ladder import FITS_CSV_COLUMNS, fit_runs, fits_csv_rows
-from paloma.analysis.ladder_chart import ladder_svg
+from paloma.analysis.ladder import fit_runs
+from paloma.analysis.ladder_chart import write_ladder_outputs
 from paloma.analysis.runs import load_run
-from paloma.commands._output import write_csv
 from paloma.errors import PalomaError
-from paloma.io import atomic_write, write_json
 from paloma.registry import load_registry
 from paloma.table import format_table
 
@@ -93,10 +91,7 @@ def run_fit(args: argparse.Namespace) -> int:
         )
     print(render(ladder))
     if args.output:
-        write_json(args.output / "fits.json", ladder)
-        write_csv(args.output / "fits.csv", FITS_CSV_COLUMNS, fits_csv_rows(ladder))
-        with atomic_write(args.output / "ladder.svg") as handle:
-            handle.write(ladder_svg(ladder))
+        write_ladder_outputs(ladder, args.output)
         print(f"\nwrote fits.json, fits.csv and ladder.svg to {args.output}")
     return 0
 
