@@ -20,6 +20,12 @@ COMMAND_MODULES = [
     "paloma.commands.eval",
     "paloma.commands.train",
     "paloma.commands.baselines",
+    "paloma.commands.compare",
+    "paloma.commands.ladder",
+    "paloma.commands.merge",
+    "paloma.commands.tokens",
+    "paloma.commands.reweight",
+    "paloma.commands.rank_stability",
 ]
 
 
