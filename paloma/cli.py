@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "paloma.commands.tokens",
     "paloma.commands.reweight",
     "paloma.commands.rank_stability",
+    "paloma.commands.demo",
 ]
 
 

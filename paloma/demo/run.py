@@ -1,0 +1,379 @@
+"""`paloma demo`: the whole benchmark, offline, on one CPU: data, models, evaluation, submissions, site.
+
+The demo runs each part of paloma the way a user would on the real benchmark, in order:
+
+1. suite      build the demo suite (paloma.demo.suite): evaluation data in Paloma's layout, a training part,
+              a tokenizer;
+2. decon      index the evaluation paragraphs (`paloma decon`'s library) and remove training documents that
+              contain one; the documents the suite planted on purpose must be among those removed;
+3. train      train a ladder of baselines (`baselines.train`) that varies model size and training tokens;
+4. eval       evaluate each model on the suite (`paloma.evaluate`), per domain;
+5. ladder     fit L(N, D) = E + A/N^α + B/D^β over the ladder (`paloma.analysis.ladder`);
+6. submit     turn each result into a submission and validate them (`paloma.submissions`);
+7. site       build the leaderboard for release "paloma-demo" (`paloma.site`);
+and prints a summary table. Every stage writes its outputs atomically and is skipped when they exist, so a
+rerun (or a run after an interruption) reuses finished work. The suite and decontamination are shared by
+`--quick` and full runs; models and everything after them live in a folder per mode.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from paloma.demo.suite import RELEASE, Suite, build_suite, load_suite
+from paloma.errors import PalomaError
+from paloma.io import atomic_write, iter_jsonl, write_json
+from paloma.table import format_table
+
+# The prose sources of the suite: decontamination indexes these (code is left out, as Paloma does).
+DECON_SPLIT = "test"  # the split the demo evaluates, submits and ranks
+EVAL_MAX_LENGTH = 128  # the window length L of every demo evaluation: the ladder's training length
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One model of the ladder: a size and a training length."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return f"d{self.d_model}-l{self.n_layers}-s{self.steps}"
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The ladder of a mode: every size trained for every step count (so N and D both vary)."""
+
+    mode: str
+    sizes: tuple[tuple[int, int, int], ...]  # (d_model, n_layers, n_heads)
+    steps: tuple[int, ...]
+    base_config: str = "ladder-xs"  # baselines config whose recipe every rung shares
+    seq_len: int = EVAL_MAX_LENGTH
+    batch_size: int = 16
+
+    @property
+    def rungs(self) -> list[Rung]:
+        return [Rung(d, n, h, s) for s in self.steps for (d, n, h) in self.sizes]
+
+
+QUICK = Ladder("quick", sizes=((32, 1, 2), (64, 2, 2), (128, 2, 4)), steps=(20, 40))
+FULL = Ladder("full", sizes=((32, 1, 2), (64, 2, 2), (128, 2, 4)), steps=(100, 200))
+
+
+@dataclass
+class Demo:
+    """Where a demo run writes, and how it reports."""
+
+    root: Path
+    ladder: Ladder
+    progress: bool = True
+    echo: Callable[[str], None] = print
+
+    @property
+    def mode_dir(self) -> Path:
+        return self.root / self.ladder.mode
+
+    def stage(self, number: int, name: str, detail: str) -> float:
+        self.echo(f"[{number}/7] {name}: {detail}")
+        return time.perf_counter()
+
+    def done(self, started: float, what: str) -> None:
+        self.echo(f"      {what} ({time.perf_counter() - started:.1f}s)")
+
+
+# --- stages -----------------------------------------------------------------------------------------
+
+
+def stage_suite(demo: Demo) -> Suite:
+    started = demo.stage(1, "suite", f"demo suite in {demo.root / 'suite'}")
+    reused = load_suite(demo.root) is not None
+    suite = build_suite(demo.root, progress=demo.progress)
+    domains = sum(len(d) for d in suite.manifest["domains"].values())
+    demo.done(
+        started,
+        f"{'reused' if reused else 'built'}: {len(suite.manifest['domains'])} sources, {domains} domains, "
+        f"{suite.manifest['config']['tokens_per_split']} tokens per domain and split; "
+        f"{suite.manifest['train']['documents']} training documents; revision {suite.revision}",
+    )
+    return suite
+
+
+def prose_sources(suite: Suite) -> list[str]:
+    registry = json.loads(suite.registry_path.read_text(encoding="utf-8"))
+    return [s["name"] for s in registry["sources"] if set(s["code_domains"]) != set(s["domains"])]
+
+
+def stage_decon(demo: Demo, suite: Suite) -> dict:
+    """Index the evaluation paragraphs, filter the training part, and check the planted leaks were caught."""
+    folder = demo.root / "decon"
+    report_path = folder / "report.json"
+    started = demo.stage(2, "decon", "index evaluation paragraphs, remove contaminated training documents")
+    if report_path.is_file():
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        if report.get("suite_revision") == suite.revision:
+            demo.done(started, f"reused: {_decon_line(report)}")
+            return report
+    from paloma.decon import build_index
+
+    index = build_index(suite.suite_dir, sources=prose_sources(suite), progress=demo.progress)
+    index_path = index.save(folder / "index.decon")
+    removed, kept = [], 0
+    source = suite.train_dir / suite.manifest["train"]["file"]
+    clean = folder / "train-clean.jsonl"
+    with atomic_write(clean) as out:
+        for _, record in iter_jsonl(source):
+            if index.is_contaminated(record["text"]):
+                removed.append(record["id"])
+            else:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                kept += 1
+    planted = sorted(p["train_id"] for p in suite.manifest["planted_contamination"])
+    report = {
+        "suite_revision": suite.revision,
+        "index": str(Path(index_path).relative_to(demo.root)),
+        "index_checksum": index.checksum,
+        "index_summary": index.summary(),
+        "corpus": str(source.relative_to(demo.root)),
+        "clean_corpus": str(clean.relative_to(demo.root)),
+        "documents_read": kept + len(removed),
+        "documents_removed": len(removed),
+        "removed_ids": removed,
+        "planted": planted,
+        "planted_removed": sorted(set(planted) & set(removed)),
+    }
+    if report["planted_removed"] != planted:
+        missed = sorted(set(planted) - set(removed))
+        raise PalomaError(f"decontamination missed planted training documents: {', '.join(missed)}")
+    write_json(report_path, report)
+    demo.done(started, _decon_line(report))
+    return report
+
+
+def _decon_line(report: dict) -> str:
+    natural = report["documents_removed"] - len(report["planted_removed"])
+    return (
+        f"removed {report['documents_removed']} of {report['documents_read']} training documents: all "
+        f"{len(report['planted'])} planted leaks and {natural} natural duplicates of evaluation paragraphs"
+    )
+
+
+def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
+    """Train every rung (or reuse its exported model); returns rung name → exported model folder."""
+    ladder = demo.ladder
+    rungs = ladder.rungs
+    started = demo.stage(3, "train", f"{len(rungs)} baselines ({ladder.mode} ladder): sizes x token budgets")
+    from baselines.train import train
+
+    models = {}
+    for i, rung in enumerate(rungs, start=1):
+        run_dir = demo.mode_dir / "models" / rung.name
+        export = run_dir / "model"
+        tokens = rung.steps * ladder.batch_size * ladder.seq_len
+        if (export / "paloma_training.json").is_file():
+            demo.echo(f"      {i}/{len(rungs)} {rung.name}: reused")
+            models[rung.name] = export
+            continue
+        t0 = time.perf_counter()
+        result = train(
+            ladder.base_config,
+            output_dir=run_dir,
+            corpus=str(demo.root / decon["clean_corpus"]),
+            tokenizer=str(suite.tokenizer_dir),
+            max_steps=rung.steps,
+            overrides=_rung_overrides(demo, rung, suite),
+            quiet=True,
+        )
+        demo.echo(
+            f"      {i}/{len(rungs)} {rung.name}: {result.metrics['non_embedding_parameters']:,} non-embedding "
+            f"parameters, {tokens:,} tokens, final loss {result.final_loss:.3f} ({time.perf_counter() - t0:.1f}s)"
+        )
+        models[rung.name] = result.export_dir
+    demo.done(started, f"{len(models)} models in {demo.mode_dir / 'models'}")
+    return models
+
+
+def _rung_overrides(demo: Demo, rung: Rung, suite: Suite) -> dict:
+    ladder = demo.ladder
+    return {
+        "model": {
+            "d_model": rung.d_model,
+            "n_layers": rung.n_layers,
+            "n_heads": rung.n_heads,
+            "mlp_hidden": 4 * rung.d_model,
+            "max_seq_len": ladder.seq_len,
+            "vocab_size": suite.manifest["config"]["vocab_size"],
+        },
+        "schedule": {"total_steps": 2 * rung.steps},  # laid out for twice the run, as the baselines are
+        "train": {
+            "seq_len": ladder.seq_len,
+            "global_batch_size": ladder.batch_size,
+            "micro_batch_size": ladder.batch_size,
+            "checkpoint_interval": rung.steps,
+            "keep_checkpoints": 1,
+            "log_interval": max(1, rung.steps // 5),
+        },
+        "data": {"cache_dir": str(demo.root / "cache" / "train-tokens")},
+    }
+
+
+def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, Path]:
+    """Evaluate every model on the suite's test split; returns rung name → eval output folder."""
+    from paloma.data import DataSpec
+    from paloma.evaluate import EvalConfig, evaluate
+
+    started = demo.stage(4, "eval", f"{len(models)} models on {suite.suite_dir} ({DECON_SPLIT} split), per domain")
+    runs = {}
+    for i, (name, model_dir) in enumerate(models.items(), start=1):
+        output = demo.mode_dir / "runs" / name
+        runs[name] = output
+        if (output / "results.json").is_file():
+            demo.echo(f"      {i}/{len(models)} {name}: reused")
+            continue
+        config = EvalConfig(
+            model=str(model_dir),
+            data=DataSpec(path=str(suite.suite_dir), split=DECON_SPLIT),
+            output=output,
+            max_length=EVAL_MAX_LENGTH,
+            device="cpu",
+            registry=str(suite.registry_path),
+            cache_dir=demo.root / "cache" / "eval-tokens",
+            resume=(output / "run.json").is_file(),
+            progress=demo.progress,
+            command=["paloma", "demo", *([] if demo.ladder.mode == "full" else ["--quick"])],
+        )
+        results = evaluate(config)
+        suite_metrics = results["suite"]
+        demo.echo(
+            f"      {i}/{len(models)} {name}: macro ppl {suite_metrics['macro_ppl']:.1f}, "
+            f"{results['speed']['tokens_per_second']:,.0f} tokens/s"
+        )
+    demo.done(started, f"results in {demo.mode_dir / 'runs'}")
+    return runs
+
+
+def stage_ladder(demo: Demo, suite: Suite, runs: dict[str, Path]) -> dict:
+    """Fit the scaling law to every target over the ladder and write fits.json, fits.csv, ladder.svg."""
+    from paloma.analysis.ladder import fit_runs
+    from paloma.analysis.ladder_chart import write_ladder_outputs
+    from paloma.analysis.runs import load_run
+    from paloma.registry import load_registry_file
+
+    folder = demo.mode_dir / "ladder"
+    started = demo.stage(5, "ladder", f"fit L(N, D) over {len(runs)} runs")
+    inputs = [r / "results.json" for r in runs.values()]
+    if (folder / "fits.json").is_file() and _newer_than(folder / "fits.json", inputs):
+        ladder = json.loads((folder / "fits.json").read_text(encoding="utf-8"))
+        demo.done(started, f"reused: {folder / 'ladder.svg'}")
+        return ladder
+    ladder = fit_runs(
+        [load_run(path) for path in runs.values()],
+        registry=load_registry_file(suite.registry_path),
+        levels=("suite", "source", "domain"),
+    )
+    write_ladder_outputs(ladder, folder)
+    suite_fit = next(f for f in ladder["fits"] if f["target"] == "suite")
+    law = suite_fit["law"]
+    demo.done(
+        started,
+        f"suite: L = {law['E']:.2f} + {law['A']:.3g}/N^{law['alpha']:.2f} + {law['B']:.3g}/D^{law['beta']:.2f}; "
+        f"{len(ladder['fits'])} targets fitted; {folder / 'ladder.svg'}",
+    )
+    return ladder
+
+
+def _newer_than(path: Path, inputs: list[Path]) -> bool:
+    return all(p.is_file() and p.stat().st_mtime_ns <= path.stat().st_mtime_ns for p in inputs)
+
+
+# --- summary ----------------------------------------------------------------------------------------
+
+
+def larger_wins(results: dict[str, dict], ladder: Ladder) -> dict:
+    """For each token budget and each pair of neighbouring sizes: on how many domains the larger model's
+    perplexity is lower. The demo's real scaling effect, reported (and asserted by the tests)."""
+    comparisons = []
+    for steps in ladder.steps:
+        for small, large in zip(ladder.sizes, ladder.sizes[1:], strict=False):
+            a = results[Rung(*small, steps).name]
+            b = results[Rung(*large, steps).name]
+            pairs = [
+                (dom["ppl"], b["sources"][src]["domains"][name]["ppl"])
+                for src, entry in a["sources"].items()
+                for name, dom in entry["domains"].items()
+            ]
+            wins = sum(large_ppl < small_ppl for small_ppl, large_ppl in pairs)
+            comparisons.append(
+                {
+                    "smaller": Rung(*small, steps).name,
+                    "larger": Rung(*large, steps).name,
+                    "wins": wins,
+                    "domains": len(pairs),
+                }
+            )
+    return {
+        "comparisons": comparisons,
+        "wins": sum(c["wins"] for c in comparisons),
+        "pairs": sum(c["domains"] for c in comparisons),
+    }
+
+
+def summary_rows(results: dict[str, dict]) -> list[list]:
+    rows = []
+    for name, r in results.items():
+        s = r["suite"]
+        rows.append(
+            [name, r["model"]["non_embedding_parameters"], r["model"].get("training_tokens"), s["macro_ppl"],
+             s["ordinary_ppl"], s["micro_bpb"], s["domains"]]
+        )  # fmt: skip
+    return rows
+
+
+SUMMARY_HEADERS = ["model", "N (non-emb.)", "D (tokens)", "macro ppl", "ordinary ppl", "bpb", "domains"]
+
+
+def run_demo(
+    output: str | Path = "paloma-demo",
+    quick: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Run the whole demo (see the module docstring) into `output`; returns the summary it also writes."""
+    started = time.perf_counter()
+    demo = Demo(Path(output), QUICK if quick else FULL, progress, echo)
+    suite = stage_suite(demo)
+    decon = stage_decon(demo, suite)
+    models = stage_train(demo, suite, decon)
+    runs = stage_eval(demo, suite, models)
+    results = {name: json.loads((path / "results.json").read_text(encoding="utf-8")) for name, path in runs.items()}
+    ladder = stage_ladder(demo, suite, runs)
+    summary = {
+        "release": RELEASE,
+        "mode": demo.ladder.mode,
+        "suite_revision": suite.revision,
+        "ladder": asdict(demo.ladder),
+        "decontamination": {k: v for k, v in decon.items() if k != "removed_ids"},
+        "models": {name: str(path) for name, path in models.items()},
+        "runs": {name: str(path) for name, path in runs.items()},
+        "larger_wins": larger_wins(results, demo.ladder),
+        "ladder_fit": str(demo.mode_dir / "ladder" / "fits.json"),
+        "suite_fit": next(f for f in ladder["fits"] if f["target"] == "suite")["law"],
+        "seconds": time.perf_counter() - started,
+    }
+    write_json(demo.mode_dir / "summary.json", summary)
+    echo("")
+    echo(format_table(SUMMARY_HEADERS, summary_rows(results)))
+    wins = summary["larger_wins"]
+    echo(
+        f"\nLarger models beat the next smaller one (same training tokens) on {wins['wins']} of {wins['pairs']} "
+        f"domain comparisons."
+    )
+    echo(f"Demo ({demo.ladder.mode}) finished in {summary['seconds']:.0f}s; summary: {demo.mode_dir / 'summary.json'}")
+    return summary
