@@ -259,7 +259,8 @@ def evaluate(config: EvalConfig) -> dict:
     mine = [planned[todo[i]] for i in shares[procs.rank]]
     stats = _score(loaded, mine, budget, procs, output, attempt, config, tokenizer)
     procs.barrier()
-    scored, forward, seconds = procs.sum([stats["scored"], stats["forward"], 0.0])[:2] + procs.max([stats["seconds"]])
+    scored, forward, window_tokens = procs.sum([stats["scored"], stats["forward"], stats["window_tokens"]])
+    (seconds,) = procs.max([stats["seconds"]])
     if config.token_stats:
         _save_token_stats(output, stats["token_stats"], procs)
     speed = {
@@ -267,6 +268,9 @@ def evaluate(config: EvalConfig) -> dict:
         "scored_tokens": int(scored),
         "forward_tokens": int(forward),
         "padding_efficiency": scored / forward if forward else None,
+        # forward tokens that are padding; the rest of the gap to 1 is the protocol's own overlap (the
+        # right-aligned last window re-reads context it does not score)
+        "padding_fraction": 1 - window_tokens / forward if forward else None,
         "seconds": seconds,
         "processes": procs.world,
         "batch_tokens": budget,
@@ -331,6 +335,7 @@ def _score(loaded, docs, budget, procs, output, attempt, config, tokenizer) -> d
     return {
         "scored": scored_total,
         "forward": forward_total,
+        "window_tokens": sum(d.forward_tokens for d in docs),
         "seconds": seconds,
         "token_stats": token_stats,
     }
