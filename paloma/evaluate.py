@@ -310,21 +310,17 @@ def _score(loaded, docs, budget, procs, output, attempt, config, tokenizer) -> d
     with RecordWriter(output, procs.rank, procs.world, attempt) as writer:
         last_flush = time.perf_counter()
         for batch_items in schedule:
-            batch = make_batch(
-                [(i, docs[i].sequence[w.start : w.start + w.length + 1], w.scored) for i, w in batch_items],
-                pad_id=tokenizer.pad_token_id or 0,
-            )
-            nll = scorer.nll(batch)
-            owners = batch.owners.to(device, non_blocking=True)
-            doc_nll.index_add_(0, owners, nll.to(torch.float64))
-            if token_stats is not None:
-                token_stats.add(owners, batch.targets.to(device, non_blocking=True), nll)
+            for batch, nll in _score_splitting_on_oom(scorer, docs, batch_items, tokenizer.pad_token_id or 0):
+                owners = batch.owners.to(device, non_blocking=True)
+                doc_nll.index_add_(0, owners, nll.to(torch.float64))
+                if token_stats is not None:
+                    token_stats.add(owners, batch.targets.to(device, non_blocking=True), nll)
+                scored_total += len(batch.targets)
             for i, _ in batch_items:
                 remaining[i] -= 1
                 if remaining[i] == 0:
                     finished.append(i)
-            scored_total += len(batch.targets)
-            bar.update(batch.forward_tokens)
+            bar.update(len(batch_items) * batch_items[0][1].length)
             if time.perf_counter() - last_flush >= config.flush_seconds:
                 _flush(writer, docs, finished, doc_nll)
                 finished, last_flush = [], time.perf_counter()
@@ -339,6 +335,23 @@ def _score(loaded, docs, budget, procs, output, attempt, config, tokenizer) -> d
         "seconds": seconds,
         "token_stats": token_stats,
     }
+
+
+def _score_splitting_on_oom(scorer: Scorer, docs: list[PlannedDocument], items: list, pad_id: int) -> list:
+    """Score a batch; if the device runs out of memory, score its halves instead (recursively)."""
+    batch = make_batch([(i, docs[i].sequence[w.start : w.start + w.length + 1], w.scored) for i, w in items], pad_id)
+    try:
+        return [(batch, scorer.nll(batch))]
+    except torch.OutOfMemoryError:
+        if len(items) == 1:
+            raise PalomaError(
+                "one window does not fit in device memory: lower --max-length or use --dtype bfloat16"
+            ) from None
+        torch.cuda.empty_cache()
+        half = len(items) // 2
+        return _score_splitting_on_oom(scorer, docs, items[:half], pad_id) + _score_splitting_on_oom(
+            scorer, docs, items[half:], pad_id
+        )
 
 
 def _flush(writer: RecordWriter, docs: list[PlannedDocument], finished: list[int], doc_nll: torch.Tensor) -> None:
