@@ -8,11 +8,12 @@ line, or the Arrow record batch). Bad records raise a `PalomaError` naming file 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -68,7 +69,7 @@ def _jsonl_batches(path: Path, text_field: str, skip_bad_lines: bool) -> Iterato
     line_no = 0
     batch = Batch()
     try:
-        with open_binary(path) as handle:
+        with _open_lines(path) as handle:
             for line_no, line in enumerate(handle, start=1):
                 batch.input_bytes += len(line)
                 if not line.strip():
@@ -93,6 +94,14 @@ def _jsonl_batches(path: Path, text_field: str, skip_bad_lines: bool) -> Iterato
     except Exception as err:
         raise _read_error(path, line_no, err) from None
     yield batch
+
+
+def _open_lines(path: Path) -> IO[bytes]:
+    """A binary stream that iterates by line (zstandard's reader needs a buffer around it for that)."""
+    handle = open_binary(path)
+    if path.name.endswith((".zst", ".zstd")):
+        return io.BufferedReader(handle, buffer_size=1 << 20)
+    return handle
 
 
 def _parse_line(line: bytes, text_field: str) -> tuple[str, Any, str | None]:
