@@ -174,6 +174,12 @@ def test_rerun_skips_finished_files_and_redoes_changed_ones(index_path: Path, tm
     (inputs / "a.jsonl").write_bytes(jsonl_bytes(training_docs()))
     (inputs / "b.jsonl").write_bytes(jsonl_bytes(training_docs()[:3]))
     first = filter_files(index_path, [inputs], tmp_path / "out", progress=False)
+    # b.jsonl (clean-1, dirty-middle, dirty-last) loses two documents; a file with no removals gets no removed file
+    (inputs / "c.jsonl").write_bytes(jsonl_bytes(training_docs()[:1]))
+    filter_files(index_path, [inputs / "c.jsonl"], tmp_path / "out-c", progress=False)
+    assert (tmp_path / "out-c" / "kept" / "c.jsonl").read_bytes() == jsonl_bytes(training_docs()[:1])
+    assert not (tmp_path / "out-c" / "removed").exists()
+    (inputs / "c.jsonl").unlink()
     kept_a = tmp_path / "out" / "kept" / "a.jsonl"
     stamp = kept_a.stat().st_mtime_ns
     (inputs / "b.jsonl").write_bytes(jsonl_bytes(training_docs()[:2]))

@@ -211,4 +211,4 @@ def test_hub_dataset_resolves_from_the_local_cache_offline(paloma_dir: Path, ind
     missing = subprocess.run(
         [*cmd[:5], "allenai/paloma", "--revision", "v9", "-o", str(out)], env=env, capture_output=True, text=True
     )
-    assert missing.returncode == 2 and "not in the local cache" in missing.stderr
+    assert missing.returncode == 2 and "not in the hub cache" in missing.stderr
