@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "paloma.commands.reweight",
     "paloma.commands.rank_stability",
     "paloma.commands.demo",
+    "paloma.commands.decon",
 ]
 
 
