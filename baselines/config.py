@@ -1,9 +1,10 @@
 """The training recipe as plain dataclasses, loaded from YAML files in `baselines/configs/`.
 
 A config file holds the whole recipe of one run (architecture, tokenizer, optimizer, schedule, batch,
-corpus), so two runs that share a file differ only where the file says. A file may `inherit` another
-(the six Paloma baselines inherit `paloma-1b.yaml` and name their corpus); unknown keys are errors that
-name the file and the key, so a typo never silently falls back to a default.
+corpus), so two runs that share a file differ only where the file says. A file may `inherit` another:
+the six Paloma baselines inherit `_paloma-1b.yaml` and name their corpus (`inherit: c4` names a shipped
+config; a path is relative to the file). Unknown keys are errors that name the file and the key, so a
+typo never silently falls back to a default.
 """
 
 from __future__ import annotations
@@ -204,6 +205,10 @@ def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if parent_name is None:
         return raw
     parent_path = (path.parent / parent_name).resolve()
+    if not parent_path.is_file():  # `inherit: c4` names a shipped config
+        parent_path = CONFIG_DIR / f"{Path(parent_name).stem}.yaml"
+    if not parent_path.is_file():
+        raise PalomaError(f"{path}: inherits from {parent_name!r}, which is neither a file nor a shipped config")
     parent = _read_raw(parent_path, (*seen, path))
     return merge_overrides(parent, raw)
 

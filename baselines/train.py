@@ -302,9 +302,8 @@ def train(
         )
     order = GlobalOrder(len(data), t.seed)
 
-    # 5. Optimizer (built after the model is placed, as FSDP requires), then restore a checkpoint if any.
-    model = accelerator.prepare(model)
-    optimizer = accelerator.prepare(build_optimizer(model, config.optimizer))
+    # 5. Optimizer, prepared in one call with the model (so FSDP can re-map its parameters), then a checkpoint.
+    model, optimizer = accelerator.prepare(model, build_optimizer(model, config.optimizer))
     step = 0
     if resume_state is not None:
         accelerator.load_state(str(checkpoints[-1]))
