@@ -50,7 +50,7 @@ from baselines.data import (
 from baselines.evaluate import evaluate_texts
 from baselines.export import export_model, load_export
 from baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
-from baselines.optim import build_optimizer
+from baselines.optim import build_optimizer, lion_class
 from baselines.schedule import lr_at, schedule_fraction
 from paloma.errors import PalomaError
 from paloma.io import atomic_write, write_json
@@ -254,6 +254,7 @@ def train(
     else:
         config = load_config(config, overrides)
     output_dir = Path(output_dir)
+    lion_class()  # the optimizer's package is present
     read_texts = open_corpus(config.data)
     eval_texts = None
     if eval_corpus is not None:
@@ -267,6 +268,8 @@ def train(
     checkpoints = checkpoint_dirs(output_dir)
     resume_state = check_resumable(checkpoints[-1], config) if checkpoints else None
     source_weights = None
+    if keep_layers is not None and init_from is None:
+        raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
     if init_from is not None and resume_state is None:
         source_weights = load_source_weights(Path(init_from))
         n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -55,7 +56,9 @@ def main() -> int:
     gpu = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if gpu else f"{platform.processor() or platform.machine()} CPU"
     peak = next((v for k, v in PEAK_FLOPS.items() if k in device), None) if gpu else cpu_matmul_peak()
-    print(f"device: {device}, {torch.get_num_threads()} threads; peak used for MFU: {peak / 1e9:,.1f} GFLOP/s")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    print(f"device: {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, load average {load}")
+    print(f"peak used for MFU: {peak / 1e9:,.1f} GFLOP/s")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         docs = stdlib_documents()
@@ -81,7 +84,8 @@ def main() -> int:
             mfu = flops_per_token(m, t.seq_len) * tps / peak
             row = {"config": name, "parameters": count_parameters(m).total, "seq_len": t.seq_len,
                    "batch": t.global_batch_size, "micro_batch": t.micro_batch_size, "tokens_per_second": round(tps),
-                   "mfu": round(mfu, 4), "device": device, "threads": torch.get_num_threads()}  # fmt: skip
+                   "mfu": round(mfu, 4), "device": device, "threads": torch.get_num_threads(),
+                   "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None}  # fmt: skip
             rows.append(row)
             print(json.dumps(row))
     return 0

@@ -183,6 +183,9 @@ def test_bad_input_is_refused_before_any_compute(corpus, tmp_path: Path) -> None
         with pytest.raises(PalomaError, match=message):
             train("tiny", output_dir=tmp_path / "run", overrides=overrides, quiet=True)
         assert not (tmp_path / "run").exists()  # nothing written
+    proc = run_paloma("train", "--config", "c4", "--output", tmp_path / "c4")  # offline: the hub is unreachable
+    assert proc.returncode == 2 and "corpus allenai/c4: cannot open it on the hub" in proc.stderr
+    assert not (tmp_path / "c4").exists()
 
 
 def test_a_checkpoint_from_another_recipe_is_refused(corpus, tmp_path: Path) -> None:
