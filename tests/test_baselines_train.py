@@ -47,9 +47,9 @@ def read_log(run: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory: pytest.TempPathFactory):
-    """The tiny config trained for 30 steps on real text, then scored on held-out documents."""
+    """The tiny config trained for 24 steps on real text, then scored on held-out documents."""
     run = tmp_path_factory.mktemp("tiny")
-    overrides = tiny_overrides(corpus, "train.global_batch_size=8", "train.log_interval=1", "train.max_steps=30")
+    overrides = tiny_overrides(corpus, "train.log_interval=1", "train.max_steps=24")
     result = train("tiny", output_dir=run, overrides=overrides, eval_corpus=str(corpus["heldout"]), quiet=True)
     return run, result
 
@@ -57,7 +57,7 @@ def trained(corpus, tmp_path_factory: pytest.TempPathFactory):
 def test_tiny_config_trains_on_real_text_and_its_loss_falls(trained) -> None:
     run, result = trained
     losses = [r["loss"] for r in read_log(run)]
-    assert len(losses) == 30 and result.steps == 30
+    assert len(losses) == 24 and result.steps == 24
     assert losses[0] > 6.0  # about ln 512 = 6.24 (plus the spread of the initial logits)
     assert sum(losses[-5:]) / 5 < losses[0] - 1.0
     assert result.final_loss == losses[-1]
@@ -69,8 +69,8 @@ def test_export_records_what_a_submission_needs(trained, corpus) -> None:
     config = load_config("tiny", tiny_overrides(corpus))
     params = count_parameters(config.model)
     assert info["parameters"] == {"total": params.total, "non_embedding": params.non_embedding}
-    assert info["training_tokens"] == 30 * 8 * 128 and info["steps"] == 30
-    assert info["schedule_fraction"] == 30 / 120 and info["data_order_seed"] == 6198
+    assert info["training_tokens"] == 24 * 8 * 128 and info["steps"] == 24
+    assert info["schedule_fraction"] == 24 / 120 and info["data_order_seed"] == 6198
     assert info["config"] == "tiny" and info["tokenizer"]["vocab_size"] == 512
     documents = len(corpus["train"].read_text().splitlines())
     assert info["decontamination"] == {"index_checksum": None, "documents_read": documents, "documents_removed": 0}
