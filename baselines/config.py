@@ -1,14 +1,16 @@
 """The training recipe as plain dataclasses, loaded from YAML files in `baselines/configs/`.
 
 A config file holds the whole recipe of one run (architecture, tokenizer, optimizer, schedule, batch,
-corpus), so two runs that share a file differ only where the file says. A file may `inherit` another
-(the six Paloma baselines inherit `paloma-1b.yaml` and name their corpus); unknown keys are errors that
-name the file and the key, so a typo never silently falls back to a default.
+corpus), so two runs that share a file differ only where the file says. A file may `inherit` another:
+the six Paloma baselines inherit `_paloma-1b.yaml` and name their corpus (`inherit: c4` names a shipped
+config; a path is relative to the file). Unknown keys are errors that name the file and the key, so a
+typo never silently falls back to a default.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -203,6 +205,10 @@ def _read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if parent_name is None:
         return raw
     parent_path = (path.parent / parent_name).resolve()
+    if not parent_path.is_file():  # `inherit: c4` names a shipped config
+        parent_path = CONFIG_DIR / f"{Path(parent_name).stem}.yaml"
+    if not parent_path.is_file():
+        raise PalomaError(f"{path}: inherits from {parent_name!r}, which is neither a file nor a shipped config")
     parent = _read_raw(parent_path, (*seen, path))
     return merge_overrides(parent, raw)
 
@@ -221,6 +227,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value)
         value = tuple(float(v) for v in value) if ok else value
     elif kind is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif kind is int:
@@ -303,5 +312,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any field")
     parser.add_argument("--init-from", help="start from a larger model (export, run folder or checkpoint)")
     parser.add_argument("--keep-layers", help="with --init-from: which of its layers to keep, e.g. 0-7 or 0,2,4,6")
+    parser.add_argument("--eval-corpus", help="local JSONL/Parquet documents to score at the end (Paloma protocol)")
     parser.add_argument("--no-export", action="store_true", help="do not write model/ at the end")
     parser.add_argument("--quiet", action="store_true", help="no per-step log lines on stdout")

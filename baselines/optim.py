@@ -16,12 +16,18 @@ from baselines.config import OptimizerConfig
 from paloma.errors import PalomaError
 
 
-def build_optimizer(model: torch.nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
-    """LionW over the model's parameters; without decay_all, biases and embeddings are not decayed."""
+def lion_class() -> type[torch.optim.Optimizer]:
+    """lion-pytorch's Lion, or a clear error when the `train` extra is not installed."""
     try:
         from lion_pytorch import Lion
     except ImportError:
         raise PalomaError("training needs lion-pytorch: pip install 'paloma-eval[train]'") from None
+    return Lion
+
+
+def build_optimizer(model: torch.nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
+    """LionW over the model's parameters; without decay_all, biases and embeddings are not decayed."""
+    Lion = lion_class()
     if config.decay_all:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     else:

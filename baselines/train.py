@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -47,12 +47,13 @@ from baselines.data import (
     prepare_data,
     tokenizer_hash,
 )
+from baselines.evaluate import evaluate_texts
 from baselines.export import export_model, load_export
 from baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
-from baselines.optim import build_optimizer
+from baselines.optim import build_optimizer, lion_class
 from baselines.schedule import lr_at, schedule_fraction
 from paloma.errors import PalomaError
-from paloma.io import write_json
+from paloma.io import atomic_write, write_json
 
 STATE_FILE = "trainer_state.json"
 
@@ -226,6 +227,7 @@ def train(
     overrides: dict | list[str] | None = None,
     init_from: str | Path | None = None,
     keep_layers: str | None = None,
+    eval_corpus: str | None = None,
     export: bool = True,
     quiet: bool = False,
 ) -> TrainResult:
@@ -233,6 +235,8 @@ def train(
 
     `corpus`, `tokenizer` and `max_steps` are shortcuts for the config fields data.corpus, data.tokenizer
     and train.max_steps; `overrides` sets any other field ({"train": {"seed": 1}} or ["train.seed=1"]).
+    `eval_corpus` (local JSONL/Parquet) is scored at the end under Paloma's protocol with windows of
+    train.seq_len; per-document results go to <output>/eval.jsonl and the mean to metrics["eval_loss"].
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -250,13 +254,22 @@ def train(
     else:
         config = load_config(config, overrides)
     output_dir = Path(output_dir)
+    lion_class()  # the optimizer's package is present
     read_texts = open_corpus(config.data)
+    eval_texts = None
+    if eval_corpus is not None:
+        eval_data = replace(config.data, corpus=str(eval_corpus))
+        if local_files(eval_data.corpus) is None:
+            raise PalomaError(f"--eval-corpus {eval_corpus}: must be local JSONL or Parquet files")
+        eval_texts = list(open_corpus(eval_data)())
     tok = load_tokenizer(config.data.tokenizer)
     check_tokenizer(tok, config)
     is_contaminated, decon_checksum = load_decontamination(config.data.decontamination_index)
     checkpoints = checkpoint_dirs(output_dir)
     resume_state = check_resumable(checkpoints[-1], config) if checkpoints else None
     source_weights = None
+    if keep_layers is not None and init_from is None:
+        raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
     if init_from is not None and resume_state is None:
         source_weights = load_source_weights(Path(init_from))
         n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))
@@ -292,9 +305,8 @@ def train(
         )
     order = GlobalOrder(len(data), t.seed)
 
-    # 5. Optimizer (built after the model is placed, as FSDP requires), then restore a checkpoint if any.
-    model = accelerator.prepare(model)
-    optimizer = accelerator.prepare(build_optimizer(model, config.optimizer))
+    # 5. Optimizer, prepared in one call with the model (so FSDP can re-map its parameters), then a checkpoint.
+    model, optimizer = accelerator.prepare(model, build_optimizer(model, config.optimizer))
     step = 0
     if resume_state is not None:
         accelerator.load_state(str(checkpoints[-1]))
@@ -368,9 +380,19 @@ def train(
     if stop:
         print(f"stopped by {stop[0]} after step {step}; run the same command again to resume", file=sys.stderr)
 
+    metrics = {"parameters": params.total, "non_embedding_parameters": params.non_embedding}
+    state_dict = accelerator.get_state_dict(model)  # the full weights, gathered from all processes under FSDP
+    if eval_texts is not None and accelerator.is_main_process:
+        with torch.device("meta"):
+            evaluator = Transformer(m)
+        evaluator.load_state_dict({k: v.to(accelerator.device) for k, v in state_dict.items()}, assign=True)
+        records = evaluate_texts(evaluator, tok, eval_texts, t.seq_len)
+        with atomic_write(output_dir / "eval.jsonl") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+        metrics["eval_loss"] = sum(r["nll_sum"] for r in records) / max(1, sum(r["tokens"] for r in records))
+
     # 7. Export in transformers format, with what `paloma submit` needs to know about the training.
     export_dir = None
-    state_dict = accelerator.get_state_dict(model)
     if export and accelerator.is_main_process and not stop:
         training = {
             "schema": "paloma-training/1",
@@ -394,6 +416,7 @@ def train(
             "init_from": str(init_from) if init_from else None,
             "keep_layers": keep_layers,
             "final_loss": last_loss,
+            "eval_loss": metrics.get("eval_loss"),
         }
         export_dir = export_model(state_dict, m, output_dir / "model", tok, training)
     accelerator.wait_for_everyone()
@@ -404,7 +427,7 @@ def train(
         steps=step,
         tokens=step * tokens_per_step,
         final_loss=last_loss,
-        metrics={"parameters": params.total, "non_embedding_parameters": params.non_embedding},
+        metrics=metrics,
     )
 
 
@@ -421,6 +444,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         overrides=args.set,
         init_from=args.init_from,
         keep_layers=args.keep_layers,
+        eval_corpus=args.eval_corpus,
         export=not args.no_export,
         quiet=args.quiet,
     )
