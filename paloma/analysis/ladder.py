@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from paloma.analysis.runs import Run
 from paloma.errors import PalomaError
@@ -120,20 +121,23 @@ def fit_law(
         starts = list(grid[np.argsort(losses)[:STARTS]])
     else:
         starts = [warm_start]
-    best = None
-    for start in starts:
-        found = minimize(
-            objective,
-            np.clip(start, [lo for lo, _ in BOUNDS], [hi for _, hi in BOUNDS]),
-            args=(log_n, log_d, log_l),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=BOUNDS,
-            options={"maxiter": 2000, "ftol": 1e-16, "gtol": 1e-13},
-        )
-        if best is None or found.fun < best.fun:
-            best = found
+    # L-BFGS-B calls BLAS on 5×5 matrices; a multi-threaded BLAS spends 30-100× longer synchronising its
+    # threads than computing (measured on a busy 2-core machine), so the fit runs single-threaded.
+    with threadpool_limits(1, user_api="blas"):
+        best = min((_minimize(start, log_n, log_d, log_l) for start in starts), key=lambda found: found.fun)
     return ScalingLaw.from_theta(best.x), float(best.fun)
+
+
+def _minimize(start: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray):
+    return minimize(
+        objective,
+        np.clip(start, [lo for lo, _ in BOUNDS], [hi for _, hi in BOUNDS]),
+        args=(log_n, log_d, log_l),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=BOUNDS,
+        options={"maxiter": 2000, "ftol": 1e-16, "gtol": 1e-13},
+    )
 
 
 def law_theta(law: ScalingLaw) -> np.ndarray:
