@@ -17,6 +17,7 @@ from paloma.errors import PalomaError
 # Subcommand modules, in the order `paloma --help` lists them.
 COMMAND_MODULES = [
     "paloma.commands.domains",
+    "paloma.commands.eval",
     "paloma.commands.compare",
     "paloma.commands.ladder",
     "paloma.commands.merge",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/fixtures.py
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,13 +23,13 @@ def paloma_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_paloma(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+def run_paloma(*args: str, check: bool = False, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run `python -m paloma ARGS` from this checkout; returns the completed process (text mode)."""
     proc = subprocess.run(
         [sys.executable, "-m", "paloma", *map(str, args)],
         capture_output=True,
         text=True,
-        env=paloma_env(),
+        env=paloma_env(**(env or {})),
         **kwargs,
     )
     if check and proc.returncode != 0:
@@ -38,3 +40,19 @@ def run_paloma(*args: str, check: bool = False, **kwargs) -> subprocess.Complete
 @pytest.fixture
 def paloma_cli():
     return run_paloma
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A trained BPE tokenizer and three tiny models (GPT-NeoX, Llama, OLMo) sharing it; L = 16 fits."""
+    from fixtures import build_model, train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny")
+    tokenizer = train_tokenizer(root / "tokenizer")
+    models = {}
+    for seed, kind in enumerate(("gpt_neox", "llama", "olmo")):
+        folder = root / kind
+        build_model(kind, len(tokenizer), folder, max_positions=64, seed=seed)
+        tokenizer.save_pretrained(folder)
+        models[kind] = folder
+    return {"tokenizer": tokenizer, "models": models, "root": root}

@@ -1,0 +1,160 @@
+"""`paloma eval`: per-domain perplexity of a causal LM on Paloma (or any JSONL/Parquet data)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from paloma.data import DataSpec
+from paloma.protocol import PRESETS
+from paloma.tokens import DEFAULT_CACHE
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a model per domain",
+        description="Score every document of every selected domain under the Paloma protocol "
+        "(each document alone, one prefix token, disjoint windows of --max-length, every token scored once).",
+    )
+    model = p.add_argument_group("model")
+    model.add_argument("--model", required=True, help="local folder or hub id of a transformers causal LM")
+    model.add_argument("--revision", help="model revision (hub branch, tag or commit)")
+    model.add_argument("--trust-remote-code", action="store_true", help="needed for old OLMo (hf_olmo) checkpoints")
+    model.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="hub token (default: $HF_TOKEN)")
+    model.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
+    model.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available; set by accelerate)")
+
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        required=True,
+        help="a local Paloma folder, a hub dataset id (allenai/paloma), or JSONL/Parquet files or folders",
+    )
+    data.add_argument("--data-revision", help="dataset revision on the hub")
+    data.add_argument("--split", default="test", choices=["val", "test"], help="default: test")
+    data.add_argument("--sources", nargs="+", default=[], metavar="GLOB", help="sources to evaluate (globs)")
+    data.add_argument("--domains", nargs="+", default=[], metavar="GLOB", help="domains (globs; or SOURCE/DOMAIN)")
+    data.add_argument("--limit", type=int, help="at most N documents per domain, after a seeded shuffle")
+    data.add_argument("--seed", type=int, default=1234, help="seed of the --limit shuffle")
+    data.add_argument("--text-field", default="text")
+    data.add_argument("--domain-field", default="subdomain", help="field naming the domain (generic data)")
+    data.add_argument("--source-field", help="field naming the source (generic data)")
+    data.add_argument("--source-name", help="source name for generic data without a source field")
+    data.add_argument("--registry", default="paloma", help="registry name or JSON file; 'none' for no registry")
+
+    protocol = p.add_argument_group("protocol")
+    protocol.add_argument(
+        "--preset",
+        default="paloma",
+        choices=list(PRESETS),
+        help="paloma: the reference (EOS prefix); lm-eval-harness: its rolling log-likelihood",
+    )
+    protocol.add_argument("--prefix", help="bos, eos, bos-else-eos, none, or a token id (default: the preset's)")
+    protocol.add_argument("--max-length", type=int, help="window length L (default 2048, as the reference)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--output", type=Path, help="folder for records and results")
+    run.add_argument("--batch-tokens", type=int, help="tokens per forward pass (default: from free memory)")
+    run.add_argument("--resume", action="store_true", help="continue a killed run in --output")
+    run.add_argument("--overwrite", action="store_true", help="discard an earlier run in --output")
+    run.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap confidence intervals, N samples")
+    run.add_argument("--bootstrap-seed", type=int, default=0)
+    run.add_argument("--dry-run", action="store_true", help="plan only: counts, windows, padding; no weights")
+    run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="token cache (default: %(default)s)")
+    run.add_argument("--no-cache", action="store_true", help="do not read or write the token cache")
+    run.add_argument("--token-stats", action="store_true", help="also count loss per token type and domain")
+    run.add_argument("--flush-seconds", type=float, default=10.0, help="how often records are made durable")
+    run.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_eval)
+
+    agg = subparsers.add_parser("aggregate", help="recompute results of a finished eval run from its records")
+    agg.add_argument("output", type=Path, help="an eval output folder")
+    agg.add_argument("--registry", default="paloma")
+    agg.add_argument("--bootstrap", type=int, default=0, metavar="N")
+    agg.add_argument("--bootstrap-seed", type=int, default=0)
+    agg.set_defaults(func=run_aggregate)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from paloma.evaluate import EvalConfig, evaluate
+    from paloma.results import format_results
+
+    spec = DataSpec(
+        path=args.data,
+        split=args.split,
+        revision=args.data_revision,
+        sources=args.sources,
+        domains=args.domains,
+        limit=args.limit,
+        seed=args.seed,
+        text_field=args.text_field,
+        domain_field=args.domain_field,
+        source_field=args.source_field,
+        default_source=args.source_name,
+        token=args.token,
+    )
+    config = EvalConfig(
+        model=args.model,
+        data=spec,
+        output=args.output,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        token=args.token,
+        preset=args.preset,
+        prefix=args.prefix,
+        max_length=args.max_length,
+        dtype=args.dtype,
+        device=args.device,
+        batch_tokens=args.batch_tokens,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        bootstrap=args.bootstrap,
+        bootstrap_seed=args.bootstrap_seed,
+        dry_run=args.dry_run,
+        cache_dir=None if args.no_cache else args.cache_dir,
+        registry=args.registry,
+        token_stats=args.token_stats,
+        flush_seconds=args.flush_seconds,
+        progress=not args.no_progress,
+    )
+    results = evaluate(config)
+    if args.dry_run:
+        print(format_dry_run(results))
+    elif results:
+        print(format_results(results))
+        speed = results["speed"]
+        print(
+            f"\n{speed['scored_tokens']:,} tokens in {speed['seconds']:.1f}s: "
+            f"{speed['tokens_per_second']:,.0f} tokens/s, "
+            f"padding efficiency {speed['padding_efficiency']:.3f}; results in {args.output}/results.json"
+        )
+    return 0
+
+
+def format_dry_run(plan: dict) -> str:
+    from paloma.table import format_table
+
+    rows = [[s, e["domains"], e["documents"], e["tokens"], e["windows"]] for s, e in plan["sources"].items()]
+    table = format_table(["source", "domains", "documents", "tokens", "windows"], rows)
+    return "\n".join(
+        [
+            table,
+            "",
+            f"documents {plan['documents']:,} ({plan['empty_documents']:,} empty), scored tokens "
+            f"{plan['scored_tokens']:,}, windows {plan['windows']:,}, batches {plan['batches']:,}",
+            f"forward tokens {plan['forward_tokens']:,} (batch budget {plan['batch_tokens']:,}), "
+            f"padding efficiency {plan['padding_efficiency']:.4f}",
+            "protocol: " + json.dumps(plan["protocol"]),
+        ]
+    )
+
+
+def run_aggregate(args: argparse.Namespace) -> int:
+    from paloma.evaluate import reaggregate
+    from paloma.results import format_results
+
+    print(format_results(reaggregate(args.output, args.registry, args.bootstrap, args.bootstrap_seed)))
+    return 0

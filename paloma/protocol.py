@@ -1,0 +1,82 @@
+"""The evaluation protocol (paloma.md §2): what is scored and how, written into every result.
+
+Two results can be compared only when they were produced under the same protocol. The protocol is a
+small frozen record (prefix token, maximum length, tokenizer special tokens, window scheme, dtype, split,
+data and model revisions, tokenizer hash) with a fingerprint; results with different fingerprints are
+never merged silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+
+# The window scheme shared by the reference (OLMo-Eval/catwalk) and lm-evaluation-harness's rolling
+# log-likelihood: disjoint windows of L scored tokens, the last partial window right-aligned.
+WINDOW_SCHEME = "disjoint-right-aligned"
+
+# How the prefix is chosen. "eos" is the reference; "bos-else-eos" is lm-evaluation-harness's rule.
+PREFIX_CHOICES = ("eos", "bos", "bos-else-eos", "none")
+
+PRESETS: dict[str, dict] = {
+    # AI2's reference: each document alone, one EOS prefix token, L pinned to 2048.
+    "paloma": {"prefix": "eos", "max_length": 2048},
+    # lm-evaluation-harness loglikelihood_rolling: BOS when the tokenizer has one, else EOS.
+    "lm-eval-harness": {"prefix": "bos-else-eos", "max_length": 2048},
+}
+
+# The comparability fingerprint: what must agree for two models' numbers to be compared (the same data,
+# scored the same way). Tokenizer and model differ between the models being compared, so they are not in it.
+FINGERPRINT_FIELDS = ("prefix", "max_length", "add_special_tokens", "window", "split", "data_revision")
+# The run fingerprint adds everything that identifies one run's numbers exactly: records are merged (by
+# --resume, or across processes) only under an identical run fingerprint.
+RUN_FINGERPRINT_FIELDS = (*FINGERPRINT_FIELDS, "prefix_token_id", "dtype", "tokenizer_hash", "model_revision")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that determines the numbers of an evaluation, apart from the model's weights."""
+
+    preset: str = "paloma"
+    prefix: str = "eos"
+    prefix_token_id: int | None = None
+    max_length: int = 2048
+    add_special_tokens: bool = False
+    window: str = WINDOW_SCHEME
+    dtype: str = "float32"
+    split: str = "test"
+    tokenizer_hash: str | None = None
+    model_revision: str | None = None
+    data_revision: str | None = None
+
+    def fingerprint(self) -> str:
+        """Same value ⇔ two results were scored on the same data in the same way (comparable)."""
+        return _hash({k: getattr(self, k) for k in FINGERPRINT_FIELDS})
+
+    def run_fingerprint(self) -> str:
+        """Same value ⇔ records come from the same model, tokenizer, dtype and protocol (mergeable)."""
+        return _hash({k: getattr(self, k) for k in RUN_FINGERPRINT_FIELDS})
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "fingerprint": self.fingerprint(), "run_fingerprint": self.run_fingerprint()}
+
+    def with_(self, **changes) -> Protocol:
+        return replace(self, **changes)
+
+
+def _hash(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def protocol_from_preset(preset: str, **overrides) -> Protocol:
+    """A protocol from a named preset, with explicit overrides (None values are ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown protocol preset {preset!r} (choose from {', '.join(PRESETS)})")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return Protocol(preset=preset, **values)
+
+
+def differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, tuple]:
+    """Fields where two protocol dicts disagree: {field: (a's value, b's value)}."""
+    return {k: (a.get(k), b.get(k)) for k in fields if a.get(k) != b.get(k)}

@@ -1,0 +1,120 @@
+"""Results of a run: aggregates of per-document records plus the run's metadata, as files and a table.
+
+`results.json` (see docs/formats.md), `domains.csv` (one tidy row per domain) and a readable table on
+stdout. Building results is a pure function of the records and the metadata, so `paloma aggregate`
+can redo it for a finished run without the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from paloma.io import atomic_write, write_json
+from paloma.metrics import aggregate_records, bootstrap_intervals
+from paloma.registry import Registry
+from paloma.table import format_table
+
+SCHEMA = "paloma-results/1"
+CSV_COLUMNS = (
+    "source",
+    "domain",
+    "documents",
+    "empty_documents",
+    "tokens",
+    "bytes",
+    "chars",
+    "words",
+    "nll_sum",
+    "ppl",
+    "bpb",
+    "byte_ppl",
+    "char_ppl",
+    "word_ppl",
+)
+
+
+def build_results(
+    records: list[dict], registry: Registry | None, meta: dict, bootstrap: int = 0, bootstrap_seed: int = 0
+) -> dict:
+    """Aggregates (and bootstrap intervals when asked) of the records, with `meta` merged in."""
+    aggregates = aggregate_records(records, registry)
+    if bootstrap:
+        _attach_intervals(aggregates, bootstrap_intervals(records, bootstrap, bootstrap_seed))
+    evaluated = set(aggregates["sources"])
+    selected = (meta.get("data") or {}).get("sources") or []
+    missing_sources = [
+        s.name
+        for s in (registry.sources if registry else ())
+        if s.name not in evaluated and (not selected or s.name in selected)
+    ]
+    return {
+        "schema": SCHEMA,
+        **aggregates,
+        "missing_sources": missing_sources,
+        "unknown_sources": sorted(s for s, m in aggregates["sources"].items() if not m["in_registry"]),
+        **meta,
+    }
+
+
+def _attach_intervals(aggregates: dict, intervals: dict) -> None:
+    for (source, domain), ci in intervals["domains"].items():
+        aggregates["sources"][source]["domains"][domain]["ci"] = ci
+    for source, ci in intervals["sources"].items():
+        aggregates["sources"][source]["ci"] = ci
+    if "suite" in intervals:
+        aggregates["suite"]["ci"] = intervals["suite"]
+
+
+def domains_csv(results: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for source, entry in results["sources"].items():
+        for domain, m in entry["domains"].items():
+            writer.writerow([source, domain, *(m[c] for c in CSV_COLUMNS[2:])])
+    return buffer.getvalue()
+
+
+def write_results(output: Path, results: dict) -> None:
+    """results.json and domains.csv, each written atomically."""
+    write_json(output / "results.json", results)
+    with atomic_write(output / "domains.csv") as handle:
+        handle.write(domains_csv(results))
+
+
+def format_results(results: dict) -> str:
+    """One row per source (macro and micro ppl, bpb, sizes), then the suite aggregates."""
+    rows = [
+        [
+            source,
+            len(m["domains"]),
+            m["documents"],
+            m["tokens"],
+            m["macro_ppl"],
+            m["micro_ppl"],
+            m["macro_bpb"],
+            "" if m["in_registry"] else "not in registry",
+        ]
+        for source, m in results["sources"].items()
+    ]
+    table = format_table(
+        ["source", "domains", "documents", "tokens", "macro ppl", "micro ppl", "macro bpb", "note"], rows
+    )
+    suite = results["suite"]
+    lines = [
+        table,
+        "",
+        f"suite: macro ppl {suite['macro_ppl']:.4f} over {suite['sources']} sources, "
+        f"macro bpb {suite['macro_bpb']:.4f}, ordinary ppl (no fringe, no code) {suite['ordinary_ppl']:.4f}",
+    ]
+    missing = [f"{s} ({len(m['missing_domains'])})" for s, m in results["sources"].items() if m["missing_domains"]]
+    if missing:
+        lines.append("registry domains missing from the data: " + ", ".join(missing))
+    if results.get("missing_sources"):
+        lines.append("registry sources not evaluated: " + ", ".join(results["missing_sources"]))
+    unknown = [f"{s}: {', '.join(m['unknown_domains'])}" for s, m in results["sources"].items() if m["unknown_domains"]]
+    if unknown:
+        lines.append("domains not in the registry (evaluated, flagged): " + "; ".join(unknown))
+    return "\n".join(lines)
