@@ -49,11 +49,18 @@ def _as_numpy(array, dtype) -> np.ndarray:
     return np.asarray(array, dtype=dtype)
 
 
-def save_token_stats(path: str | Path, stats: TokenStats | Mapping[DomainKey, tuple]) -> Path:
-    """Write stats (a TokenStats, or {(source, domain): (count, nll)} of numpy arrays or tensors) atomically."""
+def save_token_stats(
+    path: str | Path, stats: TokenStats | Mapping[DomainKey, tuple], vocab_size: int | None = None
+) -> Path:
+    """Write stats (a TokenStats, or {(source, domain): (count, nll)} of numpy arrays or tensors) atomically.
+
+    `vocab_size` defaults to the arrays' length; when given, every array must have that length.
+    """
     if not isinstance(stats, TokenStats):
         items = {k: (_as_numpy(c, np.int64), _as_numpy(n, np.float64)) for k, (c, n) in stats.items()}
         sizes = {len(c) for c, _ in items.values()} | {len(n) for _, n in items.values()}
+        if vocab_size is not None:
+            sizes.add(vocab_size)
         if len(sizes) > 1:
             raise PalomaError(f"token statistics of different lengths {sorted(sizes)}: one vocabulary expected")
         stats = TokenStats(vocab_size=sizes.pop() if sizes else 0, domains=items)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from eval_folders import write_eval_output
 
-from paloma.analysis.ladder import LadderPoint, ScalingLaw, fit_law, fit_target
+from paloma.analysis.ladder import LadderPoint, ScalingLaw, fit_ladder, fit_law, fit_target
 
 # Chinchilla's published fit (Hoffmann et al. 2022), in nats per token.
 TRUE = ScalingLaw(E=1.69, A=406.4, alpha=0.34, B=410.7, beta=0.28)
@@ -141,3 +141,12 @@ def test_cli_explains_missing_or_conflicting_training_tokens(tmp_path, paloma_cl
     proc = paloma_cli("ladder", "fit", *folders, "--tokens", conflicting)
     assert proc.returncode == 2
     assert f"results.json says {int(D[0])} training tokens but the mapping says 123.0" in proc.stderr
+
+
+def test_fitting_in_several_processes_gives_the_same_fits():
+    rng = np.random.default_rng(5)
+    points = [
+        LadderPoint(f"m{i}", N[i], D[i], {t: float(TRUE(N[i], D[i])) * (1 + rng.normal(0, 0.002)) for t in ("x", "y")})
+        for i in range(len(N))
+    ]
+    assert fit_ladder(points, jobs=2) == fit_ladder(points, jobs=1)

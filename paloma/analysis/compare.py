@@ -21,8 +21,7 @@ from paloma.analysis.bootstrap import percentile_interval, resampled_sums
 from paloma.analysis.runs import Documents, DomainKey, Run
 from paloma.errors import PalomaError
 from paloma.metrics import LN2, DomainSums, bits_per_byte, perplexity
-
-PROTOCOL_FIELDS_IGNORED = ("fingerprint",)
+from paloma.protocol import FINGERPRINT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,12 @@ class BootstrapConfig:
     seed: int = 0
 
 
-def protocol_differences(a: dict, b: dict) -> dict[str, list]:
-    """Protocol fields whose values differ, as {field: [value in A, value in B]}."""
-    names = sorted((set(a) | set(b)) - set(PROTOCOL_FIELDS_IGNORED))
-    return {n: [a.get(n), b.get(n)] for n in names if a.get(n) != b.get(n)}
+def protocol_differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, list]:
+    """Comparability fields (the protocol fingerprint's) whose values differ: {field: [A's value, B's value]}.
+
+    Tokenizer and model are not among them: they differ between the models being compared.
+    """
+    return {n: [a.get(n), b.get(n)] for n in fields if a.get(n) != b.get(n)}
 
 
 def check_protocols(run_a: Run, run_b: Run, force: bool) -> dict:
@@ -49,7 +50,15 @@ def check_protocols(run_a: Run, run_b: Run, force: bool) -> dict:
             f"the runs used different evaluation protocols ({fields}); their numbers are not comparable. "
             "Pass --force to compare anyway (bits per byte stays comparable across tokenizers, perplexity does not)"
         )
-    return {"same": same, "fingerprint_a": fp_a, "fingerprint_b": fp_b, "differences": differences, "forced": force}
+    tokenizers = [run_a.protocol.get("tokenizer_hash"), run_b.protocol.get("tokenizer_hash")]
+    return {
+        "same": same,
+        "fingerprint_a": fp_a,
+        "fingerprint_b": fp_b,
+        "differences": differences,
+        "forced": force,
+        "same_tokenizer": tokenizers[0] == tokenizers[1] if all(tokenizers) else None,
+    }
 
 
 def paired_columns(key: DomainKey, docs_a: Documents, docs_b: Documents) -> np.ndarray:

@@ -48,6 +48,8 @@ def render(result: dict) -> str:
     protocol = result["protocol"]
     if not protocol["same"]:
         lines.append(f"warning: protocols differ ({', '.join(protocol['differences']) or 'fingerprint'}), forced")
+    if protocol["same_tokenizer"] is False:
+        lines.append("note: the tokenizers differ, so compare bits per byte; perplexities are per different tokens")
     boot = result["bootstrap"]
     lines.append(
         f"{boot['level']:.0%} paired bootstrap over documents, {boot['replicates']} replicates, seed {boot['seed']}"

@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fit.add_argument("--predict", nargs=2, type=float, metavar=("N", "D"), help="predict the loss of a model")
     fit.add_argument("--no-loo", action="store_true", help="skip leave-one-out refits (faster)")
+    fit.add_argument("--jobs", type=int, default=1, help="fit targets in this many processes (default 1)")
     fit.add_argument("--output", type=Path, help="folder for fits.json, fits.csv and ladder.svg")
     fit.set_defaults(func=run_fit)
 
@@ -88,6 +89,7 @@ def run_fit(args: argparse.Namespace) -> int:
             predict=tuple(args.predict) if args.predict else None,
             registry=load_registry(),
             progress=bar.update,
+            jobs=args.jobs,
         )
     print(render(ladder))
     if args.output:
