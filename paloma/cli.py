@@ -17,6 +17,9 @@ from paloma.errors import PalomaError
 # Subcommand modules, in the order `paloma --help` lists them.
 COMMAND_MODULES = [
     "paloma.commands.domains",
+    "paloma.commands.submit",
+    "paloma.commands.submissions",
+    "paloma.commands.site",
 ]
 
 
