@@ -93,7 +93,7 @@ def make_chart(points: list[Point], x_label: str, y_label: str, fmt_x, fmt_y, lo
     usable = [p for p in points if p.cost > 0 and math.isfinite(p.fit) and (p.fit > 0 or not log_y)]
     if not usable:
         return None
-    width, height, margin = 720, 420, (16, 20, 52, 72)
+    width, height, margin = 720, 440, (16, 24, 56, 84)
     top, right, bottom, left = margin
     x_lo, x_hi, x_ticks = _log_ticks(min(p.cost for p in usable), max(p.cost for p in usable))
     fits = [p.fit for p in usable]
