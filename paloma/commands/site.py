@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--output", required=True, help="folder to write the site to (replaced atomically)")
     make.add_argument("--release", help="release to build for (default: the only one present)")
     make.add_argument("--split", choices=["val", "test"], help="split to rank (default: the most submitted)")
-    make.add_argument("--registry", help="registry file of the release (default: the shipped one)")
+    make.add_argument(
+        "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
+    )
     make.set_defaults(func=run_build)
 
 

@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = actions.add_parser("validate", help="validate submissions (folders are searched for submission.json)")
     check.add_argument("paths", nargs="*", default=["submissions"], help="folders or files (default: submissions)")
-    check.add_argument("--registry", help="registry file of the release (default: the shipped one)")
+    check.add_argument(
+        "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
+    )
     check.set_defaults(func=run_validate)
     schema = actions.add_parser("schema", help="print the JSON Schema of the submission format")
     schema.set_defaults(func=run_schema)

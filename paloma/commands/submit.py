@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--step", type=int, help="training step of the checkpoint")
     parser.add_argument("--lr-schedule-fraction", type=float, help="fraction of the LR schedule done (1.0 = final)")
     parser.add_argument("--submissions", default="submissions", help="submissions folder (default: submissions)")
-    parser.add_argument("--registry", help="registry file of the release (default: the shipped one)")
+    parser.add_argument(
+        "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing submission of that name")
     parser.set_defaults(func=run)
 

@@ -29,7 +29,7 @@ from paloma.site.entries import ALL, Entry, assign_ranks, comparable, make_entry
 from paloma.site.extras import render_extras
 from paloma.site.pareto import Point, make_chart
 from paloma.site.render import fmt_count, fmt_metric, make_environment, round_sig, safe_json
-from paloma.submissions.validate import Loaded, RegistryCache, validate
+from paloma.submissions.validate import Loaded, RegistryCache, RegistryFiles, validate
 
 GROUP_LABELS = {
     ALL: "All sources",
@@ -72,7 +72,7 @@ def build(
     output: str | Path,
     release: str | None = None,
     split: str | None = None,
-    registry_file: str | Path | None = None,
+    registry_file: RegistryFiles = None,
     progress: bool = True,
 ) -> BuildSummary:
     """Validate the submissions, then render the site for one release and split into `output`."""

@@ -23,6 +23,7 @@ from paloma.submissions.validate import (
     SUBMISSION_FILE,
     Loaded,
     RegistryCache,
+    RegistryFiles,
     check_consistency,
     check_submission,
     validate,
@@ -121,7 +122,7 @@ def submit(
     results_path: str | Path,
     meta: dict[str, Any],
     submissions_dir: str | Path = "submissions",
-    registry_file: str | Path | None = None,
+    registry_file: RegistryFiles = None,
     overwrite: bool = False,
 ) -> Path:
     """Write `<submissions_dir>/<name>/submission.json` (and the decon report beside it); return its path."""
@@ -166,7 +167,7 @@ def _checksum_from_report(report: Path) -> str | None:
 
 
 def _check_before_writing(
-    loaded: Loaded, report_src: Path | None, submissions_dir: str | Path, registry_file: str | Path | None
+    loaded: Loaded, report_src: Path | None, submissions_dir: str | Path, registry_file: RegistryFiles
 ) -> None:
     """Run the pull-request checks now, against the submissions already in the folder."""
     registries = RegistryCache(registry_file)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from paloma.submissions.recompute import recompute, same_number
 from paloma.submissions.schema import Submission
 
 SUBMISSION_FILE = "submission.json"
+# Registry files given by the user (one per release), on top of the registries shipped with paloma.
+RegistryFiles = str | Path | Sequence[str | Path] | None
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,15 @@ def _schema_message(error: dict) -> str:
 class RegistryCache:
     """Registries by release: a registry file given by the user, else the one shipped with paloma."""
 
-    def __init__(self, registry_file: str | Path | None = None) -> None:
+    def __init__(self, registry_files: RegistryFiles = None) -> None:
         self._by_release: dict[str, Registry | None] = {}
-        if registry_file is not None:
-            registry = load_registry_file(registry_file)
+        if isinstance(registry_files, (str, Path)):
+            registry_files = [registry_files]
+        for path in registry_files or ():
+            try:
+                registry = load_registry_file(path)
+            except (OSError, ValueError) as err:
+                raise PalomaError(f"{path}: cannot load the registry ({err})") from None
             self._by_release[registry.release] = registry
 
     def get(self, release: str) -> Registry | None:
@@ -245,7 +252,7 @@ def _agreement(group: list[Loaded], keys: tuple[str, ...], label: str, who: str)
     return problems
 
 
-def validate(paths: Iterable[str | Path], registry_file: str | Path | None = None) -> Report:
+def validate(paths: Iterable[str | Path], registry_file: RegistryFiles = None) -> Report:
     """Validate every submission found under `paths`, alone and against each other."""
     report = Report()
     registries = RegistryCache(registry_file)
