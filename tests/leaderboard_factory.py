@@ -90,6 +90,30 @@ def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: s
     return out
 
 
+def bootstrap_intervals(docs: list[dict], seed: str, resamples: int = 200) -> dict:
+    """95% percentile-bootstrap intervals of each domain's ppl and bpb, resampling its documents."""
+    rng = random.Random(seed)
+    by_domain: dict[tuple[str, str], list[dict]] = {}
+    for doc in docs:
+        by_domain.setdefault((doc["source"], doc["domain"]), []).append(doc)
+    intervals = {}
+    for key, group in by_domain.items():
+        ppl, bpb = [], []
+        for _ in range(resamples):
+            sample = [rng.choice(group) for _ in group]
+            nll = sum(d["nll_sum"] for d in sample)
+            ppl.append(math.exp(nll / sum(d["tokens"] for d in sample)))
+            bpb.append(nll / (sum(d["bytes"] for d in sample) * math.log(2)))
+        lo, hi = int(0.025 * resamples), int(0.975 * resamples) - 1
+        intervals[key] = {
+            "level": 0.95,
+            "n": len(group),
+            "ppl": [sorted(ppl)[lo], sorted(ppl)[hi]],
+            "bpb": [sorted(bpb)[lo], sorted(bpb)[hi]],
+        }
+    return intervals
+
+
 def eval_output(
     folder: Path,
     registry_file: Path,
@@ -102,10 +126,15 @@ def eval_output(
     split: str = "val",
     skip=(),
     protocol: dict | None = None,
+    with_ci: bool = False,
 ) -> Path:
     """Write a `paloma eval`-like output folder (results.json) and return it."""
     registry = load_registry_file(registry_file)
-    results = aggregate_records(records(registry, quality, fixed_vocabulary, split, model, skip), registry)
+    docs = records(registry, quality, fixed_vocabulary, split, model, skip)
+    results = aggregate_records(docs, registry)
+    if with_ci:
+        for (source, domain), interval in bootstrap_intervals(docs, seed=model).items():
+            results["sources"][source]["domains"][domain]["ci"] = interval
     results.update(
         schema="paloma-results/1",
         protocol={

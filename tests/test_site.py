@@ -42,6 +42,7 @@ def site(tmp_path_factory) -> dict:
             fixed_vocabulary=fixed,
             parameters=params,
             non_embedding_parameters=params // 2,
+            with_ci=name == "medium",
         )
         submit(out, metadata(name, fixed_vocabulary=fixed, training_tokens=tokens), root / "subs", registry_file)
     summary = build(root / "subs", root / "out", registry_file=registry_file, progress=False)
@@ -94,6 +95,15 @@ def test_pages_show_the_recomputed_numbers(site):
     assert f">{expected['suite']['bpb']:.4f}<" in html
     assert f"{expected['sources']['alpha']['ppl']:.2f}" in html
     assert "<title>Medium · tiny leaderboard (not Paloma)</title>" in html
+
+
+def test_confidence_intervals_are_shown_where_the_submission_has_them(site):
+    results = json.loads((site["root"] / "eval-medium" / "results.json").read_text())
+    lo, hi = results["sources"]["alpha"]["domains"]["a2"]["ci"]["bpb"]
+    assert lo < results["sources"]["alpha"]["domains"]["a2"]["bpb"] < hi
+    html = (site["out"] / "models" / "medium.html").read_text()
+    assert "<td>a2</td>" in html and f"{lo:.4f}–{hi:.4f}" in html and "95% CI" in html
+    assert "95% CI" not in (site["out"] / "models" / "small.html").read_text()
 
 
 def test_ranks_follow_fit_and_perplexity_ranks_only_fixed_vocabularies(site):

@@ -91,7 +91,7 @@ def build(
     if registry is None:
         raise PalomaError(f"no registry for release {release!r} (pass --registry FILE)")
     entries = [
-        make_entry(x.submission, x.path, registry)
+        make_entry(x.submission, x.path, registry, x.recomputed)
         for x in tqdm(chosen, desc="aggregating", unit="submission", disable=not progress)
     ]
     groups = list(purpose_groups(registry))

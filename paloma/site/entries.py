@@ -53,9 +53,10 @@ def purpose_groups(registry: Registry) -> dict[str, list[str]]:
     return groups
 
 
-def make_entry(submission: Submission, path: Path, registry: Registry) -> Entry:
+def make_entry(submission: Submission, path: Path, registry: Registry, full: dict | None = None) -> Entry:
+    """`full` is `paloma.metrics.aggregate` of all the submission's sums, when validation computed it already."""
     by_domain = domain_sums(submission)
-    full = metrics.aggregate(by_domain, registry)
+    full = full if full is not None else metrics.aggregate(by_domain, registry)
     suites = {}
     for group, members in purpose_groups(registry).items():
         chosen = set(members)

@@ -70,6 +70,11 @@ def fmt_int(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
+def sort_key(value: float | None) -> str:
+    """A number for the `data-v` attribute that table sorting reads: short, and empty when missing."""
+    return "" if value is None or not math.isfinite(value) else f"{value:.7g}"
+
+
 def safe_url(url: str | None) -> str:
     """Only http(s) URLs become links (validation already refuses others; this is the second lock)."""
     return url if url and re.match(r"^https?://", url) else "#"
@@ -83,7 +88,6 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        metric=fmt_metric, count=fmt_count, int=fmt_int, safe_url=safe_url, json=lambda d: Markup(safe_json(d))
-    )
+    env.filters.update(metric=fmt_metric, count=fmt_count, int=fmt_int, safe_url=safe_url, sortkey=sort_key)
+    env.filters["json"] = lambda data: Markup(safe_json(data))
     return env

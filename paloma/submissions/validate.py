@@ -46,6 +46,7 @@ class Loaded:
 
     path: Path
     submission: Submission
+    recomputed: dict | None = field(default=None, repr=False)  # paloma.metrics.aggregate of its sums, once checked
 
     def at(self, field_path: str = "") -> str:
         return f"{self.path}: {field_path}" if field_path else str(self.path)
@@ -181,7 +182,7 @@ def _check_domains(loaded: Loaded, registry: Registry) -> list[Problem]:
 
 def _check_aggregates(loaded: Loaded, registry: Registry) -> list[Problem]:
     sub = loaded.submission
-    fresh = recompute(sub, registry)
+    fresh = loaded.recomputed = recompute(sub, registry)
     problems = []
     for key, claimed in sub.aggregates.suite.model_dump().items():
         if not same_number(claimed, fresh["suite"][key]):

@@ -73,7 +73,9 @@ const PALOMA = (() => {
       const cell = row.cells[index];
       if (!cell) return null;
       if (!numeric) return cell.textContent.trim().toLowerCase();
-      return cell.dataset.v === "" || cell.dataset.v === undefined ? null : Number(cell.dataset.v);
+      if (cell.dataset.v !== undefined) return cell.dataset.v === "" ? null : Number(cell.dataset.v);
+      const text = cell.textContent.replace(/,/g, "").trim(); // plain integers such as 1,234,567
+      return text === "" || isNaN(Number(text)) ? null : Number(text);
     };
     const keyed = rows.map((row) => [key(row), row]);
     keyed.sort((x, y) => compareValues(x[0], y[0], dir));
