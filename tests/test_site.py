@@ -312,3 +312,12 @@ def test_site_ships_as_package_data():
     assert (data_dir("site") / "templates" / "leaderboard.html").is_file()
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"site" = "paloma/_data/site"' in pyproject
+
+
+def test_a_release_without_submissions_builds_an_empty_site(tmp_path):
+    (tmp_path / "subs").mkdir()
+    summary = build(tmp_path / "subs", tmp_path / "site", progress=False)
+    assert (summary.release, summary.split, summary.submissions) == ("paloma", "test", 0)
+    assert "Paloma leaderboard" in (tmp_path / "site" / "index.html").read_text()
+    assert "No models to draw" in (tmp_path / "site" / "pareto.html").read_text()
+    assert len(list((tmp_path / "site" / "sources").glob("*.html"))) == 16

@@ -242,3 +242,18 @@ def test_phone_layout_scrolls_tables_not_the_page(open_page):
     page = open_page("models/large.html", width=390, height=844)
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     screenshot(page, "submission-phone")
+
+
+def test_empty_leaderboard_has_no_errors(browser, tmp_path):
+    (tmp_path / "subs").mkdir()
+    build(tmp_path / "subs", tmp_path / "site", progress=False)
+    for path in ("index.html", "compare.html", "pareto.html", "sources/c4_en.html"):
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+        page.goto((tmp_path / "site" / path).as_uri())
+        assert errors == [], path
+        if path == "index.html":
+            assert page.text_content("#status").startswith("0 of 0 submissions")
+        page.close()

@@ -29,7 +29,7 @@ def run_validate(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(problem, file=sys.stderr)
     releases = Counter(f"{x.submission.benchmark.release}/{x.submission.benchmark.split}" for x in report.submissions)
-    summary = ", ".join(f"{n} for {label}" for label, n in sorted(releases.items())) or "none readable"
+    summary = ", ".join(f"{n} for {label}" for label, n in sorted(releases.items())) or "none found"
     if report.problems:
         print(f"paloma submissions validate: {len(report.problems)} problem(s) in {summary}", file=sys.stderr)
         return 1

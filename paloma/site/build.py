@@ -118,15 +118,11 @@ def _select(loaded: list[Loaded], release: str | None, split: str | None) -> tup
             )
         release = next(iter(releases), "paloma")
     of_release = [x for x in loaded if x.submission.benchmark.release == release]
-    if not of_release:
-        raise PalomaError(f"no submissions for release {release!r}")
     splits = Counter(x.submission.benchmark.split for x in of_release)
     if split is None:
-        split = max(sorted(splits), key=lambda s: splits[s])
-    chosen = [x for x in of_release if x.submission.benchmark.split == split]
-    if not chosen:
-        raise PalomaError(f"no submissions for release {release!r}, split {split!r}")
-    return release, split, chosen
+        split = max(sorted(splits), key=lambda s: splits[s]) if splits else "test"
+    # An empty leaderboard is a valid site (a new release has no submissions yet).
+    return release, split, [x for x in of_release if x.submission.benchmark.split == split]
 
 
 def _replace_dir(staging: Path, output: Path) -> None:

@@ -257,10 +257,7 @@ def validate(paths: Iterable[str | Path], registry_file: RegistryFiles = None) -
     """Validate every submission found under `paths`, alone and against each other."""
     report = Report()
     registries = RegistryCache(registry_file)
-    files = find_submission_files(paths)
-    if not files:
-        report.problems.append(Problem(", ".join(map(str, paths)), f"no {SUBMISSION_FILE} found"))
-    for path in files:
+    for path in find_submission_files(paths):
         submission, problems = load_submission(path)
         report.problems += problems
         if submission is None:
