@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    report = validate(args.paths, args.registry)
+    report = validate(args.paths, args.registry, progress=True)
     for problem in report.problems:
         print(problem, file=sys.stderr)
     releases = Counter(f"{x.submission.benchmark.release}/{x.submission.benchmark.split}" for x in report.submissions)

@@ -77,7 +77,7 @@ def build(
 ) -> BuildSummary:
     """Validate the submissions, then render the site for one release and split into `output`."""
     started = time.perf_counter()
-    report = validate([submissions_dir], registry_file)
+    report = validate([submissions_dir], registry_file, progress=progress)
     if report.problems:
         shown = "; ".join(map(str, report.problems[:3]))
         more = (
@@ -147,7 +147,7 @@ class SiteWriter:
     ) -> None:
         self.out, self.entries, self.registry, self.progress = out, entries, registry, progress
         self.groups = purpose_groups(registry)
-        self.public = [s for s in registry.public()]
+        self.public = list(registry.public())
         self.finals = [e for e in entries if e.submission.is_final]
         self.env = make_environment()
         demo = release != "paloma"

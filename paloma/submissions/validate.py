@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from paloma.errors import PalomaError
 from paloma.registry import Registry, load_registry, load_registry_file
@@ -253,11 +254,12 @@ def _agreement(group: list[Loaded], keys: tuple[str, ...], label: str, who: str)
     return problems
 
 
-def validate(paths: Iterable[str | Path], registry_file: RegistryFiles = None) -> Report:
+def validate(paths: Iterable[str | Path], registry_file: RegistryFiles = None, progress: bool = False) -> Report:
     """Validate every submission found under `paths`, alone and against each other."""
     report = Report()
     registries = RegistryCache(registry_file)
-    for path in find_submission_files(paths):
+    files = find_submission_files(paths)
+    for path in tqdm(files, desc="validating", unit="submission", disable=not progress or len(files) < 50):
         submission, problems = load_submission(path)
         report.problems += problems
         if submission is None:
