@@ -148,7 +148,11 @@ const PALOMA = (() => {
     const status = $("#status");
     const compareLink = $("#compare-link");
     const sourceIndex = new Map(data.sources.map((s, i) => [s.name, i]));
-    const state = { sortKey: "rank", sortDir: 1, picked: [] };
+    // Only the first `limit` rows are in the page at a time, so a sort or a filter stays instant with
+    // thousands of submissions; "Show more" raises the limit.
+    const PAGE = 100;
+    const state = { sortKey: "rank", sortDir: 1, picked: [], limit: PAGE };
+    const more = $("#show-more");
     readHash(form);
 
     function settings() {
@@ -291,10 +295,14 @@ const PALOMA = (() => {
       keyed.sort((a, b) => compareValues(a[0], b[0], state.sortDir) || compareValues(ranks.get(a[1]), ranks.get(b[1]), 1));
       renderHead(cols);
       const body = document.createDocumentFragment();
-      for (const [, row] of keyed) body.append(renderRow(row, cols, s, ranks));
+      for (const [, row] of keyed.slice(0, state.limit)) body.append(renderRow(row, cols, s, ranks));
       table.tBodies[0].replaceChildren(body);
+      const shown = Math.min(rows.length, state.limit);
+      more.hidden = shown >= rows.length;
+      more.textContent = `Show ${Math.min(PAGE, rows.length - shown)} more (${rows.length - shown} not shown)`;
       const metricName = s.metric === "ppl" ? "perplexity" : "bits per byte";
-      status.textContent = `${rows.length} of ${data.rows.length} submissions · ${metricName} (lower is better) · ranked within the rows shown`;
+      const count = shown < rows.length ? `${shown} shown of ${rows.length} matching` : `${rows.length}`;
+      status.textContent = `${count} of ${data.rows.length} submissions · ${metricName} (lower is better) · ranked within the rows that match`;
     }
 
     function pick(name, on) {
@@ -309,8 +317,16 @@ const PALOMA = (() => {
       for (const box of $$("td.rank input", table)) box.checked = state.picked.includes(box.dataset.name);
     }
 
-    form.addEventListener("change", render);
-    form.addEventListener("input", (e) => e.target.name === "q" && render());
+    const rerender = () => {
+      state.limit = PAGE;
+      render();
+    };
+    form.addEventListener("change", rerender);
+    form.addEventListener("input", (e) => e.target.name === "q" && rerender());
+    more.addEventListener("click", () => {
+      state.limit += PAGE;
+      render();
+    });
     render();
   }
 
