@@ -173,3 +173,18 @@ def metadata(name: str, **overrides) -> dict:
     }
     meta.update(overrides)
     return meta
+
+
+def write_submissions_quickly(folder: Path, registry_file: Path, count: int) -> None:
+    """Many valid submissions, written without re-validating the folder after each (which `submit` does)."""
+    from paloma.io import write_json as write
+    from paloma.submissions.schema import Submission
+    from paloma.submissions.submit import build_submission
+
+    for i in range(count):
+        name = f"bulk-{i:03d}"
+        out = eval_output(folder / "evals" / name, registry_file, model=name, quality=0.5 + (i * 7 % count) / count,
+                          parameters=100_000_000 * (i + 1), non_embedding_parameters=50_000_000 * (i + 1))  # fmt: skip
+        results = json.loads((out / "results.json").read_text())
+        submission = Submission.model_validate(build_submission(results, metadata(name), None))
+        write(folder / "subs" / name / "submission.json", submission.to_json_dict())

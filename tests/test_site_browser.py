@@ -257,3 +257,25 @@ def test_empty_leaderboard_has_no_errors(browser, tmp_path):
         if path == "index.html":
             assert page.text_content("#status").startswith("0 of 0 submissions")
         page.close()
+
+
+def test_long_leaderboards_show_rows_in_pages(browser, tmp_path):
+    """With more rows than one page (100), sorting works on all of them and 'Show more' adds the next page."""
+    from leaderboard_factory import write_submissions_quickly
+
+    registry_file = write_tiny_registry(tmp_path)
+    write_submissions_quickly(tmp_path, registry_file, count=130)
+    build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    assert len(model_names(page)) == 100
+    assert page.text_content("#status").startswith("100 shown of 130 matching of 130 submissions")
+    page.click("#leaderboard th[data-key=params] button")
+    page.click("#leaderboard th[data-key=params] button")  # descending: the largest of all 130 comes first
+    assert column(page, "params")[0] == "13B"
+    page.click("#show-more")
+    assert len(model_names(page)) == 130 and page.is_hidden("#show-more")
+    assert errors == []
+    page.close()
