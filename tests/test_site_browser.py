@@ -148,8 +148,10 @@ def test_filters_change_the_rows_and_columns(open_page):
     assert model_names(page) == ["Run B Half"] and column(page, "rank") == ["1"]
     page.select_option("select[name=checkpoints]", "all")
     assert len(model_names(page)) == 5  # six submissions, one without the fixed vocabulary
+    ranks = dict(zip(model_names(page), column(page, "rank"), strict=True))
     page.fill("input[name=q]", "medium")
     assert model_names(page) == ["Medium"]
+    assert column(page, "rank") == [ranks["Medium"]]  # searching does not change the rank
     assert "q=medium" in page.evaluate("location.hash")  # the view is a shareable link
     screenshot(page, "leaderboard-filtered")
 

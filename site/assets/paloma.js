@@ -186,12 +186,12 @@ const PALOMA = (() => {
       const cols = [
         { key: "rank", label: "#", num: true, title: "Rank within the rows shown, by the suite value; tick two rows to compare them" },
         { key: "model", label: "Model", num: false },
+        { key: "suite", label: group.label, num: true, suite: true, title: "Macro average over the sources of this group" },
         { key: "guidelines", label: "Guidelines", sortable: false },
         { key: "params", label: "Params", num: true, title: "Parameters (all)" },
         { key: "tokens", label: "Tokens", num: true, title: "Training tokens" },
       ];
       if (s.checkpoints !== "final") cols.push({ key: "frac", label: "LR %", num: true, title: "Fraction of the LR schedule" });
-      cols.push({ key: "suite", label: group.label, num: true, suite: true, title: "Macro average over the sources of this group" });
       for (const name of group.sources) {
         const src = data.sources[sourceIndex.get(name)];
         cols.push({ key: "src:" + name, label: src.label, num: true, title: src.label + " (" + src.domains + " domains)" });
@@ -289,8 +289,9 @@ const PALOMA = (() => {
       writeHash(form);
       const cols = columns(s);
       if (!cols.some((c) => c.key === state.sortKey)) [state.sortKey, state.sortDir] = ["rank", 1];
-      const rows = visibleRows(s);
-      const ranks = rankRows(rows, s);
+      const group = visibleRows({ ...s, q: "" }); // the search finds rows; it does not change their rank
+      const ranks = rankRows(group, s);
+      const rows = s.q ? visibleRows(s) : group;
       const keyed = rows.map((r) => [cellValue(r, state.sortKey, s, ranks), r]);
       keyed.sort((a, b) => compareValues(a[0], b[0], state.sortDir) || compareValues(ranks.get(a[1]), ranks.get(b[1]), 1));
       renderHead(cols);
@@ -302,7 +303,7 @@ const PALOMA = (() => {
       more.textContent = `Show ${Math.min(PAGE, rows.length - shown)} more (${rows.length - shown} not shown)`;
       const metricName = s.metric === "ppl" ? "perplexity" : "bits per byte";
       const count = shown < rows.length ? `${shown} shown of ${rows.length} matching` : `${rows.length}`;
-      status.textContent = `${count} of ${data.rows.length} submissions · ${metricName} (lower is better) · ranked within the rows that match`;
+      status.textContent = `${count} of ${data.rows.length} submissions · ${metricName} (lower is better) · ranked within the selected group`;
     }
 
     function pick(name, on) {
