@@ -228,6 +228,5 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema published as `submissions/schema/v1.json`."""
     schema = Submission.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://github.com/paloma-eval/paloma/submissions/schema/v1.json"
     schema["title"] = "Paloma submission, version 1"
     return schema
