@@ -300,10 +300,14 @@ def test_cli_build(site, tmp_path):
 
 def test_output_that_is_not_a_site_is_not_replaced(site, tmp_path):
     (tmp_path / "precious").mkdir()
-    (tmp_path / "precious" / "thesis.tex").write_text("...")
+    (tmp_path / "precious" / "index.html").write_text("my homepage")
     with pytest.raises(PalomaError, match="not a paloma site"):
         build(site["root"] / "subs", tmp_path / "precious", registry_file=site["registry_file"], progress=False)
-    assert (tmp_path / "precious" / "thesis.tex").read_text() == "..."
+    assert (tmp_path / "precious" / "index.html").read_text() == "my homepage"
+    nested = tmp_path / "new" / "folders" / "www"
+    build(site["root"] / "subs", nested, registry_file=site["registry_file"], progress=False)
+    build(site["root"] / "subs", nested, registry_file=site["registry_file"], progress=False)  # replaces its own
+    assert (nested / ".paloma-site").is_file() and sorted(p.name for p in nested.parent.iterdir()) == ["www"]
 
 
 def test_site_ships_as_package_data():

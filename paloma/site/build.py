@@ -40,6 +40,7 @@ GROUP_LABELS = {
 }
 METRIC_LABELS = {"bpb": "bits per byte", "ppl": "perplexity"}
 TOP_MODELS_PER_SOURCE = 10
+SITE_MARKER = ".paloma-site"  # marks a folder as a site paloma built, which a later build may replace
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,12 @@ def build(
     groups = list(purpose_groups(registry))
     assign_ranks(entries, groups)
     output = Path(output)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent if output.parent.exists() else None))
+    _check_replaceable(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         pages = SiteWriter(staging, entries, registry, release, split, progress).write_all()
+        (staging / SITE_MARKER).write_text(f"paloma {__version__} site of release {release}, split {split}\n")
         _replace_dir(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -125,11 +129,15 @@ def _select(loaded: list[Loaded], release: str | None, split: str | None) -> tup
     return release, split, [x for x in of_release if x.submission.benchmark.split == split]
 
 
+def _check_replaceable(output: Path) -> None:
+    """Only an empty folder or a site paloma built (it holds SITE_MARKER) may be replaced."""
+    if output.exists() and not (output.is_dir() and ((output / SITE_MARKER).is_file() or not any(output.iterdir()))):
+        raise PalomaError(f"{output} exists and is not a paloma site: refusing to replace it")
+
+
 def _replace_dir(staging: Path, output: Path) -> None:
     """Swap the finished site into place, so a failed build never leaves half a site."""
     if output.exists():
-        if not (output / "index.html").exists() and any(output.iterdir()):
-            raise PalomaError(f"{output} exists and is not a paloma site: refusing to replace it")
         old = output.with_name(f".{output.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(output, old)
