@@ -26,7 +26,7 @@ from tqdm import tqdm
 from paloma import metrics
 from paloma.io import write_json
 from paloma.registry import load_registry
-from paloma.site.build import build
+from paloma.site.builder import build
 from paloma.submissions.protocol_check import BENCHMARK_PROTOCOL
 
 

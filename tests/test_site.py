@@ -14,7 +14,7 @@ from leaderboard_factory import eval_output, metadata, write_tiny_registry
 from paloma.errors import PalomaError
 from paloma.registry import load_registry_file
 from paloma.site import extras
-from paloma.site.build import SiteWriter, build
+from paloma.site.builder import SiteWriter, build
 from paloma.site.entries import assign_ranks, make_entry, purpose_groups
 from paloma.site.pareto import pareto_frontier
 from paloma.submissions.submit import submit

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO_ROOT
 from leaderboard_factory import eval_output, metadata, write_tiny_registry
 
-from paloma.site.build import build
+from paloma.site.builder import build
 from paloma.submissions.submit import submit
 
 pytestmark = pytest.mark.browser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from paloma.site.build import build
+from paloma.site import build
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
