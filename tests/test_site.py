@@ -325,3 +325,19 @@ def test_a_release_without_submissions_builds_an_empty_site(tmp_path):
     assert "Paloma leaderboard" in (tmp_path / "site" / "index.html").read_text()
     assert "No models to draw" in (tmp_path / "site" / "pareto.html").read_text()
     assert len(list((tmp_path / "site" / "sources").glob("*.html"))) == 16
+
+
+def test_decontamination_evidence_is_linked(tmp_path):
+    registry_file = write_tiny_registry(tmp_path)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"index_checksum": "sha256:" + "cd" * 32, "removed_documents": 3}))
+    out = eval_output(tmp_path / "eval", registry_file, model="clean")
+    meta = metadata("clean", decontamination={"report": str(report), "removed_fraction": 0.0062})
+    submit(out, meta, tmp_path / "subs", registry_file)
+    build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
+    html = (tmp_path / "site" / "models" / "clean.html").read_text()
+    assert "sha256:" + "cd" * 32 in html and "0.620% of documents removed" in html
+    assert 'href="../data/submissions/clean-decon-report.json"' in html
+    copied = tmp_path / "site" / "data" / "submissions" / "clean-decon-report.json"
+    assert copied.read_bytes() == report.read_bytes()
+    assert '<span class="badge on" title="Decontaminated against the benchmark">Decontaminated</span>' in html

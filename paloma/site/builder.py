@@ -447,8 +447,8 @@ class SiteWriter:
 
 def _fmt_flops(value: float) -> str:
     """Compute in scientific notation, as scaling papers write it: 3e21, 1.5e22."""
-    mantissa, exponent = f"{value:.2g}".split("e") if "e" in f"{value:.2g}" else (f"{value:.2g}", "0")
-    return f"{mantissa}e{int(exponent)}"
+    mantissa, _, exponent = f"{value:.1e}".partition("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def _meets_all(entry: Entry) -> bool:

@@ -41,7 +41,6 @@ class Point:
     label: str
     href: str
     detail: str
-    highlight: bool = False
 
 
 @dataclass(frozen=True)
