@@ -28,6 +28,9 @@ COMMAND_MODULES = [
     "paloma.commands.rank_stability",
     "paloma.commands.demo",
     "paloma.commands.decon",
+    "paloma.commands.submit",
+    "paloma.commands.submissions",
+    "paloma.commands.site",
 ]
 
 

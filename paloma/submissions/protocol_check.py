@@ -1,0 +1,27 @@
+"""Whether a submission was evaluated with the benchmark's protocol (paloma.md §2).
+
+The benchmark fixes: one prefix token (the tokenizer's EOS, as the reference did), a maximum length of 2048,
+no special tokens added by the tokenizer, and disjoint windows whose last partial window is right-aligned.
+These are compared field by field against the protocol that `paloma eval` records in results.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# The benchmark's reference protocol: the fields a submission's protocol must match exactly.
+BENCHMARK_PROTOCOL: dict[str, object] = {
+    "prefix": "eos",
+    "max_length": 2048,
+    "add_special_tokens": False,
+    "window": "disjoint-right-aligned",
+}
+
+
+def protocol_differences(protocol: Mapping[str, object]) -> list[str]:
+    """One message per field that differs from the benchmark's protocol; empty when it matches."""
+    return [
+        f"protocol.{key} is {protocol.get(key)!r}, the benchmark's is {expected!r}"
+        for key, expected in BENCHMARK_PROTOCOL.items()
+        if protocol.get(key) != expected or type(protocol.get(key)) is not type(expected)
+    ]
