@@ -228,6 +228,7 @@ def evaluate(config: EvalConfig) -> dict:
     procs = Processes(config.device)
     registry = _load_registry(config.registry)
     documents, data_info = load_documents(config.data)
+    data_info["release"] = registry.release if registry is not None else None
     if not documents:
         raise PalomaError(f"data: {config.data.path}: no documents match the selection")
     tokenizer, model_config = _load_tokenizer_and_config(config)

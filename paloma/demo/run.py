@@ -26,7 +26,7 @@ from pathlib import Path
 
 from paloma.demo.suite import RELEASE, Suite, build_suite, load_suite
 from paloma.errors import PalomaError
-from paloma.io import atomic_write, iter_jsonl, write_json
+from paloma.io import iter_jsonl, write_json
 from paloma.table import format_table
 
 # The prose sources of the suite: decontamination indexes these (code is left out, as Paloma does).
@@ -112,56 +112,51 @@ def prose_sources(suite: Suite) -> list[str]:
 
 
 def stage_decon(demo: Demo, suite: Suite) -> dict:
-    """Index the evaluation paragraphs, filter the training part, and check the planted leaks were caught."""
-    folder = demo.root / "decon"
-    report_path = folder / "report.json"
-    started = demo.stage(2, "decon", "index evaluation paragraphs, remove contaminated training documents")
-    if report_path.is_file():
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        if report.get("suite_revision") == suite.revision:
-            demo.done(started, f"reused: {_decon_line(report)}")
-            return report
+    """`paloma decon index` over the suite's prose, `paloma decon filter` over the training part; then check
+    that every planted leak was among the removed documents."""
     from paloma.decon import build_index
+    from paloma.decon.filter import REPORT_NAME, filter_files
 
+    folder = demo.root / "decon"
+    summary_path = folder / "demo-check.json"
+    started = demo.stage(2, "decon", "index evaluation paragraphs, remove contaminated training documents")
+    if summary_path.is_file():
+        check = json.loads(summary_path.read_text(encoding="utf-8"))
+        if check.get("suite_revision") == suite.revision:
+            demo.done(started, f"reused: {_decon_line(check)}")
+            return check
     index = build_index(suite.suite_dir, sources=prose_sources(suite), progress=demo.progress)
-    index_path = index.save(folder / "index.decon")
-    removed, kept = [], 0
-    source = suite.train_dir / suite.manifest["train"]["file"]
-    clean = folder / "train-clean.jsonl"
-    with atomic_write(clean) as out:
-        for _, record in iter_jsonl(source):
-            if index.is_contaminated(record["text"]):
-                removed.append(record["id"])
-            else:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                kept += 1
+    index.save(folder / "index.decon")
+    train_file = suite.train_dir / suite.manifest["train"]["file"]
+    report = filter_files(index, [train_file], folder / "filtered", progress=demo.progress)
+    removed = [r["id"] for _, r in iter_jsonl(folder / "filtered" / "removed" / train_file.name)]
     planted = sorted(p["train_id"] for p in suite.manifest["planted_contamination"])
-    report = {
+    missed = sorted(set(planted) - set(removed))
+    if missed:
+        raise PalomaError(f"decontamination missed planted training documents: {', '.join(missed)}")
+    check = {
         "suite_revision": suite.revision,
-        "index": str(Path(index_path).relative_to(demo.root)),
         "index_checksum": index.checksum,
-        "index_summary": index.summary(),
-        "corpus": str(source.relative_to(demo.root)),
-        "clean_corpus": str(clean.relative_to(demo.root)),
-        "documents_read": kept + len(removed),
-        "documents_removed": len(removed),
-        "removed_ids": removed,
+        "report": str((folder / "filtered" / REPORT_NAME).relative_to(demo.root)),
+        "clean_corpus": str((folder / "filtered" / "kept" / train_file.name).relative_to(demo.root)),
+        "documents_read": report["totals"]["documents"],
+        "documents_removed": report["totals"]["removed_documents"],
+        "removed_fraction": report["totals"]["removal_rate_documents"],
         "planted": planted,
         "planted_removed": sorted(set(planted) & set(removed)),
+        "removed_ids": removed,
     }
-    if report["planted_removed"] != planted:
-        missed = sorted(set(planted) - set(removed))
-        raise PalomaError(f"decontamination missed planted training documents: {', '.join(missed)}")
-    write_json(report_path, report)
-    demo.done(started, _decon_line(report))
-    return report
+    write_json(summary_path, check)
+    demo.done(started, _decon_line(check))
+    return check
 
 
-def _decon_line(report: dict) -> str:
-    natural = report["documents_removed"] - len(report["planted_removed"])
+def _decon_line(check: dict) -> str:
+    natural = check["documents_removed"] - len(check["planted_removed"])
     return (
-        f"removed {report['documents_removed']} of {report['documents_read']} training documents: all "
-        f"{len(report['planted'])} planted leaks and {natural} natural duplicates of evaluation paragraphs"
+        f"removed {check['documents_removed']} of {check['documents_read']} training documents: all "
+        f"{len(check['planted'])} planted leaks, and {natural} that share a paragraph with the evaluation "
+        f"text naturally (licences quote each other); report {check['report']}"
     )
 
 
@@ -293,6 +288,71 @@ def _newer_than(path: Path, inputs: list[Path]) -> bool:
     return all(p.is_file() and p.stat().st_mtime_ns <= path.stat().st_mtime_ns for p in inputs)
 
 
+def stage_submit(demo: Demo, suite: Suite, decon: dict, runs: dict[str, Path], ladder: dict) -> Path:
+    """`paloma submit` for every run (the ladder's fits ride along), then `paloma submissions validate`."""
+    from paloma.analysis.ladder_extension import KEY, ladder_extra
+    from paloma.submissions.submit import submit
+    from paloma.submissions.validate import validate
+
+    folder = demo.mode_dir / "submissions"
+    started = demo.stage(6, "submit", f"{len(runs)} submissions to {folder}, then validate them")
+    extra = {KEY: ladder_extra(ladder)}
+    for name, run in runs.items():
+        target = folder / f"demo-{name}" / "submission.json"
+        if target.is_file() and _newer_than(target, [run / "results.json", demo.mode_dir / "ladder" / "fits.json"]):
+            continue
+        training_tokens = json.loads((run / "results.json").read_text(encoding="utf-8"))["model"]["training_tokens"]
+        meta = submission_metadata(demo, suite, decon, name, training_tokens, extra)
+        submit(run, meta, folder, suite.registry_path, overwrite=True)
+    report = validate([folder], suite.registry_path, progress=False)
+    if report.problems:
+        raise PalomaError(f"demo submissions are invalid: {'; '.join(map(str, report.problems[:3]))}")
+    demo.done(started, f"{len(report.submissions)} submissions valid for release {RELEASE}")
+    return folder
+
+
+def submission_metadata(demo: Demo, suite: Suite, decon: dict, name: str, training_tokens: int, extra: dict) -> dict:
+    """What `paloma submit --metadata FILE` would hold for one demo model."""
+    rung = next(r for r in demo.ladder.rungs if r.name == name)
+    return {
+        "name": f"demo-{name}",
+        "display_name": f"demo {name}",
+        "organisation": "paloma demo",
+        "model_id": f"paloma-demo/{name}",
+        "training_tokens": training_tokens,
+        "tokenizer": f"paloma demo BPE ({suite.manifest['config']['vocab_size']:,} tokens)",
+        "training_data": (
+            f"the paloma demo training part (suite revision {suite.revision}), decontaminated with paloma decon"
+        ),
+        "description": (
+            f"A {demo.ladder.mode} demo ladder rung: d_model {rung.d_model}, {rung.n_layers} layer(s), "
+            f"{rung.steps} steps of {demo.ladder.batch_size} x {demo.ladder.seq_len} tokens, recipe "
+            f"{demo.ladder.base_config} (baselines/). Trained and evaluated by `paloma demo` on this machine."
+        ),
+        "decontamination": {
+            "report": str(demo.root / decon["report"]),
+            "index_checksum": decon["index_checksum"],
+            "removed_fraction": decon["removed_fraction"],
+        },
+        "fixed_training_order": True,  # one seeded global order, independent of the process count
+        "fixed_vocabulary": True,  # every demo model uses the demo tokenizer
+        "extra": extra,
+    }
+
+
+def stage_site(demo: Demo, suite: Suite, submissions: Path) -> Path:
+    """`paloma site build --release paloma-demo`, with the ladder charts on the model pages."""
+    from paloma.analysis.ladder_extension import register
+    from paloma.site import build
+
+    output = demo.mode_dir / "site"
+    started = demo.stage(7, "site", f"leaderboard of release {RELEASE} in {output}")
+    register()
+    summary = build(submissions, output, RELEASE, DECON_SPLIT, suite.registry_path, progress=demo.progress)
+    demo.done(started, f"{summary.pages} pages for {summary.submissions} submissions")
+    return output / "index.html"
+
+
 # --- summary ----------------------------------------------------------------------------------------
 
 
@@ -354,6 +414,8 @@ def run_demo(
     runs = stage_eval(demo, suite, models)
     results = {name: json.loads((path / "results.json").read_text(encoding="utf-8")) for name, path in runs.items()}
     ladder = stage_ladder(demo, suite, runs)
+    submissions = stage_submit(demo, suite, decon, runs, ladder)
+    index_html = stage_site(demo, suite, submissions)
     summary = {
         "release": RELEASE,
         "mode": demo.ladder.mode,
@@ -364,6 +426,8 @@ def run_demo(
         "runs": {name: str(path) for name, path in runs.items()},
         "larger_wins": larger_wins(results, demo.ladder),
         "ladder_fit": str(demo.mode_dir / "ladder" / "fits.json"),
+        "submissions": str(submissions),
+        "site": str(index_html),
         "suite_fit": next(f for f in ladder["fits"] if f["target"] == "suite")["law"],
         "seconds": time.perf_counter() - started,
     }
@@ -375,5 +439,6 @@ def run_demo(
         f"\nLarger models beat the next smaller one (same training tokens) on {wins['wins']} of {wins['pairs']} "
         f"domain comparisons."
     )
+    echo(f"\nOpen the leaderboard: {index_html.resolve().as_uri()}")
     echo(f"Demo ({demo.ladder.mode}) finished in {summary['seconds']:.0f}s; summary: {demo.mode_dir / 'summary.json'}")
     return summary

@@ -53,6 +53,7 @@ class SuiteConfig:
     min_package_bytes: int = 40_000  # standard-library packages smaller than this are not code domains
     planted: int = 8  # evaluation paragraphs copied into training documents
     seed: int = 6198
+    max_length: int = 128  # the release's evaluation window L (Paloma: 2048); the demo models train at 128
 
     @property
     def candidate_bytes(self) -> int:
@@ -244,7 +245,7 @@ def split_file(source: SourceSpec, split: str, domain: str) -> str:
     return f"{split}/{split}-00000000.jsonl.gz" if source.single_domain else f"{split}/{split}_{domain}.jsonl.gz"
 
 
-def registry_dict(plans: list[DomainPlan], manifest_domains: dict, revision: str) -> dict:
+def registry_dict(plans: list[DomainPlan], manifest_domains: dict, revision: str, config: SuiteConfig) -> dict:
     """The suite's registry, in the schema of `domains/paloma.json` (readable by `paloma.registry`)."""
     sources = []
     for spec in SOURCES:
@@ -273,6 +274,7 @@ def registry_dict(plans: list[DomainPlan], manifest_domains: dict, revision: str
         ),
         "hub_dataset": None,
         "revision": revision,
+        "protocol": {"max_length": config.max_length},
         "sources": sources,
     }
 
@@ -372,7 +374,7 @@ def _write(root, config, plans, skipped, planted, offsets) -> Suite:
         root,
     )
     revision = f"python-{platform.python_version()}+{content[:12]}"
-    write_json(suite_dir / f"{RELEASE}.json", registry_dict(plans, domains, revision))
+    write_json(suite_dir / f"{RELEASE}.json", registry_dict(plans, domains, revision, config))
     manifest = {
         "schema": SCHEMA,
         "release": RELEASE,

@@ -128,7 +128,9 @@ def check_submission(loaded: Loaded, registry: Registry | None) -> list[Problem]
     """Every check that needs only this submission and its release's registry."""
     sub = loaded.submission
     problems = [Problem(loaded.at(), m) for m in _check_location(loaded)]
-    problems += [Problem(loaded.at("protocol"), m) for m in protocol_differences(sub.protocol.model_dump())]
+    release_protocol = registry.protocol if registry is not None else None
+    differences = protocol_differences(sub.protocol.model_dump(), release_protocol)
+    problems += [Problem(loaded.at("protocol"), m) for m in differences]
     problems += _check_decontamination_report(loaded)
     if registry is None:
         release = sub.benchmark.release
