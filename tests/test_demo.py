@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, str]:
+    """`paloma demo --quick` exactly as a newcomer types it, in an empty folder."""
     from tests.conftest import run_paloma
 
-    root = tmp_path_factory.mktemp("demo") / "out"
-    proc = run_paloma("demo", "--quick", "--output", root, "--no-progress", check=True, timeout=1800)
-    return root, proc.stdout
+    cwd = tmp_path_factory.mktemp("newcomer")
+    proc = run_paloma("demo", "--quick", check=True, timeout=1800, cwd=cwd)
+    return cwd / "paloma-demo", proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,9 @@ def test_suite_layout_and_domain_counts(demo, registry):
     root, _ = demo
     manifest = json.loads((root / "suite" / "manifest.json").read_text())
     assert registry.release == "paloma-demo" and registry.protocol == {"max_length": 128}
-    assert len(registry.sources) == 4 and registry.totals()["domains"] == 35 if _py311() else True
+    assert len(registry.sources) == 4 and registry.totals()["domains"] >= 24  # dozens of domains
+    if sys.version_info[:2] == (3, 11):
+        assert registry.totals()["domains"] == 35
     for source in registry.sources:
         assert set(source.domains) == set(manifest["domains"][source.name])
         for split in ("val", "test"):
@@ -143,11 +147,5 @@ def test_summary_table_and_rerun_reuses_everything(demo):
         assert re.search(rf"^{re.escape(rung.name)}\s", stdout, re.MULTILINE), rung.name
     from tests.conftest import run_paloma
 
-    again = run_paloma("demo", "--quick", "--output", root, "--no-progress", check=True, timeout=600).stdout
+    again = run_paloma("demo", "--quick", check=True, timeout=600, cwd=root.parent).stdout
     assert again.count(": reused") >= 2 * len(QUICK.rungs) + 2  # suite, decon, every model and every eval
-
-
-def _py311() -> bool:
-    import sys
-
-    return sys.version_info[:2] == (3, 11)

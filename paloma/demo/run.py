@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from paloma.demo.suite import RELEASE, Suite, build_suite, load_suite
@@ -76,17 +76,21 @@ class Demo:
     ladder: Ladder
     progress: bool = True
     echo: Callable[[str], None] = print
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> wall and CPU seconds
 
     @property
     def mode_dir(self) -> Path:
         return self.root / self.ladder.mode
 
-    def stage(self, number: int, name: str, detail: str) -> float:
+    def stage(self, number: int, name: str, detail: str) -> tuple[str, float, float]:
+        """Announce a stage; returns what `done` needs to report its wall and CPU time."""
         self.echo(f"[{number}/7] {name}: {detail}")
-        return time.perf_counter()
+        return name, time.perf_counter(), time.process_time()
 
-    def done(self, started: float, what: str) -> None:
-        self.echo(f"      {what} ({time.perf_counter() - started:.1f}s)")
+    def done(self, started: tuple[str, float, float], what: str) -> None:
+        name, wall, cpu = started
+        self.timings[name] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+        self.echo(f"      {what} ({self.timings[name]['wall']:.1f}s)")
 
 
 # --- stages -----------------------------------------------------------------------------------------
@@ -406,7 +410,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Run the whole demo (see the module docstring) into `output`; returns the summary it also writes."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     demo = Demo(Path(output), QUICK if quick else FULL, progress, echo)
     suite = stage_suite(demo)
     decon = stage_decon(demo, suite)
@@ -430,6 +434,8 @@ def run_demo(
         "site": str(index_html),
         "suite_fit": next(f for f in ladder["fits"] if f["target"] == "suite")["law"],
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "timings": demo.timings,
     }
     write_json(demo.mode_dir / "summary.json", summary)
     echo("")
