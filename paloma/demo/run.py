@@ -24,14 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from paloma.demo.suite import RELEASE, Suite, build_suite, load_suite
+from paloma.demo.suite import RELEASE, Suite, SuiteConfig, build_suite, load_suite
 from paloma.errors import PalomaError
 from paloma.io import iter_jsonl, write_json
 from paloma.table import format_table
 
-# The prose sources of the suite: decontamination indexes these (code is left out, as Paloma does).
-DECON_SPLIT = "test"  # the split the demo evaluates, submits and ranks
-EVAL_MAX_LENGTH = 128  # the window length L of every demo evaluation: the ladder's training length
+EVAL_SPLIT = "test"  # the split the demo evaluates, submits and ranks
+EVAL_MAX_LENGTH = SuiteConfig().max_length  # the release's window length L, also the ladder's training length
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,15 @@ class Ladder:
     base_config: str = "ladder-xs"  # baselines config whose recipe every rung shares
     seq_len: int = EVAL_MAX_LENGTH
     batch_size: int = 16
+    fit_levels: tuple[str, ...] = ("suite", "source", "domain")  # targets of the scaling-law fit
 
     @property
     def rungs(self) -> list[Rung]:
         return [Rung(d, n, h, s) for s in self.steps for (d, n, h) in self.sizes]
 
 
-QUICK = Ladder("quick", sizes=((32, 1, 2), (64, 2, 2), (128, 2, 4)), steps=(20, 40))
-FULL = Ladder("full", sizes=((32, 1, 2), (64, 2, 2), (128, 2, 4)), steps=(100, 200))
+QUICK = Ladder("quick", sizes=((16, 1, 2), (32, 2, 2), (64, 2, 2)), steps=(20, 40), fit_levels=("suite", "source"))
+FULL = Ladder("full", sizes=QUICK.sizes, steps=(100, 200))
 
 
 @dataclass
@@ -110,7 +110,21 @@ def stage_suite(demo: Demo) -> Suite:
     return suite
 
 
+def check_mode_revision(demo: Demo, suite: Suite) -> None:
+    """Models and results in the mode folder must come from this suite; a rebuilt suite (another Python or
+    other dependency versions) would otherwise be mixed with models trained on the old one."""
+    marker = demo.mode_dir / "suite-revision.txt"
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() != suite.revision:
+        raise PalomaError(
+            f"{demo.mode_dir} holds models of suite revision {marker.read_text(encoding='utf-8').strip()}, "
+            f"but the suite is now {suite.revision}: remove {demo.mode_dir} (or use another --output) and rerun"
+        )
+    demo.mode_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(suite.revision + "\n", encoding="utf-8")
+
+
 def prose_sources(suite: Suite) -> list[str]:
+    """The sources decontamination indexes: all but the code source (code is left out, as in Paloma)."""
     registry = json.loads(suite.registry_path.read_text(encoding="utf-8"))
     return [s["name"] for s in registry["sources"] if set(s["code_domains"]) != set(s["domains"])]
 
@@ -126,7 +140,7 @@ def stage_decon(demo: Demo, suite: Suite) -> dict:
     started = demo.stage(2, "decon", "index evaluation paragraphs, remove contaminated training documents")
     if summary_path.is_file():
         check = json.loads(summary_path.read_text(encoding="utf-8"))
-        if check.get("suite_revision") == suite.revision:
+        if check.get("suite_revision") == suite.revision and (demo.root / check["clean_corpus"]).is_file():
             demo.done(started, f"reused: {_decon_line(check)}")
             return check
     index = build_index(suite.suite_dir, sources=prose_sources(suite), progress=demo.progress)
@@ -228,7 +242,7 @@ def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, P
     from paloma.data import DataSpec
     from paloma.evaluate import EvalConfig, evaluate
 
-    started = demo.stage(4, "eval", f"{len(models)} models on {suite.suite_dir} ({DECON_SPLIT} split), per domain")
+    started = demo.stage(4, "eval", f"{len(models)} models on {suite.suite_dir} ({EVAL_SPLIT} split), per domain")
     runs = {}
     for i, (name, model_dir) in enumerate(models.items(), start=1):
         output = demo.mode_dir / "runs" / name
@@ -238,7 +252,7 @@ def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, P
             continue
         config = EvalConfig(
             model=str(model_dir),
-            data=DataSpec(path=str(suite.suite_dir), split=DECON_SPLIT),
+            data=DataSpec(path=str(suite.suite_dir), split=EVAL_SPLIT),
             output=output,
             max_length=EVAL_MAX_LENGTH,
             device="cpu",
@@ -275,7 +289,7 @@ def stage_ladder(demo: Demo, suite: Suite, runs: dict[str, Path]) -> dict:
     ladder = fit_runs(
         [load_run(path) for path in runs.values()],
         registry=load_registry_file(suite.registry_path),
-        levels=("suite", "source", "domain"),
+        levels=demo.ladder.fit_levels,
     )
     write_ladder_outputs(ladder, folder)
     suite_fit = next(f for f in ladder["fits"] if f["target"] == "suite")
@@ -352,7 +366,7 @@ def stage_site(demo: Demo, suite: Suite, submissions: Path) -> Path:
     output = demo.mode_dir / "site"
     started = demo.stage(7, "site", f"leaderboard of release {RELEASE} in {output}")
     register()
-    summary = build(submissions, output, RELEASE, DECON_SPLIT, suite.registry_path, progress=demo.progress)
+    summary = build(submissions, output, RELEASE, EVAL_SPLIT, suite.registry_path, progress=demo.progress)
     demo.done(started, f"{summary.pages} pages for {summary.submissions} submissions")
     return output / "index.html"
 
@@ -413,6 +427,7 @@ def run_demo(
     started, cpu_started = time.perf_counter(), time.process_time()
     demo = Demo(Path(output), QUICK if quick else FULL, progress, echo)
     suite = stage_suite(demo)
+    check_mode_revision(demo, suite)
     decon = stage_decon(demo, suite)
     models = stage_train(demo, suite, decon)
     runs = stage_eval(demo, suite, models)
