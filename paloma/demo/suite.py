@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import platform
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -314,6 +315,9 @@ def build_suite(root: str | Path, config: SuiteConfig | None = None, progress: b
     existing = load_suite(root, config)
     if existing is not None:
         return existing
+    if (root / "suite" / "manifest.json").is_file():  # a demo suite of another config or Python: replace it
+        for name in ("suite", "train", "tokenizer"):
+            shutil.rmtree(root / name, ignore_errors=True)
 
     plans, skipped = _plan_domains(config, progress)
     tokenizer = train_bpe((d.text for p in plans for d in p.train), config.vocab_size)
@@ -350,7 +354,17 @@ def _plan_domains(config: SuiteConfig, progress: bool) -> tuple[list[DomainPlan]
     return plans, skipped
 
 
-def _write(root, config, plans, skipped, planted, offsets) -> Suite:
+OffsetsFn = Callable[[str], list[tuple[int, int]]]
+
+
+def _write(
+    root: Path,
+    config: SuiteConfig,
+    plans: list[DomainPlan],
+    skipped: list[dict],
+    planted: list[dict],
+    offsets: OffsetsFn,
+) -> Suite:
     suite_dir = root / "suite"
     files, domains = [], {}
     for plan in plans:
@@ -394,7 +408,7 @@ def _write(root, config, plans, skipped, planted, offsets) -> Suite:
     return Suite(root, manifest)
 
 
-def _stats(records: list[dict], offsets) -> dict:
+def _stats(records: list[dict], offsets: OffsetsFn) -> dict:
     return {
         "documents": len(records),
         "tokens": sum(len(offsets(r["text"])) for r in records),
