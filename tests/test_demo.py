@@ -149,4 +149,5 @@ def test_summary_table_and_rerun_reuses_everything(demo):
     from tests.conftest import run_paloma
 
     again = run_paloma("demo", "--quick", check=True, timeout=600, cwd=root.parent).stdout
-    assert again.count(": reused") >= 2 * len(QUICK.rungs) + 2  # suite, decon, every model and every eval
+    reused = [line for line in again.splitlines() if "reused" in line]
+    assert len(reused) == 2 * len(QUICK.rungs) + 3, again  # suite, decon, every model, every eval, ladder fit
