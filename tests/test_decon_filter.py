@@ -324,3 +324,13 @@ def test_output_inside_the_input_folder_is_refused(index_path: Path, tmp_path: P
         "decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "in" / "out")
     )
     assert proc.returncode == 2 and "must not be an input" in proc.stderr
+
+
+def test_json_escaped_lone_surrogates_are_valid_documents(index_path: Path, tmp_path: Path) -> None:
+    # JSON allows "\ud800" escapes that orjson refuses; the standard parser accepts them, so they are documents
+    line = b'{"id": "s", "text": "odd \\ud800 text\\n' + EVAL_C4.encode() + b'"}\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "s.jsonl").write_bytes(line)
+    report = filter_files(index_path, [tmp_path / "in"], tmp_path / "out", progress=False)
+    assert report["totals"]["removed_documents"] == 1 and report["totals"]["bad_lines"] == 0
+    assert (tmp_path / "out" / "removed" / "s.jsonl").read_bytes() == line
