@@ -18,6 +18,7 @@ from paloma.errors import PalomaError
 COMMAND_MODULES = [
     "paloma.commands.domains",
     "paloma.commands.eval",
+    "paloma.commands.decon",
 ]
 
 
