@@ -321,3 +321,36 @@ def test_real_release_needs_all_546_public_domains(tmp_path):
 def test_published_json_schema_is_in_sync():
     published = json.loads((REPO_ROOT / "submissions" / "schema" / "v1.json").read_text())
     assert published == json_schema(), "regenerate: paloma submissions schema > submissions/schema/v1.json"
+
+
+def test_release_protocol_overrides_come_from_the_registry(tmp_path):
+    """A demo-like release evaluated with short windows declares it in its registry; Paloma's own does not."""
+    raw = json.loads(write_tiny_registry(tmp_path).read_text())
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({**raw, "release": "short", "protocol": {"max_length": 128}}))
+    out = eval_output(tmp_path / "eval", short, model="m", protocol={"max_length": 128})
+    submit(out, metadata("m"), tmp_path / "submissions", short)
+    assert validate([tmp_path / "submissions"], short).problems == []
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**raw, "release": "bad", "protocol": {"dtype": "bf16"}}))
+    with pytest.raises(PalomaError, match="'protocol' may only set prefix, max_length"):
+        validate([tmp_path / "submissions"], bad)
+
+
+def test_results_as_the_evaluator_writes_them(tmp_path, registry_file):
+    """results.json may lack data.release (then metadata or 'paloma' names it), carry training tokens from
+    the checkpoint's training record, and intervals with extra fields such as the bootstrap seed."""
+    out = eval_output(tmp_path / "eval", registry_file, model="m", with_ci=True)
+    results = json.loads((out / "results.json").read_text())
+    del results["data"]["release"]
+    results["model"]["training_tokens"] = 123_000_000
+    for source in results["sources"].values():
+        for domain in source["domains"].values():
+            domain["ci"]["seed"] = 0
+    (out / "results.json").write_text(json.dumps(results))
+    meta = metadata("m", release="tiny")
+    del meta["training_tokens"]
+    path = submit(out, meta, tmp_path / "submissions", registry_file)
+    sub = json.loads(path.read_text())
+    assert sub["benchmark"]["release"] == "tiny" and sub["model"]["training_tokens"] == 123_000_000
+    assert sub["results"]["alpha"]["a1"]["ci"]["seed"] == 0

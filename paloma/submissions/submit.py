@@ -82,7 +82,8 @@ def build_submission(results: dict, meta: dict[str, Any], report_name: str | Non
             "revision": meta.get("revision") or model.get("revision"),
             "parameters": model.get("parameters"),
             "non_embedding_parameters": model.get("non_embedding_parameters"),
-            "training_tokens": meta.get("training_tokens"),
+            # `paloma eval` records training tokens when the checkpoint says (models trained by `baselines`).
+            "training_tokens": meta.get("training_tokens") or model.get("training_tokens"),
             "tokenizer": meta.get("tokenizer") or model.get("name_or_path"),
             "training_data": meta.get("training_data"),
             "description": meta.get("description") or "",
@@ -98,7 +99,10 @@ def build_submission(results: dict, meta: dict[str, Any], report_name: str | Non
             "fixed_training_order": bool(meta.get("fixed_training_order", False)),
             "fixed_vocabulary": bool(meta.get("fixed_vocabulary", False)),
         },
-        "benchmark": {"release": data.get("release"), "split": data.get("split") or results["protocol"].get("split")},
+        "benchmark": {
+            "release": meta.get("release") or data.get("release") or "paloma",
+            "split": data.get("split") or results["protocol"].get("split"),
+        },
         "protocol": results["protocol"],
         "results": {
             source: {
@@ -171,9 +175,10 @@ def _check_before_writing(
 ) -> None:
     """Run the pull-request checks now, against the submissions already in the folder."""
     registries = RegistryCache(registry_file)
+    release = loaded.submission.benchmark.release
     problems = [
         p
-        for p in check_submission(loaded, registries.get(loaded.submission.benchmark.release))
+        for p in check_submission(loaded, registries.get(release), registries.protocol(release))
         if not (report_src and "decontamination.report" in p.where)
     ]
     existing = Path(submissions_dir)
