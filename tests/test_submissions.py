@@ -221,19 +221,32 @@ def test_folder_must_be_named_after_the_submission_and_names_unique(tmp_path, re
     assert any("name: 'model-a' is also used by" in p for p in found)
 
 
+DECON_REPORT = {  # the shape `paloma decon filter --report` writes
+    "dry_run": False,
+    "index": {"checksum": "blake2b-256:" + "ab" * 32, "format_version": 1},
+    "totals": {"documents": 1000, "removed_documents": 12, "removal_rate_documents": 0.012},
+}
+
+
 def test_decontamination_needs_evidence(tmp_path, registry_file):
     report = tmp_path / "decon-report.json"
-    report.write_text(json.dumps({"index_checksum": "sha256:" + "ab" * 32, "removed_documents": 12}))
+    report.write_text(json.dumps(DECON_REPORT))
     path = make(tmp_path, registry_file, "model-a", decontamination={"report": str(report)})
     sub = json.loads(path.read_text())
     assert sub["guidelines"]["decontamination"] == {
         "met": True,
-        "index_checksum": "sha256:" + "ab" * 32,
+        "index_checksum": "blake2b-256:" + "ab" * 32,
         "report": "decon-report.json",
+        "removed_fraction": 0.012,
     }
     assert (path.parent / "decon-report.json").read_bytes() == report.read_bytes()
     assert problems(tmp_path, registry_file) == []
-    (path.parent / "decon-report.json").unlink()
+    copied = path.parent / "decon-report.json"
+    copied.write_text(json.dumps({**DECON_REPORT, "dry_run": True, "index": {"checksum": "blake2b-256:" + "cd" * 32}}))
+    found = problems(tmp_path, registry_file)
+    assert any(f"the report cites index blake2b-256:{'cd' * 32}, not blake2b-256:{'ab' * 32}" in p for p in found)
+    assert any("the report is of a dry run, which removes nothing" in p for p in found)
+    copied.unlink()
     (found,) = problems(tmp_path, registry_file)
     assert "guidelines.decontamination.report" in found and "does not exist" in found
     edit(path, lambda d: d["guidelines"]["decontamination"].update(index_checksum="abc", report="../x.json"))
