@@ -3,7 +3,7 @@
 The benchmark fixes: one prefix token (the tokenizer's EOS, as the reference did), a maximum length of 2048,
 no special tokens added by the tokenizer, and disjoint windows whose last partial window is right-aligned.
 These are compared field by field against the protocol that `paloma eval` records in results.json. A release
-other than Paloma (e.g. the demo) may override fields in its registry file (`release_protocol`).
+other than Paloma (e.g. the demo) may set fields differently in its registry file (`Registry.protocol`).
 """
 
 from __future__ import annotations
@@ -19,25 +19,15 @@ BENCHMARK_PROTOCOL: dict[str, object] = {
 }
 
 
-def release_protocol(raw_registry: Mapping[str, object], origin: str = "<registry>") -> dict[str, object]:
-    """The protocol a release is evaluated with: the benchmark's, with the overrides its registry declares.
+def protocol_differences(protocol: Mapping[str, object], release: Mapping[str, object] | None = None) -> list[str]:
+    """One message per field that differs from the benchmark's protocol; empty when it matches.
 
-    A release's registry file may hold `"protocol": {"max_length": 128}` (e.g. the built-in demo release,
-    whose tiny models are trained on short sequences); Paloma's own registry declares none.
+    `release` holds the fields a release's registry sets differently (`"protocol": {"max_length": 128}` in
+    the demo release's registry file); Paloma's own registry sets none.
     """
-    overrides = raw_registry.get("protocol") or {}
-    if not isinstance(overrides, Mapping) or set(overrides) - set(BENCHMARK_PROTOCOL):
-        known = ", ".join(BENCHMARK_PROTOCOL)
-        raise ValueError(f"{origin}: 'protocol' may only set {known}")
-    return {**BENCHMARK_PROTOCOL, **overrides}
-
-
-def protocol_differences(
-    protocol: Mapping[str, object], expected: Mapping[str, object] = BENCHMARK_PROTOCOL
-) -> list[str]:
-    """One message per field that differs from the benchmark's protocol; empty when it matches."""
+    expected_protocol = {**BENCHMARK_PROTOCOL, **(release or {})}
     return [
-        f"protocol.{key} is {protocol.get(key)!r}, the benchmark's is {value!r}"
-        for key, value in expected.items()
-        if protocol.get(key) != value or type(protocol.get(key)) is not type(value)
+        f"protocol.{key} is {protocol.get(key)!r}, the benchmark's is {expected!r}"
+        for key, expected in expected_protocol.items()
+        if protocol.get(key) != expected or type(protocol.get(key)) is not type(expected)
     ]

@@ -178,10 +178,9 @@ def _check_before_writing(
 ) -> None:
     """Run the pull-request checks now, against the submissions already in the folder."""
     registries = RegistryCache(registry_file)
-    release = loaded.submission.benchmark.release
     problems = [
         p
-        for p in check_submission(loaded, registries.get(release), registries.protocol(release))
+        for p in check_submission(loaded, registries.get(loaded.submission.benchmark.release))
         if not (report_src and "decontamination.report" in p.where)
     ]
     existing = Path(submissions_dir)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +22,8 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from paloma.errors import PalomaError
-from paloma.registry import Registry, parse_registry
-from paloma.resources import data_dir
-from paloma.submissions.protocol_check import BENCHMARK_PROTOCOL, protocol_differences, release_protocol
+from paloma.registry import Registry, load_registry, load_registry_file
+from paloma.submissions.protocol_check import protocol_differences
 from paloma.submissions.recompute import recompute, same_number
 from paloma.submissions.schema import Submission
 
@@ -103,49 +102,35 @@ def _schema_message(error: dict) -> str:
 
 
 class RegistryCache:
-    """Registries by release: a registry file given by the user, else the one shipped with paloma.
-
-    Each release also has its protocol: the benchmark's, with any overrides its registry file declares.
-    """
+    """Registries by release: a registry file given by the user, else the one shipped with paloma."""
 
     def __init__(self, registry_files: RegistryFiles = None) -> None:
-        self._by_release: dict[str, tuple[Registry, dict] | None] = {}
+        self._by_release: dict[str, Registry | None] = {}
         if isinstance(registry_files, (str, Path)):
             registry_files = [registry_files]
         for path in registry_files or ():
-            loaded = self._load(Path(path))
-            self._by_release[loaded[0].release] = loaded
-
-    @staticmethod
-    def _load(path: Path) -> tuple[Registry, dict]:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return parse_registry(raw, origin=str(path)), release_protocol(raw, origin=str(path))
-        except (OSError, ValueError) as err:
-            raise PalomaError(f"{path}: cannot load the registry ({err})") from None
-
-    def _entry(self, release: str) -> tuple[Registry, dict] | None:
-        if release not in self._by_release:
-            path = data_dir("domains") / f"{release}.json"
-            self._by_release[release] = self._load(path) if path.is_file() else None
-        return self._by_release[release]
+            try:
+                registry = load_registry_file(path)
+            except (OSError, ValueError) as err:
+                raise PalomaError(f"{path}: cannot load the registry ({err})") from None
+            self._by_release[registry.release] = registry
 
     def get(self, release: str) -> Registry | None:
-        entry = self._entry(release)
-        return entry[0] if entry else None
+        if release not in self._by_release:
+            try:
+                self._by_release[release] = load_registry(release)
+            except FileNotFoundError:
+                self._by_release[release] = None
+        return self._by_release[release]
 
-    def protocol(self, release: str) -> dict:
-        entry = self._entry(release)
-        return entry[1] if entry else BENCHMARK_PROTOCOL
 
-
-def check_submission(
-    loaded: Loaded, registry: Registry | None, protocol: Mapping[str, object] = BENCHMARK_PROTOCOL
-) -> list[Problem]:
-    """Every check that needs only this submission, its release's registry and the release's protocol."""
+def check_submission(loaded: Loaded, registry: Registry | None) -> list[Problem]:
+    """Every check that needs only this submission and its release's registry."""
     sub = loaded.submission
     problems = [Problem(loaded.at(), m) for m in _check_location(loaded)]
-    problems += [Problem(loaded.at("protocol"), m) for m in protocol_differences(sub.protocol.model_dump(), protocol)]
+    release_protocol = registry.protocol if registry is not None else None
+    differences = protocol_differences(sub.protocol.model_dump(), release_protocol)
+    problems += [Problem(loaded.at("protocol"), m) for m in differences]
     problems += _check_decontamination_report(loaded)
     if registry is None:
         release = sub.benchmark.release
@@ -299,8 +284,7 @@ def validate(paths: Iterable[str | Path], registry_file: RegistryFiles = None, p
         if submission is None:
             continue
         loaded = Loaded(path, submission)
-        release = submission.benchmark.release
-        report.problems += check_submission(loaded, registries.get(release), registries.protocol(release))
+        report.problems += check_submission(loaded, registries.get(submission.benchmark.release))
         report.submissions.append(loaded)
     report.problems += check_consistency(report.submissions)
     return report
