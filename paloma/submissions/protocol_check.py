@@ -22,8 +22,7 @@ BENCHMARK_PROTOCOL: dict[str, object] = {
 def protocol_differences(protocol: Mapping[str, object], release: Mapping[str, object] | None = None) -> list[str]:
     """One message per field that differs from the benchmark's protocol; empty when it matches.
 
-    `release` holds the fields a release's registry sets differently (`"protocol": {"max_length": 128}` in
-    the demo release's registry file); Paloma's own registry sets none.
+    `release` holds the fields a release's registry sets differently (the demo suite's window length).
     """
     expected_protocol = {**BENCHMARK_PROTOCOL, **(release or {})}
     return [

@@ -25,8 +25,8 @@ SCHEMA_ID = "paloma-submission/1"
 # '-', '_', '.'; never '..', a slash, or anything a browser or shell would interpret.
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,78}[a-z0-9])?$"
 _MARKUP = re.compile(r"[<>&\"'`]|\{\{|\}\}")
-# `paloma decon` writes "blake2b-256:<hex>"; other tools' hashes are accepted with their algorithm named.
-_CHECKSUM = re.compile(r"^(?:(?:blake2b-256|blake2b|sha256|sha512|xxh64|xxh128):)?[0-9a-f]{16,128}$")
+# `paloma decon` writes "blake2b-256:<64 hex>"; sha256 and xxh digests are accepted for other tools.
+_CHECKSUM = re.compile(r"^(sha256:|blake2b-256:)?[0-9a-f]{64}$|^xxh(64|128):[0-9a-f]{16,32}$")
 
 
 def _safe_name(value: str) -> str:
@@ -144,7 +144,8 @@ class Decontamination(_Strict):
             return self
         if not self.index_checksum or not _CHECKSUM.match(self.index_checksum):
             raise ValueError(
-                "decontamination is claimed: index_checksum must be the index's checksum, e.g. 'blake2b-256:<hex>'"
+                "decontamination is claimed: index_checksum must be 'blake2b-256:<64 hex>' (paloma decon), "
+                "'sha256:<64 hex>' or 'xxh64:<hex>'"
             )
         if not self.report:
             raise ValueError("decontamination is claimed: report (the `paloma decon` report) is required")
