@@ -19,6 +19,9 @@ COMMAND_MODULES = [
     "paloma.commands.domains",
     "paloma.commands.eval",
     "paloma.commands.decon",
+    "paloma.commands.submit",
+    "paloma.commands.submissions",
+    "paloma.commands.site",
 ]
 
 
