@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# The benchmark's reference protocol: the fields a submission's protocol must match exactly.
+from paloma.protocol import PRESETS, Protocol
+
+# The benchmark's reference protocol (the evaluator's "paloma" preset): the fields a submission must match.
+_REFERENCE = Protocol(**PRESETS["paloma"])
 BENCHMARK_PROTOCOL: dict[str, object] = {
-    "prefix": "eos",
-    "max_length": 2048,
-    "add_special_tokens": False,
-    "window": "disjoint-right-aligned",
+    "prefix": _REFERENCE.prefix,
+    "max_length": _REFERENCE.max_length,
+    "add_special_tokens": _REFERENCE.add_special_tokens,
+    "window": _REFERENCE.window,
 }
 
 
