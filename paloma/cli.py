@@ -18,8 +18,12 @@ from paloma.errors import PalomaError
 COMMAND_MODULES = [
     "paloma.commands.domains",
     "paloma.commands.eval",
+    "paloma.commands.decon",
     "paloma.commands.train",
     "paloma.commands.baselines",
+    "paloma.commands.submit",
+    "paloma.commands.submissions",
+    "paloma.commands.site",
 ]
 
 

@@ -259,7 +259,8 @@ def evaluate(config: EvalConfig) -> dict:
     mine = [planned[todo[i]] for i in shares[procs.rank]]
     stats = _score(loaded, mine, budget, procs, output, attempt, config, tokenizer)
     procs.barrier()
-    scored, forward, seconds = procs.sum([stats["scored"], stats["forward"], 0.0])[:2] + procs.max([stats["seconds"]])
+    scored, forward, window_tokens = procs.sum([stats["scored"], stats["forward"], stats["window_tokens"]])
+    (seconds,) = procs.max([stats["seconds"]])
     if config.token_stats:
         _save_token_stats(output, stats["token_stats"], procs)
     speed = {
@@ -267,6 +268,9 @@ def evaluate(config: EvalConfig) -> dict:
         "scored_tokens": int(scored),
         "forward_tokens": int(forward),
         "padding_efficiency": scored / forward if forward else None,
+        # forward tokens that are padding; the rest of the gap to 1 is the protocol's own overlap (the
+        # right-aligned last window re-reads context it does not score)
+        "padding_fraction": 1 - window_tokens / forward if forward else None,
         "seconds": seconds,
         "processes": procs.world,
         "batch_tokens": budget,
@@ -306,21 +310,17 @@ def _score(loaded, docs, budget, procs, output, attempt, config, tokenizer) -> d
     with RecordWriter(output, procs.rank, procs.world, attempt) as writer:
         last_flush = time.perf_counter()
         for batch_items in schedule:
-            batch = make_batch(
-                [(i, docs[i].sequence[w.start : w.start + w.length + 1], w.scored) for i, w in batch_items],
-                pad_id=tokenizer.pad_token_id or 0,
-            )
-            nll = scorer.nll(batch)
-            owners = batch.owners.to(device, non_blocking=True)
-            doc_nll.index_add_(0, owners, nll.to(torch.float64))
-            if token_stats is not None:
-                token_stats.add(owners, batch.targets.to(device, non_blocking=True), nll)
+            for batch, nll in _score_splitting_on_oom(scorer, docs, batch_items, tokenizer.pad_token_id or 0):
+                owners = batch.owners.to(device, non_blocking=True)
+                doc_nll.index_add_(0, owners, nll.to(torch.float64))
+                if token_stats is not None:
+                    token_stats.add(owners, batch.targets.to(device, non_blocking=True), nll)
+                scored_total += len(batch.targets)
             for i, _ in batch_items:
                 remaining[i] -= 1
                 if remaining[i] == 0:
                     finished.append(i)
-            scored_total += len(batch.targets)
-            bar.update(batch.forward_tokens)
+            bar.update(len(batch_items) * batch_items[0][1].length)
             if time.perf_counter() - last_flush >= config.flush_seconds:
                 _flush(writer, docs, finished, doc_nll)
                 finished, last_flush = [], time.perf_counter()
@@ -331,9 +331,27 @@ def _score(loaded, docs, budget, procs, output, attempt, config, tokenizer) -> d
     return {
         "scored": scored_total,
         "forward": forward_total,
+        "window_tokens": sum(d.forward_tokens for d in docs),
         "seconds": seconds,
         "token_stats": token_stats,
     }
+
+
+def _score_splitting_on_oom(scorer: Scorer, docs: list[PlannedDocument], items: list, pad_id: int) -> list:
+    """Score a batch; if the device runs out of memory, score its halves instead (recursively)."""
+    batch = make_batch([(i, docs[i].sequence[w.start : w.start + w.length + 1], w.scored) for i, w in items], pad_id)
+    try:
+        return [(batch, scorer.nll(batch))]
+    except torch.OutOfMemoryError:
+        if len(items) == 1:
+            raise PalomaError(
+                "one window does not fit in device memory: lower --max-length or use --dtype bfloat16"
+            ) from None
+        torch.cuda.empty_cache()
+        half = len(items) // 2
+        return _score_splitting_on_oom(scorer, docs, items[:half], pad_id) + _score_splitting_on_oom(
+            scorer, docs, items[half:], pad_id
+        )
 
 
 def _flush(writer: RecordWriter, docs: list[PlannedDocument], finished: list[int], doc_nll: torch.Tensor) -> None:
@@ -425,7 +443,10 @@ def _load_tokenizer_and_config(config: EvalConfig):
     """The tokenizer and model config alone: enough to plan (and dry-run) without loading weights."""
     from transformers import AutoConfig, AutoTokenizer
 
+    from paloma.model import refuse_unconvertible_olmo
+
     common = {"revision": config.revision, "trust_remote_code": config.trust_remote_code, "token": config.token}
+    refuse_unconvertible_olmo(config.model, config.trust_remote_code)
     if not Path(config.model).exists() and config.model.count("/") != 1:
         raise PalomaError(f"model {config.model!r}: no such folder, and not a hub id (org/name)")
     try:

@@ -84,7 +84,7 @@ def load_model(
 
     if dtype not in DTYPES:
         raise PalomaError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    _refuse_unconvertible_olmo(name_or_path, trust_remote_code)
+    refuse_unconvertible_olmo(name_or_path, trust_remote_code)
     common = {"revision": revision, "trust_remote_code": trust_remote_code, "token": token}
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
@@ -118,7 +118,7 @@ def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-def _refuse_unconvertible_olmo(name_or_path: str, trust_remote_code: bool) -> None:
+def refuse_unconvertible_olmo(name_or_path: str, trust_remote_code: bool) -> None:
     """The Paloma baselines use the old `hf_olmo` format; without remote code their weights stay random."""
     config = Path(name_or_path) / "config.json"
     if config.is_file() and not trust_remote_code:

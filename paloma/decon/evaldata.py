@@ -70,7 +70,9 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> EvalData
     except RepositoryNotFoundError:
         raise PalomaError(f"{repo_id}: not found on the hub, or not visible without access. {HUB_GATED_HELP}") from None
     except LocalEntryNotFoundError as err:
-        raise PalomaError(f"{repo_id}: not in the local cache and the hub cannot be reached ({err})") from None
+        raise PalomaError(
+            f"{repo_id}: no such local folder, and not in the hub cache while the hub cannot be reached ({err})"
+        ) from None
     except HfHubHTTPError as err:
         status = getattr(err.response, "status_code", None)
         if status in (401, 403):

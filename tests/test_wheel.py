@@ -1,0 +1,69 @@
+"""The wheel carries everything a user needs: installed in a fresh virtual environment, outside the
+checkout, `paloma domains` and `paloma eval` work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import REPO_ROOT
+from fixtures import write_release
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """Build the wheel, install it (without re-downloading dependencies) into a new venv."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", "."],
+        cwd=REPO_ROOT, check=True,
+    )  # fmt: skip
+    (wheel,) = (root / "dist").glob("paloma_eval-*.whl")
+    # the venv sees the already-installed dependencies (torch, transformers, ...) but gets paloma from the wheel
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", root / "venv"], check=True)
+    python = root / "venv" / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", wheel], check=True)
+    return {"wheel": wheel, "bin": root / "venv" / "bin", "python": python, "cwd": root}
+
+
+def run_installed(installed, *args):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(
+        [installed["bin"] / "paloma", *map(str, args)], capture_output=True, text=True, cwd=installed["cwd"], env=env
+    )
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_registry(installed):
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    assert "paloma/_data/domains/paloma.json" in names
+    where = subprocess.run(
+        [installed["python"], "-c", "import paloma; print(paloma.__file__)"],
+        capture_output=True, text=True, cwd=installed["cwd"], check=True,
+    ).stdout  # fmt: skip
+    assert str(REPO_ROOT) not in where  # the installed copy, not the checkout
+
+
+@pytest.mark.slow
+def test_installed_paloma_domains(installed):
+    proc = run_installed(installed, "domains", "--json")
+    assert proc.returncode == 0, proc.stderr
+    totals = json.loads(proc.stdout)["totals"]
+    assert (totals["sources"], totals["domains"], totals["public_domains"]) == (18, 585, 546)
+
+
+@pytest.mark.slow
+def test_installed_paloma_eval(installed, tiny, tmp_path):
+    data = write_release(tmp_path / "data", {("c4_en", None): ["Hello there.", "Another short document."]})
+    proc = run_installed(
+        installed, "eval", "--model", tiny["models"]["llama"], "--data", data, "--max-length", 16,
+        "--output", tmp_path / "out", "--no-progress", "--no-cache",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["sources"]["c4_en"]["documents"] == 2 and results["sources"]["c4_en"]["macro_ppl"] > 1
