@@ -94,6 +94,12 @@ def test_exported_model_scores_the_same_under_paloma_eval(trained, corpus, tmp_p
         assert theirs[i]["tokens"] == record["tokens"]
         assert theirs[i]["nll_sum"] == pytest.approx(record["nll_sum"], rel=1e-5)
     assert sum(r["tokens"] for r in ours) > 12 * 128  # some documents span several windows
+    # what `paloma submit` reads from results.json: the recipe's parameter counts and the training tokens
+    model = json.loads((tmp_path / "eval" / "results.json").read_text())["model"]
+    training = json.loads((result.export_dir / "paloma_training.json").read_text())
+    assert model["parameters"] == training["parameters"]["total"] == result.metrics["parameters"]
+    assert model["non_embedding_parameters"] == training["parameters"]["non_embedding"]
+    assert model["training_tokens"] == result.tokens == 24 * 8 * 128
 
 
 def train_small(corpus, run: Path, steps: int, *extra: str) -> None:
