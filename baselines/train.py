@@ -45,10 +45,9 @@ from baselines.data import (
     local_files,
     open_corpus,
     prepare_data,
-    tokenizer_hash,
 )
 from baselines.evaluate import evaluate_texts
-from baselines.export import export_model, load_export
+from baselines.export import export_model, load_export, training_record
 from baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
 from baselines.optim import build_optimizer, lion_class
 from baselines.schedule import lr_at, schedule_fraction
@@ -197,14 +196,6 @@ def stop_on_signals() -> Iterator[list[str]]:
             signal.signal(sig, old)
 
 
-def corpus_record(config: Config) -> dict:
-    """How paloma_training.json names the corpus: a hub id with its configuration, or local files."""
-    d = config.data
-    if local_files(d.corpus) is not None:
-        return {"path": d.corpus, "text_field": d.text_field}
-    return {"id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split}
-
-
 def peak_flops(config: Config, device: torch.device) -> float | None:
     if config.train.peak_flops:
         return config.train.peak_flops
@@ -328,6 +319,8 @@ def train(
             "config_fingerprint": config.fingerprint(),
             "data_fingerprint": data.manifest["fingerprint"],
             "schedule_fraction": schedule_fraction(step, config.schedule),
+            "init_from": str(init_from) if init_from else None,
+            "keep_layers": keep_layers,
         }
 
     # 6. The loop. `step` counts completed optimizer updates; update number step+1 is being computed.
@@ -394,30 +387,8 @@ def train(
     # 7. Export in transformers format, with what `paloma submit` needs to know about the training.
     export_dir = None
     if export and accelerator.is_main_process and not stop:
-        training = {
-            "schema": "paloma-training/1",
-            "config": config.name,
-            "config_fingerprint": config.fingerprint(),
-            "parameters": {"total": params.total, "non_embedding": params.non_embedding},
-            "training_tokens": step * tokens_per_step,
-            "steps": step,
-            "schedule_steps": config.schedule.total_steps,
-            "schedule_fraction": schedule_fraction(step, config.schedule),
-            "seq_len": t.seq_len,
-            "global_batch_size": t.global_batch_size,
-            "data_order_seed": t.seed,
-            "corpus": corpus_record(config),
-            "tokenizer": {"name": config.data.tokenizer, "hash": tokenizer_hash(tok), "vocab_size": len(tok)},
-            "decontamination": {
-                "index_checksum": decon_checksum,
-                "documents_read": data.manifest["documents_read"],
-                "documents_removed": data.manifest["documents_removed"],
-            },
-            "init_from": str(init_from) if init_from else None,
-            "keep_layers": keep_layers,
-            "final_loss": last_loss,
-            "eval_loss": metrics.get("eval_loss"),
-        }
+        training = training_record(config, trainer_state(), tok, data.manifest, final_loss=last_loss)
+        training["eval_loss"] = metrics.get("eval_loss")
         export_dir = export_model(state_dict, m, output_dir / "model", tok, training)
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -124,6 +124,19 @@ def test_a_stopped_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(corp
     ]  # steps 4-6 logged the same losses, LRs and gradient norms
 
 
+def test_an_intermediate_checkpoint_exports_with_its_own_step(corpus, tmp_path: Path) -> None:
+    train_small(corpus, tmp_path / "run", 4, "train.checkpoint_interval=2")
+    proc = run_paloma("baselines", "export", tmp_path / "run/checkpoints/step-0000002", "--output", tmp_path / "s2")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "s2" / "paloma_training.json").read_text())
+    assert (info["steps"], info["training_tokens"], info["schedule_fraction"]) == (2, 2 * 4 * 32, 2 / 120)
+    weights = load_file(tmp_path / "run/checkpoints/step-0000002/model.safetensors")
+    _, exported = load_export(tmp_path / "s2")
+    assert torch.equal(exported["transformer.blocks.1.ff_proj.weight"], weights["transformer.blocks.1.ff_proj.weight"])
+    proc = run_paloma("baselines", "export", tmp_path / "run" / "checkpoints", "--output", tmp_path / "bad")
+    assert proc.returncode == 2 and "not a checkpoint" in proc.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
