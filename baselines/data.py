@@ -214,6 +214,7 @@ def prepare_data(
     tokenizer,
     is_contaminated: ContaminationCheck | None = None,
     decon_checksum: str | None = None,
+    progress: bool = True,
 ) -> PackedData:
     """Tokenize and pack the corpus into `cache_dir/<fingerprint>/`, or reuse what an earlier run wrote."""
     fingerprint = data_fingerprint(config, tokenizer_hash(tokenizer), decon_checksum)
@@ -247,13 +248,13 @@ def prepare_data(
                 continue
             yield text
 
-    with tqdm(desc="tokenizing", unit="tok", unit_scale=True, total=limit) as progress:
+    with tqdm(desc="tokenizing", unit="tok", unit_scale=True, total=limit, disable=not progress) as bar:
         for ids in _tokenized(kept_texts(), tokenizer, config.model.eos_token_id):
             if limit is not None:
                 ids = ids[: limit - stats["tokens"]]
             pending.extend(ids)
             stats["tokens"] += len(ids)
-            progress.update(len(ids))
+            bar.update(len(ids))
             flush(final=False)
             if limit is not None and stats["tokens"] >= limit:
                 break

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from baselines.config import (
     Config,
@@ -161,7 +162,7 @@ class Logger:
             parts += [f"tok/s {record['tokens_per_second']:,.0f}"]
             if record.get("mfu") is not None:
                 parts.append(f"mfu {100 * record['mfu']:.1f}%")
-            print(" | ".join(parts), flush=True)
+            tqdm.write(" | ".join(parts))
 
 
 def available_trackers() -> list[str]:
@@ -291,9 +292,8 @@ def train(
 
     # 4. The data: tokenized and packed once (by the main process), ordered by one global permutation.
     with accelerator.main_process_first():
-        data = prepare_data(
-            config, Path(config.data.cache_dir or output_dir / "data"), read_texts, tok, is_contaminated, decon_checksum
-        )
+        cache_dir = Path(config.data.cache_dir or output_dir / "data")
+        data = prepare_data(config, cache_dir, read_texts, tok, is_contaminated, decon_checksum, progress=not quiet)
     order = GlobalOrder(len(data), t.seed)
 
     # 5. Optimizer, prepared in one call with the model (so FSDP can re-map its parameters), then a checkpoint.
@@ -327,7 +327,8 @@ def train(
     mine = t.global_batch_size // world
     loss_sum = torch.zeros((), device=accelerator.device)
     last_loss, window_start, window_steps = math.nan, time.perf_counter(), 0
-    with stop_on_signals() as stop:
+    bar = tqdm(total=t.max_steps, initial=step, unit="step", disable=quiet or not accelerator.is_main_process)
+    with stop_on_signals() as stop, bar:
         while step < t.max_steps and not stop:
             lr = lr_at(step + 1, config.optimizer, config.schedule)
             for group in optimizer.param_groups:
@@ -354,6 +355,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window_steps += 1
+            bar.update(1)
 
             if step % t.log_interval == 0 or step == t.max_steps:
                 last_loss = (accelerator.reduce(loss_sum, "sum") / targets_per_step).item()

@@ -137,6 +137,11 @@ def test_an_intermediate_checkpoint_exports_with_its_own_step(corpus, tmp_path: 
     assert proc.returncode == 2 and "not a checkpoint" in proc.stderr
 
 
+def test_only_the_newest_checkpoints_are_kept_when_asked(corpus, tmp_path: Path) -> None:
+    train_small(corpus, tmp_path, 4, "train.checkpoint_interval=1", "train.keep_checkpoints=2")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000003", "step-0000004"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
