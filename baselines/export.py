@@ -157,6 +157,10 @@ def export_model(
     hf_state = to_hf_state_dict({k: v.detach().float().cpu() for k, v in state.items()}, config)
     model.load_state_dict(hf_state, assign=True)
     model.save_pretrained(staging)
+    # transformers 4.x reads `rope_theta` at the top level (5.x nests it in rope_parameters); without it a 4.x
+    # loader would silently fall back to Ernie's default θ of 500000.
+    hf = json.loads((staging / "config.json").read_text())
+    write_json(staging / "config.json", {**hf, "rope_theta": config.rope_theta})
     if tokenizer is not None:
         tokenizer.save_pretrained(staging)
     if training is not None:
