@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from paloma import __version__
 from paloma.decon import rules
-from paloma.decon.hashing import digests_to_halves
+from paloma.decon.hashing import digests_to_halves, paragraph_digest
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.readers import (
     Batch,
@@ -52,7 +51,7 @@ Progress = Callable[[int, int], None]
 # ---- the decision ----------------------------------------------------------------------------------------
 def paragraph_digests(index: ContaminationIndex, texts: list[str]) -> tuple[list[bytes], list[int], list[int]]:
     """Digests of every paragraph that could be indexed, the document each belongs to, and text sizes in bytes."""
-    shortest, digest = index.min_key_bytes, xxhash.xxh3_128_digest
+    shortest, digest = index.min_key_bytes, paragraph_digest
     digests: list[bytes] = []
     owners: list[int] = []
     sizes: list[int] = []
