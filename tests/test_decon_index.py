@@ -212,3 +212,11 @@ def test_hub_dataset_resolves_from_the_local_cache_offline(paloma_dir: Path, ind
         [*cmd[:5], "allenai/paloma", "--revision", "v9", "-o", str(out)], env=env, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "not in the hub cache" in missing.stderr
+
+
+def test_domains_from_arrays_agree_with_the_documents_table(index: ContaminationIndex, tmp_path: Path) -> None:
+    loaded = ContaminationIndex.load(index.save(tmp_path / "i.decon"))
+    domains = [loaded.domains_of(position) for position in range(len(loaded))]
+    assert "documents" not in loaded.__dict__  # attributing hits to domains never decodes the documents table
+    assert domains == [{(o.source, o.domain) for o in loaded.origins(p)} for p in range(len(loaded))]
+    assert {("c4_en", "c4_en"), ("m2d2_wikipedia_unsplit", "Geography")} in domains
