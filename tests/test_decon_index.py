@@ -174,7 +174,7 @@ def test_damaged_index_files_fail_with_a_clear_message(index, tmp_path: Path, ho
 
 def test_cli_index_writes_a_file_with_rules_revision_and_counts(paloma_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.decon"
-    proc = run_paloma("decon", "index", str(paloma_dir), "--output", str(out), "--quiet", check=True)
+    proc = run_paloma("decon", "index", "--data", str(paloma_dir), "--output", str(out), "--quiet", check=True)
     assert "checksum blake2b-256:" in proc.stdout
     info = json.loads(run_paloma("decon", "info", str(out), check=True).stdout)
     assert info["format_version"] == 1
