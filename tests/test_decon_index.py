@@ -146,6 +146,11 @@ def _damage(path: Path, tmp_path: Path, how: str) -> Path:
         header["format_version"] = 2  # same length, so the header stays in place
         new = json.dumps(header, sort_keys=True).encode().ljust(length)
         data[16 : 16 + length] = new
+    elif how == "incomplete":  # an index written before a section existed
+        length = int.from_bytes(data[8:16], "little")
+        header = json.loads(data[16 : 16 + length])
+        del header["sections"]["doc_domain"]
+        data[16 : 16 + length] = json.dumps(header, sort_keys=True).encode().ljust(length)
     out = tmp_path / f"{how}.decon"
     out.write_bytes(bytes(data))
     return out
@@ -159,6 +164,7 @@ def _damage(path: Path, tmp_path: Path, how: str) -> Path:
         ("not-an-index", "not a paloma decontamination index"),
         ("header", "header is corrupt"),
         ("version", "format version 2"),
+        ("incomplete", "header is incomplete (no doc_domain)"),
     ],
 )
 def test_damaged_index_files_fail_with_a_clear_message(index, tmp_path: Path, how: str, message: str) -> None:

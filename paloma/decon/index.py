@@ -267,6 +267,10 @@ def read_header(path: Path) -> tuple[dict, int]:
             f"{path}: index format version {version!r}, but this paloma reads version {FORMAT_VERSION}; "
             "rebuild it with `paloma decon index`"
         )
+    missing = [n for n in [*(name for name, _ in _SECTIONS), "docs"] if n not in header.get("sections", {})]
+    if missing or "payload_bytes" not in header or "checksum" not in header:
+        what = ", ".join(missing) or "payload_bytes/checksum"
+        raise PalomaError(f"{path}: index header is incomplete (no {what}); rebuild it with `paloma decon index`")
     payload_start = _pad(16 + length)
     expected = payload_start + header["payload_bytes"]
     if size != expected:
