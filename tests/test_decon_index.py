@@ -164,7 +164,7 @@ def _damage(path: Path, tmp_path: Path, how: str) -> Path:
         ("not-an-index", "not a paloma decontamination index"),
         ("header", "header is corrupt"),
         ("version", "format version 2"),
-        ("incomplete", "header is incomplete (no doc_domain)"),
+        ("incomplete", "header is incomplete"),
     ],
 )
 def test_damaged_index_files_fail_with_a_clear_message(index, tmp_path: Path, how: str, message: str) -> None:
