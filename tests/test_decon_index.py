@@ -226,3 +226,18 @@ def test_domains_from_arrays_agree_with_the_documents_table(index: Contamination
     assert "documents" not in loaded.__dict__  # attributing hits to domains never decodes the documents table
     assert domains == [{(o.source, o.domain) for o in loaded.origins(p)} for p in range(len(loaded))]
     assert {("c4_en", "c4_en"), ("m2d2_wikipedia_unsplit", "Geography")} in domains
+
+
+def test_code_domains_of_mixed_sources_are_excluded(tmp_path: Path) -> None:
+    # dolma-v1_5 is prose except its stack_uniform domain (registry: code_domains)
+    from tests.decon_data import write_jsonl_gz
+
+    records = [
+        {"text": EVAL_C4, "id": "books-1", "subdomain": "books"},
+        {"text": EVAL_CODE, "id": "stack-1", "subdomain": "stack_uniform"},
+    ]
+    write_jsonl_gz(tmp_path / "paloma" / "dolma-v1_5" / "test" / "test_mixed.jsonl.gz", records)
+    index = build_index(tmp_path / "paloma", progress=False)
+    assert EVAL_C4 in index and EVAL_CODE not in index
+    assert index.header["data"]["excluded_code_domain_documents"] == {"dolma-v1_5/stack_uniform": 1}
+    assert EVAL_CODE in build_index(tmp_path / "paloma", include_code=True, progress=False)
