@@ -185,7 +185,7 @@ def main() -> None:
     results["stages"] = stage_times(index, shard, work / "stage-out")
     corpus_jsonl = sum(len(gzip.decompress(p.read_bytes())) for p in (work / "corpus").glob("*.jsonl.gz"))
     runs = []
-    for workers, dry in ((1, True), (1, False), (2, False)):
+    for workers, dry in ((1, True), (2, True), (1, False), (2, False)):
         out = work / f"out-{workers}-{dry}"
         if out.exists():
             import shutil
