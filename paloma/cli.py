@@ -18,6 +18,10 @@ from paloma.errors import PalomaError
 COMMAND_MODULES = [
     "paloma.commands.domains",
     "paloma.commands.eval",
+    "paloma.commands.decon",
+    "paloma.commands.submit",
+    "paloma.commands.submissions",
+    "paloma.commands.site",
     "paloma.commands.compare",
     "paloma.commands.ladder",
     "paloma.commands.merge",

@@ -72,6 +72,8 @@ class Registry:
     sources: tuple[Source, ...]
     description: str = ""
     hub_dataset: str | None = None
+    # Protocol fields where this release differs from Paloma's (e.g. the demo's window length of 128).
+    protocol: dict = field(default_factory=dict, compare=False)
     _by_name: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +108,7 @@ class Registry:
             "release": self.release,
             "description": self.description,
             "hub_dataset": self.hub_dataset,
+            **({"protocol": dict(self.protocol)} if self.protocol else {}),
             "totals": self.totals(),
             "sources": [s.to_dict() for s in self.sources],
         }
@@ -139,6 +142,7 @@ def parse_registry(raw: dict, origin: str = "<registry>") -> Registry:
         sources=sources,
         description=raw.get("description", ""),
         hub_dataset=raw.get("hub_dataset"),
+        protocol=dict(raw.get("protocol") or {}),
     )
 
 

@@ -1,0 +1,187 @@
+"""`paloma decon`: build a contamination index from Paloma, filter pretraining data with it, verify the result.
+
+Each subcommand is a thin wrapper over `paloma.decon` (build_index, filter_files, verify_files); see
+docs/decon.md for the rules and the file formats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from paloma.decon.rules import DEFAULT_MIN_WORDS, MATCH_MODES
+from paloma.io import write_json
+from paloma.table import format_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decon", help="decontaminate pretraining data against Paloma (index, filter, verify, info)"
+    )
+    commands = parser.add_subparsers(dest="decon_command", metavar="SUBCOMMAND", required=True)
+
+    index = commands.add_parser("index", help="build a contamination index from Paloma's evaluation data")
+    index.add_argument("data", help="a local folder in Paloma's layout, or a hub dataset id (allenai/paloma)")
+    index.add_argument("-o", "--output", required=True, type=Path, help="index file to write")
+    index.add_argument("--revision", help="hub revision (branch, tag or commit) to download")
+    index.add_argument("--token", help="hub token (default: the logged-in token or HF_TOKEN)")
+    index.add_argument(
+        "--min-words",
+        type=int,
+        default=DEFAULT_MIN_WORDS,
+        help=f"fewest UAX #29 word segments for a paragraph to be indexed (default and reference: {DEFAULT_MIN_WORDS})",
+    )
+    index.add_argument(
+        "--include-code",
+        action="store_true",
+        help="also index code sources and domains (the reference leaves them out)",
+    )
+    index.add_argument(
+        "--match",
+        choices=MATCH_MODES,
+        default="exact",
+        help="exact: the reference (raw paragraph strings); normalised: whitespace and case folded, which removes "
+        "more than the reference",
+    )
+    index.add_argument("--source", action="append", dest="sources", help="index only this source (repeatable)")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(func=run_index)
+
+    filt = commands.add_parser("filter", help="remove documents that contain an indexed paragraph")
+    _add_input_args(filt)
+    filt.add_argument("-o", "--output", type=Path, help="output folder (kept/, removed/, decon-report.json)")
+    filt.add_argument("--workers", type=int, default=1, help="files filtered in parallel (default 1)")
+    filt.add_argument("--dry-run", action="store_true", help="only report; write no documents")
+    filt.add_argument("--samples", type=int, default=20, help="matched paragraphs quoted in the report (default 20)")
+    filt.add_argument(
+        "--compression-level", type=int, help="gzip/zstd level of JSONL outputs (default: gzip 1, zstd 3, for speed)"
+    )
+    filt.add_argument("--quiet", action="store_true", help="no progress bar")
+    filt.set_defaults(func=run_filter)
+
+    verify = commands.add_parser("verify", help="check that a cleaned corpus (or a sample) has no indexed paragraph")
+    _add_input_args(verify)
+    verify.add_argument("--fraction", type=float, default=1.0, help="share of documents to check (default 1.0)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the reproducible sample (default 0)")
+    verify.add_argument("--report", type=Path, help="also write the verification report as JSON here")
+    verify.set_defaults(func=run_verify)
+
+    info = commands.add_parser("info", help="print an index's header (rules, data revision, counts, checksum)")
+    info.add_argument("index", type=Path)
+    info.set_defaults(func=run_info)
+
+
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs", nargs="+", help="JSONL(.gz/.zst) or Parquet files, datasets folders, or folders of them"
+    )
+    parser.add_argument("-i", "--index", required=True, type=Path, help="index file from `paloma decon index`")
+    parser.add_argument("--text-field", default="text", help="field or column holding the text (default: text)")
+    parser.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="set invalid records aside (counted, and copied to bad/) instead of stopping at the first",
+    )
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from paloma.decon import build_index
+
+    index = build_index(
+        args.data,
+        revision=args.revision,
+        min_words=args.min_words,
+        include_code=args.include_code,
+        match=args.match,
+        sources=args.sources,
+        token=args.token,
+        progress=not args.quiet,
+    )
+    index.save(args.output)
+    header = index.header
+    rows = [[s, c.get("documents", 0), c.get("indexed_occurrences", 0)] for s, c in header["per_source"].items()]
+    print(format_table(["source", "documents", "indexed paragraphs"], rows))
+    counts = header["counts"]
+    excluded = ", ".join(header["data"]["excluded_code_sources"]) or "none"
+    print(
+        f"\n{counts.get('unique_paragraphs', 0):,} distinct paragraphs from {counts.get('documents', 0):,} documents "
+        f"(min words {args.min_words}, match {args.match}; code sources excluded: {excluded})\n"
+        f"wrote {args.output}  checksum {index.checksum}"
+    )
+    return 0
+
+
+def run_filter(args: argparse.Namespace) -> int:
+    from paloma.decon.filter import REPORT_NAME, filter_files
+
+    report = filter_files(
+        args.index,
+        args.inputs,
+        args.output,
+        text_field=args.text_field,
+        workers=args.workers,
+        dry_run=args.dry_run,
+        skip_bad_lines=args.skip_bad_lines,
+        samples=args.samples,
+        compression_level=args.compression_level,
+        progress=not args.quiet,
+    )
+    _print_filter_report(report)
+    if args.output is not None:
+        print(f"report: {args.output / REPORT_NAME}")
+    return 0
+
+
+def _print_filter_report(report: dict) -> None:
+    t = report["totals"]
+    rows = [
+        ["read", t["documents"], t["bytes"]],
+        ["kept", t["kept_documents"], t["kept_bytes"]],
+        ["removed", t["removed_documents"], t["removed_bytes"]],
+    ]
+    print(format_table(["documents", "count", "text bytes"], rows))
+    rate = f"{100 * t['removal_rate_documents']:.4f}% of documents, {100 * t['removal_rate_bytes']:.4f}% of bytes"
+    print(f"\nremoved {rate}; {t['bad_lines']} bad lines set aside; {t['files']} files in {t['seconds']:.1f} s")
+    if report["hits_by_domain"]:
+        top = report["hits_by_domain"][:15]
+        print()
+        print(
+            format_table(
+                ["source", "domain", "documents", "paragraph hits"],
+                [[h["source"], h["domain"], h.get("documents", 0), h.get("paragraph_hits", 0)] for h in top],
+            )
+        )
+    print(f"index {report['index']['checksum']}" + ("  (dry run: nothing written)" if report["dry_run"] else ""))
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from paloma.decon.verify import verify_files
+
+    report = verify_files(
+        args.index,
+        args.inputs,
+        text_field=args.text_field,
+        fraction=args.fraction,
+        seed=args.seed,
+        skip_bad_lines=args.skip_bad_lines,
+    )
+    if args.report:
+        write_json(args.report, report)
+    verdict = "clean" if report["clean"] else "CONTAMINATED"
+    print(
+        f"{verdict}: {report['contaminated_documents']:,} of {report['documents_checked']:,} checked documents "
+        f"contain an indexed paragraph (fraction {report['fraction']}, seed {report['seed']}; "
+        f"index {report['index']['checksum']})"
+    )
+    for example in report["examples"]:
+        print(f"  {example['file']}:{example['location']}: {example['paragraph'][:100]!r}")
+    return 0 if report["clean"] else 1
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from paloma.decon.index import read_header
+
+    header, _ = read_header(args.index)
+    print(json.dumps({k: v for k, v in header.items() if k not in ("sections",)}, indent=1))
+    return 0

@@ -1,0 +1,34 @@
+"""Decontamination of pretraining data against Paloma (reference §5), exact and portable.
+
+    from paloma.decon import build_index, ContaminationIndex
+
+    index = build_index("path/to/paloma")          # or "allenai/paloma" (gated hub dataset)
+    index.save("paloma.decon")
+    index = ContaminationIndex.load("paloma.decon")
+    index.is_contaminated(document_text)           # the per-document decision
+    index.find(document_text)                      # what matched, and which evaluation documents hold it
+
+    decide(index, texts)                           # a batch of documents at once: (removed mask, hits, sizes)
+    filter_files(index, ["corpus/"], "cleaned/", workers=4)   # JSONL(.gz/.zst), Parquet, datasets folders
+    verify_files(index, ["cleaned/kept"], fraction=0.1)
+
+The `paloma decon` command is a thin wrapper around these functions; docs/decon.md describes the rules.
+"""
+
+from paloma.decon.filter import decide, filter_files
+from paloma.decon.index import ContaminationIndex, Match, Origin, build_index, load_index
+from paloma.decon.rules import count_word_segments, is_eligible
+from paloma.decon.verify import verify_files
+
+__all__ = [
+    "ContaminationIndex",
+    "Match",
+    "Origin",
+    "build_index",
+    "count_word_segments",
+    "decide",
+    "filter_files",
+    "is_eligible",
+    "load_index",
+    "verify_files",
+]

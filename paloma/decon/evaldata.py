@@ -1,0 +1,141 @@
+"""Reading the evaluation side: Paloma's release layout, from a local folder or the Hugging Face hub.
+
+Layout (reference §1): `<root>/<source>/<split>/*.jsonl.gz`, one JSON document per line with `text`, `id` and,
+for sources with domains, `subdomain`. `metadata.truncated_portion` holds text cut off by the token budget; it
+is never scored, so it is never read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from paloma.errors import PalomaError
+from paloma.io import iter_jsonl
+from paloma.registry import Registry, Source
+
+SPLITS = ("val", "test")
+EVAL_SUFFIXES = (".jsonl.gz", ".jsonl.zst", ".jsonl")
+HUB_GATED_HELP = (
+    "allenai/paloma is a gated dataset: accept its licence at https://huggingface.co/datasets/allenai/paloma, "
+    "then log in with `hf auth login` (or set HF_TOKEN) and retry"
+)
+
+
+@dataclass(frozen=True)
+class EvalDocument:
+    source: str
+    domain: str
+    split: str
+    doc_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """A resolved evaluation data folder and where it came from (recorded in the index header)."""
+
+    root: Path
+    origin: dict
+
+
+def resolve_eval_data(data: str | Path, revision: str | None = None, token: str | None = None) -> EvalData:
+    """A local Paloma folder, or a hub dataset id (`allenai/paloma`) downloaded with `snapshot_download`."""
+    path = Path(data)
+    if path.exists():
+        if not path.is_dir():
+            raise PalomaError(f"{path}: expected a folder in Paloma's layout <source>/<split>/*.jsonl.gz")
+        if revision is not None:
+            raise PalomaError("--revision applies to a hub dataset, not to the local folder " + str(path))
+        return EvalData(root=path, origin={"kind": "local", "folder": path.resolve().name})
+    if str(data).count("/") != 1 or str(data).startswith((".", "/")):
+        raise PalomaError(f"{data}: no such folder (and not a hub dataset id like allenai/paloma)")
+    return _download(str(data), revision, token)
+
+
+def _download(repo_id: str, revision: str | None, token: str | None) -> EvalData:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    patterns = [f"*/{split}/*{suffix}" for split in SPLITS for suffix in EVAL_SUFFIXES]
+    try:
+        folder = snapshot_download(
+            repo_id=repo_id, repo_type="dataset", revision=revision, allow_patterns=patterns, token=token
+        )
+    except GatedRepoError:
+        raise PalomaError(f"{repo_id}: access denied. {HUB_GATED_HELP}") from None
+    except RepositoryNotFoundError:
+        raise PalomaError(f"{repo_id}: not found on the hub, or not visible without access. {HUB_GATED_HELP}") from None
+    except LocalEntryNotFoundError as err:
+        raise PalomaError(
+            f"{repo_id}: no such local folder, and not in the hub cache while the hub cannot be reached ({err})"
+        ) from None
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (401, 403):
+            raise PalomaError(f"{repo_id}: HTTP {status}. {HUB_GATED_HELP}") from None
+        raise PalomaError(f"{repo_id}: download failed ({err})") from None
+    root = Path(folder)
+    # snapshot folders are named after the commit they hold: that commit is the data revision.
+    origin = {"kind": "hub", "repo": repo_id, "requested_revision": revision, "revision": root.name}
+    return EvalData(root=root, origin=origin)
+
+
+def eval_files(root: Path, source: str, split: str) -> list[Path]:
+    folder = root / source / split
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(EVAL_SUFFIXES))
+
+
+def discover_sources(root: Path) -> list[str]:
+    """Folders of `root` that hold a val/ or test/ split with data files, in name order."""
+    found = [
+        d.name
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".") and any(eval_files(root, d.name, s) for s in SPLITS)
+    ]
+    if not found:
+        raise PalomaError(f"{root}: no Paloma data found (expected <source>/val/*.jsonl.gz or <source>/test/...)")
+    return found
+
+
+def fingerprint(files: list[Path], root: Path) -> str:
+    """A checksum of the evaluation files' names and bytes: the data revision of a local folder."""
+    digest = hashlib.blake2b(digest_size=32)
+    for path in files:
+        digest.update(os.fsencode(path.relative_to(root).as_posix()) + b"\0")
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return "blake2b-256:" + digest.hexdigest()
+
+
+def iter_documents(path: Path, source: str, split: str, source_info: Source | None) -> Iterator[EvalDocument]:
+    """Documents of one evaluation file; the domain is `subdomain`, or the source name when absent."""
+    for line_no, record in iter_jsonl(path):
+        text = record.get("text")
+        if not isinstance(text, str):
+            what = "missing" if text is None else f"a {type(text).__name__}, not a string"
+            raise PalomaError(f"{path}:{line_no}: field 'text' is {what}")
+        domain = record.get("subdomain") or source
+        doc_id = record.get("id")
+        yield EvalDocument(
+            source=source,
+            domain=str(domain),
+            split=split,
+            doc_id=str(doc_id) if doc_id is not None else f"{path.name}:{line_no}",
+            text=text,
+        )
+
+
+def is_code(registry: Registry, source: str, domain: str | None = None) -> bool:
+    """Whether a whole source, or one of its domains, is code according to the registry."""
+    info = registry.get(source)
+    if info is None:
+        return False
+    return info.is_code if domain is None else (info.is_code or info.is_code_domain(domain))

@@ -1,0 +1,529 @@
+"""The filter: a pure per-document decision, a per-file runner, and a parallel driver over many files.
+
+Decision (reference §5, training side): split the document on "\\n", look every non-blank paragraph up as the
+raw string; one hit removes the whole document. Paragraphs shorter (in UTF-8 bytes) than the shortest indexed
+paragraph cannot be in the index and are not hashed, which changes no decision.
+
+Outputs under OUTPUT: `kept/<relative name>` (same format), `removed/<relative name>`, `bad/<relative name>`
+(only with --skip-bad-lines), `.decon-state/<relative name>.json` (written last; a rerun skips units whose
+state matches), and `decon-report.json`. Inputs are opened read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import queue
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from paloma import __version__
+from paloma.decon import rules
+from paloma.decon.hashing import digests_to_halves
+from paloma.decon.index import ContaminationIndex
+from paloma.decon.readers import (
+    Batch,
+    dataset_batches,
+    datasets_splits,
+    input_kind,
+    is_datasets_folder,
+    read_batches,
+)
+from paloma.decon.writers import Sink, parquet_compression, save_dataset_atomically
+from paloma.errors import PalomaError
+from paloma.io import write_json
+
+REPORT_NAME = "decon-report.json"
+STATE_DIR = ".decon-state"
+SAMPLE_CHARS = 500
+Progress = Callable[[int, int], None]
+
+
+# ---- the decision ----------------------------------------------------------------------------------------
+def paragraph_digests(index: ContaminationIndex, texts: list[str]) -> tuple[list[bytes], list[int], list[int]]:
+    """Digests of every paragraph that could be indexed, the document each belongs to, and text sizes in bytes."""
+    shortest, digest = index.min_key_bytes, xxhash.xxh3_128_digest
+    digests: list[bytes] = []
+    owners: list[int] = []
+    sizes: list[int] = []
+    exact = index.match == "exact"
+    for doc, text in enumerate(texts):
+        data = text.encode("utf-8", "surrogatepass")
+        sizes.append(len(data))
+        if len(data) < shortest:
+            continue
+        if exact:
+            found = [digest(p) for p in data.split(b"\n") if len(p) >= shortest]
+        else:
+            keys = (rules.normalise(p).encode("utf-8", "surrogatepass") for p in text.split("\n"))
+            found = [digest(k) for k in keys if len(k) >= shortest]
+        digests += found
+        owners += [doc] * len(found)
+    return digests, owners, sizes
+
+
+def decide(index: ContaminationIndex, texts: list[str]) -> tuple[np.ndarray, list[tuple[int, int]], list[int]]:
+    """For a batch of documents: the removal mask, (document, index position) of every hit, and byte sizes."""
+    digests, owners, sizes = paragraph_digests(index, texts)
+    hi, lo = digests_to_halves(digests)
+    positions = index.lookup(hi, lo)
+    hit = np.nonzero(positions >= 0)[0]
+    removed = np.zeros(len(texts), dtype=bool)
+    hits = [(owners[i], int(positions[i])) for i in hit]
+    removed[[doc for doc, _ in hits]] = True
+    return removed, hits, sizes
+
+
+# ---- units of work ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unit:
+    """One input file (or `datasets` folder) and its name relative to the input root."""
+
+    path: Path
+    rel: str
+    kind: str
+
+
+def discover_units(inputs: Iterable[str | Path]) -> list[Unit]:
+    """Expand files and folders into units, in a stable order; unsupported files in folders are ignored."""
+    units: list[Unit] = []
+    for item in map(Path, inputs):
+        if not item.exists():
+            raise PalomaError(f"{item}: no such file or folder")
+        kind = input_kind(item)
+        if kind is not None:
+            units.append(Unit(item, item.name, kind))
+        elif item.is_dir():
+            units += _walk(item)
+        else:
+            raise PalomaError(
+                f"{item}: unsupported input (JSONL, .jsonl.gz, .jsonl.zst, .parquet or a datasets folder)"
+            )
+    seen: dict[str, Path] = {}
+    for unit in units:
+        if unit.rel in seen:
+            raise PalomaError(f"{unit.path} and {seen[unit.rel]} would both write {unit.rel}: filter them separately")
+        seen[unit.rel] = unit.path
+    if not units:
+        raise PalomaError("no input files found (JSONL, .jsonl.gz, .jsonl.zst, .parquet or datasets folders)")
+    return units
+
+
+def _walk(root: Path) -> list[Unit]:
+    units = []
+    for folder, subdirs, files in os.walk(root):
+        here = Path(folder)
+        subdirs.sort()
+        for name in list(subdirs):
+            if name.startswith("."):
+                subdirs.remove(name)
+            elif is_datasets_folder(here / name):
+                subdirs.remove(name)
+                units.append(Unit(here / name, (here / name).relative_to(root).as_posix(), "datasets"))
+        for name in sorted(files):
+            kind = input_kind(here / name)
+            if kind and not name.startswith("."):
+                units.append(Unit(here / name, (here / name).relative_to(root).as_posix(), kind))
+    return sorted(units, key=lambda u: u.rel)
+
+
+# ---- per-unit statistics ---------------------------------------------------------------------------------
+@dataclass
+class UnitStats:
+    documents: int = 0
+    bytes: int = 0
+    kept_documents: int = 0
+    kept_bytes: int = 0
+    removed_documents: int = 0
+    removed_bytes: int = 0
+    bad_lines: int = 0
+    input_bytes: int = 0
+    matched_paragraphs: int = 0
+    bad_examples: list[dict] = field(default_factory=list)
+    domains: dict[str, Counter] = field(default_factory=dict)
+    samples: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "domains"}
+        out["domains"] = {k: dict(v) for k, v in sorted(self.domains.items())}
+        return out
+
+
+class _Recorder:
+    """Turns a batch's decisions into statistics, per-domain hits and a few samples of what matched."""
+
+    def __init__(self, index: ContaminationIndex, unit: Unit, samples: int) -> None:
+        self.index, self.unit, self.samples = index, unit, samples
+        self.stats = UnitStats()
+        self._domains: dict[int, set[str]] = {}
+
+    def _domains_of(self, position: int) -> set[str]:
+        if position not in self._domains:
+            self._domains[position] = {f"{s}/{d}" for s, d in self.index.domains_of(position)}
+        return self._domains[position]
+
+    def record(self, batch: Batch, removed: np.ndarray, hits: list[tuple[int, int]], sizes: list[int]) -> None:
+        s = self.stats
+        s.documents += len(batch.texts)
+        s.input_bytes += batch.input_bytes
+        size = np.asarray(sizes, dtype=np.int64)
+        s.bytes += int(size.sum())
+        s.removed_documents += int(removed.sum())
+        s.removed_bytes += int(size[removed].sum())
+        s.kept_documents = s.documents - s.removed_documents
+        s.kept_bytes = s.bytes - s.removed_bytes
+        s.matched_paragraphs += len(hits)
+        per_doc: dict[int, set[str]] = {}
+        for doc, position in hits:
+            for key in self._domains_of(position):
+                s.domains.setdefault(key, Counter())["paragraph_hits"] += 1
+                per_doc.setdefault(doc, set()).add(key)
+        for keys in per_doc.values():
+            for key in keys:
+                s.domains[key]["documents"] += 1
+        for doc in sorted(per_doc)[: max(0, self.samples - len(s.samples))]:
+            self._sample(batch, doc)
+        for location, reason, _ in batch.bad:
+            s.bad_lines += 1
+            if len(s.bad_examples) < 5:
+                s.bad_examples.append({"location": location, "reason": reason})
+
+    def _sample(self, batch: Batch, doc: int) -> None:
+        for match in self.index.find(batch.texts[doc])[:1]:
+            origins = match.origins
+            self.stats.samples.append(
+                {
+                    "file": self.unit.rel,
+                    "location": batch.locations[doc],
+                    "id": batch.ids[doc],
+                    "paragraph": match.paragraph[:SAMPLE_CHARS],
+                    "origins": [o.to_dict() for o in origins[:3]],
+                    "origin_count": len(origins),
+                }
+            )
+
+
+# ---- running one unit ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FilterOptions:
+    text_field: str = "text"
+    dry_run: bool = False
+    skip_bad_lines: bool = False
+    samples: int = 20
+    compression_level: int | None = None
+
+    def fingerprint(self) -> dict:
+        """Options that change outputs: a unit finished under other options is redone."""
+        return {"text_field": self.text_field, "skip_bad_lines": self.skip_bad_lines}
+
+
+def filter_unit(
+    index: ContaminationIndex, unit: Unit, output: Path | None, options: FilterOptions, progress: Progress | None = None
+) -> UnitStats:
+    """Filter one unit; writes kept/removed/bad outputs unless dry-run. A pure function of (index, unit)."""
+    recorder = _Recorder(index, unit, options.samples)
+    if unit.kind == "datasets":
+        _filter_datasets(index, unit, output, options, recorder, progress)
+        return recorder.stats
+    with contextlib.ExitStack() as stack:
+        sinks = None
+        if not options.dry_run and output is not None:
+            sinks = {
+                name: Sink(stack, output / name / unit.rel, options.compression_level)
+                for name in ("kept", "removed", "bad")
+            }
+        compression = parquet_compression(unit.path) if unit.kind == "parquet" and sinks else None
+        schema = None
+        for batch in read_batches(unit.path, unit.kind, options.text_field, options.skip_bad_lines):
+            removed, hits, sizes = decide(index, batch.texts)
+            recorder.record(batch, removed, hits, sizes)
+            if sinks is not None:
+                schema = _write(batch, removed, sinks, compression)
+            if progress:
+                progress(len(batch.texts) + len(batch.bad), batch.input_bytes)
+        if sinks is not None:
+            sinks["kept"].ensure_exists(schema, compression or "snappy")
+    return recorder.stats
+
+
+def _write(batch: Batch, removed: np.ndarray, sinks: dict[str, Sink], compression: str | None) -> Any:
+    if batch.table is None:
+        sinks["kept"].write_lines([line for line, r in zip(batch.raw, removed, strict=True) if not r])
+        sinks["removed"].write_lines([line for line, r in zip(batch.raw, removed, strict=True) if r])
+        sinks["bad"].write_lines([raw for _, _, raw in batch.bad if raw is not None])
+        return None
+    import pyarrow as pa
+
+    good_rows = np.setdiff1d(np.arange(batch.table.num_rows), np.asarray(batch.bad_rows, dtype=np.int64))
+    sinks["kept"].write_table(batch.table.take(pa.array(good_rows[~removed])), compression)
+    if removed.any():
+        sinks["removed"].write_table(batch.table.take(pa.array(good_rows[removed])), compression)
+    if batch.bad_rows:
+        sinks["bad"].write_table(batch.table.take(pa.array(batch.bad_rows)), compression)
+    return batch.table.schema
+
+
+def _filter_datasets(
+    index: ContaminationIndex,
+    unit: Unit,
+    output: Path | None,
+    options: FilterOptions,
+    recorder: _Recorder,
+    progress: Progress | None,
+) -> None:
+    """A `datasets` folder (one Dataset, or a DatasetDict): split by split, saved back with `save_to_disk`."""
+    from datasets import DatasetDict
+
+    splits = datasets_splits(unit.path)
+    outputs: dict[str, dict] = {"kept": {}, "removed": {}, "bad": {}}
+    for split, dataset in splits.items():
+        where = unit.path if split is None else unit.path / split
+        chosen: dict[str, list[int]] = {"kept": [], "removed": [], "bad": []}
+        for batch in dataset_batches(where, dataset, options.text_field, options.skip_bad_lines):
+            removed, hits, sizes = decide(index, batch.texts)
+            recorder.record(batch, removed, hits, sizes)
+            for location, r in zip(batch.locations, removed, strict=True):
+                chosen["removed" if r else "kept"].append(location)
+            chosen["bad"] += [location for location, _, _ in batch.bad]
+            if progress:
+                progress(len(batch.texts) + len(batch.bad), batch.input_bytes)
+        for name, rows in chosen.items():
+            outputs[name][split] = dataset.select(rows)
+    if options.dry_run or output is None:
+        return
+    for name, parts in outputs.items():
+        if name != "kept" and all(len(part) == 0 for part in parts.values()):
+            continue
+        result = parts[None] if None in parts else DatasetDict(parts)
+        save_dataset_atomically(result, output / name / unit.rel)
+
+
+# ---- resumable, parallel driver --------------------------------------------------------------------------
+def _state_path(output: Path, unit: Unit) -> Path:
+    return output / STATE_DIR / f"{unit.rel}.json"
+
+
+def _unit_signature(unit: Unit, index: ContaminationIndex, options: FilterOptions) -> dict:
+    stat = unit.path.stat()
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "index": index.checksum,
+        "options": options.fingerprint(),
+    }
+
+
+def _finished(output: Path, unit: Unit, signature: dict) -> dict | None:
+    path = _state_path(output, unit)
+    if not path.is_file():
+        return None
+    with contextlib.suppress(ValueError, OSError, KeyError, AttributeError):
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if state.get("signature") == signature:
+            return state["stats"]
+    return None
+
+
+def _run_unit(
+    index: ContaminationIndex, unit: Unit, output: Path | None, options: FilterOptions, progress: Progress | None
+) -> dict:
+    """Filter one unit and, when writing, mark it finished (the state file is the last thing written)."""
+    signature = _unit_signature(unit, index, options) if output is not None and not options.dry_run else None
+    stats = filter_unit(index, unit, output, options, progress).to_dict()
+    if signature is not None:
+        write_json(_state_path(output, unit), {"unit": unit.rel, "signature": signature, "stats": stats})
+    return stats
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(index_path: str, progress_queue: Any) -> None:
+    _WORKER["index"] = ContaminationIndex.load(index_path, verify=False)  # the parent verified it
+    _WORKER["queue"] = progress_queue
+
+
+def _worker_run(unit: Unit, output: Path | None, options: FilterOptions) -> dict:
+    progress_queue = _WORKER["queue"]
+    return _run_unit(_WORKER["index"], unit, output, options, lambda d, b: progress_queue.put((d, b)))
+
+
+def filter_files(
+    index: ContaminationIndex | str | Path,
+    inputs: Iterable[str | Path],
+    output: str | Path | None,
+    *,
+    text_field: str = "text",
+    workers: int = 1,
+    dry_run: bool = False,
+    skip_bad_lines: bool = False,
+    samples: int = 20,
+    compression_level: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Remove contaminated documents from every input; returns (and, with an output folder, writes) the report.
+
+    With `workers > 1` files run in separate processes that memory-map the same index file.
+    """
+    if not isinstance(index, ContaminationIndex):
+        index = ContaminationIndex.load(index)
+    if workers < 1:
+        raise PalomaError(f"--workers must be at least 1, got {workers}")
+    if output is None and not dry_run:
+        raise PalomaError("--output is required unless --dry-run")
+    inputs = [Path(p) for p in inputs]
+    units = discover_units(inputs)
+    out = Path(output) if output is not None else None
+    if out is not None:
+        _check_output(out, inputs)
+    options = FilterOptions(text_field, dry_run, skip_bad_lines, samples, compression_level)
+    started = time.perf_counter()
+    results: dict[str, dict] = {}
+    todo = []
+    for unit in units:
+        done = None if out is None or dry_run else _finished(out, unit, _unit_signature(unit, index, options))
+        if done is not None:
+            results[unit.rel] = {**done, "resumed": True}
+        else:
+            todo.append(unit)
+    bar = _progress_bar(todo, progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for unit in todo:
+                results[unit.rel] = _run_unit(index, unit, out, options, bar.update if bar else None)
+        else:
+            results.update(_run_parallel(index, todo, out, options, workers, bar))
+    finally:
+        if bar:
+            bar.close()
+    report = build_report(index, units, results, options, time.perf_counter() - started, workers)
+    if out is not None:
+        write_json(out / REPORT_NAME, report)
+    return report
+
+
+def _check_output(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output folder that is an input or lies inside one: a rerun would read its own outputs."""
+    resolved = out.resolve()
+    for item in inputs:
+        source = item.resolve()
+        if resolved == source or (source.is_dir() and resolved.is_relative_to(source)):
+            raise PalomaError(f"--output {out} must not be an input or inside an input folder ({item})")
+
+
+def _run_parallel(
+    index: ContaminationIndex, units: list[Unit], out: Path | None, options: FilterOptions, workers: int, bar: Any
+) -> dict[str, dict]:
+    if index.path is None:
+        raise PalomaError("parallel filtering needs an index saved to a file (workers memory-map it)")
+    context = multiprocessing.get_context("spawn")
+    progress_queue = context.Queue()
+    results: dict[str, dict] = {}
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(units)),
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(str(index.path), progress_queue),
+    ) as pool:
+        pending: dict[Future, Unit] = {pool.submit(_worker_run, u, out, options): u for u in units}
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress_queue, bar)
+                for future in done:
+                    results[pending.pop(future).rel] = future.result()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        _drain(progress_queue, bar)
+    return results
+
+
+def _drain(progress_queue: Any, bar: Any) -> None:
+    while True:
+        try:
+            documents, nbytes = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        if bar:
+            bar.update(documents, nbytes)
+
+
+class _Bar:
+    """A tqdm bar over uncompressed input bytes (MB/s) that also shows documents per second."""
+
+    def __init__(self, total_files: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.tqdm = tqdm(desc=f"decon filter ({total_files} files)", unit="B", unit_scale=True, unit_divisor=1000)
+        self.documents = 0
+        self.start = time.perf_counter()
+
+    def update(self, documents: int, nbytes: int) -> None:
+        self.documents += documents
+        rate = self.documents / max(time.perf_counter() - self.start, 1e-9)
+        self.tqdm.set_postfix_str(f"{self.documents:,} docs, {rate:,.0f} docs/s", refresh=False)
+        self.tqdm.update(nbytes)
+
+    def close(self) -> None:
+        self.tqdm.close()
+
+
+def _progress_bar(units: list[Unit], enabled: bool) -> _Bar | None:
+    return _Bar(len(units)) if enabled and units else None
+
+
+# ---- the report ------------------------------------------------------------------------------------------
+def build_report(
+    index: ContaminationIndex,
+    units: list[Unit],
+    results: dict[str, dict],
+    options: FilterOptions,
+    seconds: float,
+    workers: int,
+) -> dict:
+    """Totals, per-domain hits and samples over all units, with the index's identity for citation."""
+    totals: Counter = Counter()
+    domains: dict[str, Counter] = {}
+    samples: list[dict] = []
+    files = []
+    for unit in units:
+        stats = results[unit.rel]
+        for key in ("documents", "bytes", "kept_documents", "kept_bytes", "removed_documents", "removed_bytes",
+                    "bad_lines", "input_bytes", "matched_paragraphs"):  # fmt: skip
+            totals[key] += stats[key]
+        for key, counts in stats["domains"].items():
+            domains.setdefault(key, Counter()).update(counts)
+        samples += stats["samples"][: max(0, options.samples - len(samples))]
+        files.append({"file": unit.rel, "format": unit.kind, **{k: v for k, v in stats.items() if k != "samples"}})
+    documents, nbytes = totals["documents"], totals["bytes"]
+    return {
+        "paloma_version": __version__,
+        "dry_run": options.dry_run,
+        "index": index.summary(),
+        "options": {**options.fingerprint(), "compression_level": options.compression_level, "workers": workers},
+        "totals": {
+            **dict(totals),
+            "files": len(units),
+            "removal_rate_documents": totals["removed_documents"] / documents if documents else 0.0,
+            "removal_rate_bytes": totals["removed_bytes"] / nbytes if nbytes else 0.0,
+            "seconds": round(seconds, 3),
+        },
+        "hits_by_domain": [
+            {"source": key.split("/", 1)[0], "domain": key.split("/", 1)[1], **dict(counts)}
+            for key, counts in sorted(domains.items(), key=lambda kv: (-kv[1]["documents"], kv[0]))
+        ],
+        "samples": samples,
+        "files": files,
+    }

@@ -1,0 +1,479 @@
+"""`paloma site build`: validated submissions in, a static site out (no server, no network, no CDN).
+
+Pages: the leaderboard (index.html), Pareto charts, a page per submission, a page per source, a comparison
+page for two models, and an about page. Every number is recomputed from the submissions' sums with
+`paloma.metrics`; the templates, stylesheet and script ship inside the package (`paloma/_data/site`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from paloma import __version__
+from paloma.errors import PalomaError
+from paloma.registry import Registry
+from paloma.resources import data_dir
+from paloma.site.entries import ALL, Entry, assign_ranks, comparable, make_entry, purpose_groups
+from paloma.site.extras import render_extras
+from paloma.site.pareto import Point, make_chart
+from paloma.site.render import fmt_count, fmt_metric, make_environment, round_sig, safe_json
+from paloma.submissions.validate import Loaded, RegistryCache, RegistryFiles, validate
+
+GROUP_LABELS = {
+    ALL: "All sources",
+    "standard": "Standard",
+    "fine-grained": "Fine-grained",
+    "disparities": "Disparities",
+    "fringe": "Fringe",
+}
+METRIC_LABELS = {"bpb": "bits per byte", "ppl": "perplexity"}
+TOP_MODELS_PER_SOURCE = 10
+SITE_MARKER = ".paloma-site"  # marks a folder as a site paloma built, which a later build may replace
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    output: Path
+    release: str
+    split: str
+    submissions: int
+    pages: int
+    bytes: int
+    seconds: float
+
+
+@dataclass
+class SiteContext:
+    """What every page knows about the site as a whole."""
+
+    title: str
+    release: str
+    split: str
+    demo: bool
+    description: str
+    built: str
+    version: str
+    submissions: int
+
+
+def build(
+    submissions_dir: str | Path,
+    output: str | Path,
+    release: str | None = None,
+    split: str | None = None,
+    registry_file: RegistryFiles = None,
+    progress: bool = True,
+) -> BuildSummary:
+    """Validate the submissions, then render the site for one release and split into `output`."""
+    started = time.perf_counter()
+    report = validate([submissions_dir], registry_file, progress=progress)
+    if report.problems:
+        shown = "; ".join(map(str, report.problems[:3]))
+        more = (
+            f" (and {len(report.problems) - 3} more: run `paloma submissions validate`)"
+            if len(report.problems) > 3
+            else ""
+        )
+        raise PalomaError(f"invalid submissions, nothing built: {shown}{more}")
+    release, split, chosen = _select(report.submissions, release, split)
+    registry = RegistryCache(registry_file).get(release)
+    if registry is None:
+        raise PalomaError(f"no registry for release {release!r} (pass --registry FILE)")
+    entries = [
+        make_entry(x.submission, x.path, registry, x.recomputed)
+        for x in tqdm(chosen, desc="aggregating", unit="submission", disable=not progress)
+    ]
+    groups = list(purpose_groups(registry))
+    assign_ranks(entries, groups)
+    output = Path(output)
+    _check_replaceable(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        pages = SiteWriter(staging, entries, registry, release, split, progress).write_all()
+        (staging / SITE_MARKER).write_text(f"paloma {__version__} site of release {release}, split {split}\n")
+        _replace_dir(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+    return BuildSummary(output, release, split, len(entries), pages, size, time.perf_counter() - started)
+
+
+def _select(loaded: list[Loaded], release: str | None, split: str | None) -> tuple[str, str, list[Loaded]]:
+    """One release (never mixed: a demo leaderboard must not mix with the real one) and one split."""
+    releases = Counter(x.submission.benchmark.release for x in loaded)
+    if release is None:
+        if len(releases) > 1:
+            raise PalomaError(
+                f"submissions of several releases ({', '.join(sorted(releases))}): choose one with --release"
+            )
+        release = next(iter(releases), "paloma")
+    of_release = [x for x in loaded if x.submission.benchmark.release == release]
+    splits = Counter(x.submission.benchmark.split for x in of_release)
+    if split is None:
+        split = max(sorted(splits), key=lambda s: splits[s]) if splits else "test"
+    # An empty leaderboard is a valid site (a new release has no submissions yet).
+    return release, split, [x for x in of_release if x.submission.benchmark.split == split]
+
+
+def _check_replaceable(output: Path) -> None:
+    """Only an empty folder or a site paloma built (it holds SITE_MARKER) may be replaced."""
+    if output.exists() and not (output.is_dir() and ((output / SITE_MARKER).is_file() or not any(output.iterdir()))):
+        raise PalomaError(f"{output} exists and is not a paloma site: refusing to replace it")
+
+
+def _replace_dir(staging: Path, output: Path) -> None:
+    """Swap the finished site into place, so a failed build never leaves half a site."""
+    if output.exists():
+        old = output.with_name(f".{output.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(output, old)
+        os.replace(staging, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, output)
+
+
+class SiteWriter:
+    """Renders every page of one release's site into a folder."""
+
+    def __init__(
+        self, out: Path, entries: list[Entry], registry: Registry, release: str, split: str, progress: bool
+    ) -> None:
+        self.out, self.entries, self.registry, self.progress = out, entries, registry, progress
+        self.groups = purpose_groups(registry)
+        self.public = list(registry.public())
+        self.finals = [e for e in entries if e.submission.is_final]
+        self.env = make_environment()
+        demo = release != "paloma"
+        self.site = SiteContext(
+            title="Paloma leaderboard" if not demo else f"{release} leaderboard (not Paloma)",
+            release=release,
+            split=split,
+            demo=demo,
+            description=registry.description,
+            built=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            version=__version__,
+            submissions=len(entries),
+        )
+        self.pages = 0
+
+    def write_all(self) -> int:
+        shutil.copytree(data_dir("site") / "assets", self.out / "assets")
+        self.write_leaderboard()
+        self.write_pareto()
+        self.write_sources()
+        self.write_compare()
+        self.page("about.html", "about.html", title="About", description="How the leaderboard is made.")
+        for entry in tqdm(self.entries, desc="submission pages", unit="page", disable=not self.progress):
+            self.write_submission(entry)
+        return self.pages
+
+    def page(self, path: str, template: str, **context) -> None:
+        root = "../" * path.count("/")
+        html = self.env.get_template(template).render(site=self.site, root=root, page=path, **context)
+        target = self.out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+        self.pages += 1
+
+    def write_data(self, path: str, text: str) -> None:
+        target = self.out / "data" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+    # -- the leaderboard -------------------------------------------------------------------------------------
+    def leaderboard_data(self) -> dict:
+        sources = [
+            {"name": s.name, "label": s.paper_name, "group": s.group, "domains": len(s.domains)} for s in self.public
+        ]
+        rows = [self.leaderboard_row(e) for e in self.entries]
+        return {
+            "release": self.site.release,
+            "split": self.site.split,
+            "groups": [{"key": g, "label": GROUP_LABELS.get(g, g), "sources": m} for g, m in self.groups.items()],
+            "sources": sources,
+            "fractions": sorted(
+                {e.submission.checkpoint.lr_schedule_fraction for e in self.entries if e.submission.checkpoint}
+            ),
+            "rows": rows,
+        }
+
+    def leaderboard_row(self, entry: Entry) -> dict:
+        sub = entry.submission
+        guidelines = sub.guidelines
+        return {
+            "name": sub.name,
+            "label": sub.model.display_name,
+            "org": sub.model.organisation,
+            "params": sub.model.parameters,
+            "nonemb": sub.model.non_embedding_parameters,
+            "tokens": sub.model.training_tokens,
+            "compute": entry.compute,
+            "decon": guidelines.decontamination.met,
+            "order": guidelines.fixed_training_order,
+            "vocab": guidelines.fixed_vocabulary,
+            "run": sub.checkpoint.run if sub.checkpoint else None,
+            "frac": sub.checkpoint.lr_schedule_fraction if sub.checkpoint else None,
+            "final": sub.is_final,
+            "bpb": [round_sig(entry.sources.get(s.name, {}).get("macro_bpb")) for s in self.public],
+            "ppl": [round_sig(entry.sources.get(s.name, {}).get("macro_ppl")) for s in self.public],
+            "suite": {g: {m: round_sig(entry.fit(m, g)) for m in ("bpb", "ppl")} for g in self.groups},
+        }
+
+    def write_leaderboard(self) -> None:
+        data = self.leaderboard_data()
+        self.write_data("leaderboard.json", safe_json(data))
+        self.write_data("leaderboard.csv", self.leaderboard_csv())
+        best = min(self.finals, key=lambda e: _nan_last(e.fit("bpb")), default=None)
+        description = f"{len(self.entries)} models ranked by fit on {len(self.public)} sources of {self.site.release}"
+        if best is not None:
+            description += (
+                f"; best bits per byte: {best.submission.model.display_name} ({fmt_metric(best.fit('bpb'), 'bpb')})"
+            )
+        self.page(
+            "index.html",
+            "leaderboard.html",
+            title="Leaderboard",
+            description=description,
+            data=data,
+            groups=[(g, GROUP_LABELS.get(g, g)) for g in self.groups],
+        )
+
+    def leaderboard_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(
+            ["name", "display_name", "organisation", "parameters", "non_embedding_parameters", "training_tokens"]
+            + ["decontaminated", "fixed_training_order", "fixed_vocabulary", "run", "lr_schedule_fraction"]
+            + [f"suite_{g}_macro_{m}" for g in self.groups for m in ("bpb", "ppl")]
+            + [f"{s.name}_macro_{m}" for s in self.public for m in ("bpb", "ppl")]
+        )
+        for e in self.entries:
+            sub = e.submission
+            writer.writerow(
+                [sub.name, sub.model.display_name, sub.model.organisation, sub.model.parameters]
+                + [sub.model.non_embedding_parameters, sub.model.training_tokens]
+                + [sub.guidelines.decontamination.met, sub.guidelines.fixed_training_order]
+                + [sub.guidelines.fixed_vocabulary, sub.checkpoint.run if sub.checkpoint else ""]
+                + [sub.checkpoint.lr_schedule_fraction if sub.checkpoint else ""]
+                + [_csv_num(e.fit(m, g)) for g in self.groups for m in ("bpb", "ppl")]
+                + [_csv_num(e.sources.get(s.name, {}).get(f"macro_{m}")) for s in self.public for m in ("bpb", "ppl")]
+            )
+        return buffer.getvalue()
+
+    # -- Pareto charts ---------------------------------------------------------------------------------------
+    def write_pareto(self) -> None:
+        views = []
+        for key, label, keep in (
+            ("all", "All final models", lambda e: True),
+            ("guidelines", "Meeting all guidelines", _meets_all),
+        ):
+            chosen = [e for e in self.finals if keep(e)]
+            charts = [
+                (axis, self.chart(chosen, cost, axis_label, fmt))
+                for axis, cost, axis_label, fmt in (
+                    ("parameters", lambda e: e.submission.model.parameters, "Parameters (log scale)", fmt_count),
+                    ("tokens", lambda e: e.submission.model.training_tokens, "Training tokens (log scale)", fmt_count),
+                    ("compute", lambda e: e.compute, "Compute 6·N·D, FLOPs (log scale)", _fmt_flops),
+                )
+            ]
+            views.append({"key": key, "label": label, "count": len(chosen), "charts": charts})
+        self.page(
+            "pareto.html",
+            "pareto.html",
+            title="Pareto frontiers",
+            description="Fit (bits per byte) against parameters, training tokens and compute: who is on the frontier.",
+            views=views,
+        )
+
+    def chart(self, entries: list[Entry], cost, x_label: str, fmt_x):
+        points = [
+            Point(
+                cost=float(cost(e)),
+                fit=e.fit("bpb"),
+                label=e.submission.model.display_name,
+                href=f"models/{e.name}.html",
+                detail=f"{fmt_metric(e.fit('bpb'), 'bpb')} bits per byte · {fmt_x(cost(e))}",
+            )
+            for e in entries
+        ]
+        return make_chart(points, x_label, "Bits per byte (macro over sources)", fmt_x, lambda v: f"{v:.3g}", True)
+
+    # -- sources ---------------------------------------------------------------------------------------------
+    def write_sources(self) -> None:
+        summaries = []
+        for source in self.public:
+            tables = [self.source_table(source, m) for m in ("bpb", "ppl")]
+            tables = [t for t in tables if t is not None]
+            self.page(
+                f"sources/{source.name}.html",
+                "source.html",
+                title=f"{source.paper_name}",
+                description=f"{source.paper_name}: {len(source.domains)} domain(s) of {self.site.release}, "
+                f"each model's fit per domain and the best model per domain.",
+                source=source,
+                tables=tables,
+                group_label=GROUP_LABELS.get(source.group, source.group),
+            )
+            best = tables[0]["ranked"][0] if tables and tables[0]["ranked"] else None
+            summaries.append({"source": source, "best": best, "group": GROUP_LABELS.get(source.group, source.group)})
+        self.page(
+            "sources.html",
+            "sources.html",
+            title="Sources",
+            description=f"The {len(self.public)} public sources of {self.site.release} and the best model on each.",
+            summaries=summaries,
+        )
+
+    def source_table(self, source, metric: str) -> dict | None:
+        """Domains × models, for the best few models; the best model per domain is chosen among all of them."""
+        pool = [e for e in self.finals if comparable(e, metric) and source.name in e.sources]
+        if not pool:
+            return None
+        key = f"macro_{metric}"
+        ranked = sorted(pool, key=lambda e: _nan_last(e.sources[source.name][key]))
+        shown = ranked[:TOP_MODELS_PER_SOURCE]
+        domains = list(ranked[0].sources[source.name]["domains"])
+        rows = []
+        for domain in domains:
+            values = [(e.sources[source.name]["domains"].get(domain, {}).get(metric, math.nan), e) for e in pool]
+            finite = [(v, e) for v, e in values if math.isfinite(v)]
+            best_value = min((v for v, _ in finite), default=math.nan)
+            winners = [e for v, e in finite if v == best_value]
+            cells = [
+                (e.sources[source.name]["domains"].get(domain, {}).get(metric, math.nan), e in winners) for e in shown
+            ]
+            rows.append({"domain": domain, "cells": cells, "best": winners, "best_value": best_value})
+        macro = [(e.sources[source.name][key], e) for e in shown]
+        return {
+            "metric": metric,
+            "label": METRIC_LABELS[metric],
+            "ranked": ranked,
+            "shown": shown,
+            "rows": rows,
+            "macro": macro,
+        }
+
+    # -- comparison ------------------------------------------------------------------------------------------
+    def write_compare(self) -> None:
+        domains = [(s.name, d) for s in self.public for d in s.domains]
+        models = []
+        for e in self.entries:
+            per_domain = {
+                m: [round_sig(e.sources.get(s, {}).get("domains", {}).get(d, {}).get(m)) for s, d in domains]
+                for m in ("bpb", "ppl")
+            }
+            payload = {"name": e.name, **per_domain}
+            self.write_data(f"models/{e.name}.js", f"PALOMA.registerModel({safe_json(payload)});\n")
+            models.append(
+                {
+                    "name": e.name,
+                    "label": e.submission.model.display_name,
+                    "org": e.submission.model.organisation,
+                    "vocab": e.submission.guidelines.fixed_vocabulary,
+                    "final": e.submission.is_final,
+                    "bpb": round_sig(e.fit("bpb")),
+                    "ppl": round_sig(e.fit("ppl")),
+                }
+            )
+        models.sort(key=lambda m: (not m["final"], _nan_last(m["bpb"])))
+        labels = {s.name: s.paper_name for s in self.public}
+        self.page(
+            "compare.html",
+            "compare.html",
+            title="Compare two models",
+            description="Per-domain differences between two models: who wins where, most improved and regressed.",
+            compare={"domains": [[labels[s], d] for s, d in domains], "models": models},
+        )
+
+    # -- one page per submission -----------------------------------------------------------------------------
+    def write_submission(self, entry: Entry) -> None:
+        sub = entry.submission
+        name = sub.name
+        self.write_data(f"submissions/{name}.json", safe_json(sub.to_json_dict()))
+        self.write_data(f"submissions/{name}.csv", _domains_csv(entry))
+        decon = sub.guidelines.decontamination
+        report_href = None
+        if decon.met and decon.report:
+            if decon.report.startswith(("http://", "https://")):
+                report_href = decon.report
+            else:
+                shutil.copyfile(
+                    entry.path.parent / decon.report, self.out / "data" / "submissions" / f"{name}-decon-report.json"
+                )
+                report_href = f"../data/submissions/{name}-decon-report.json"
+        siblings = []
+        if sub.checkpoint:
+            siblings = sorted(
+                (
+                    e
+                    for e in self.entries
+                    if e.submission.checkpoint and e.submission.checkpoint.run == sub.checkpoint.run
+                ),
+                key=lambda e: e.submission.model.training_tokens,
+            )
+        sources = [(self.registry.get(s), m) for s, m in entry.sources.items()]
+        self.page(
+            f"models/{name}.html",
+            "submission.html",
+            title=sub.model.display_name,
+            description=f"{sub.model.display_name} by {sub.model.organisation}: {fmt_count(sub.model.parameters)} "
+            f"parameters, {fmt_count(sub.model.training_tokens)} training tokens; "
+            f"{fmt_metric(entry.fit('bpb'), 'bpb')} bits per byte on {self.site.release} ({self.site.split}).",
+            entry=entry,
+            sub=sub,
+            sources=sources,
+            groups=[(g, GROUP_LABELS.get(g, g)) for g in self.groups],
+            report_href=report_href,
+            siblings=siblings,
+            extras=render_extras(sub, self.env),
+            finals=len(self.finals),
+        )
+
+
+def _fmt_flops(value: float) -> str:
+    """Compute in scientific notation, as scaling papers write it: 3e21, 1.5e22."""
+    mantissa, _, exponent = f"{value:.1e}".partition("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _meets_all(entry: Entry) -> bool:
+    g = entry.submission.guidelines
+    return g.decontamination.met and g.fixed_training_order and g.fixed_vocabulary
+
+
+def _nan_last(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else math.inf
+
+
+def _csv_num(value: float | None) -> str:
+    return "" if value is None or not math.isfinite(value) else repr(value)
+
+
+def _domains_csv(entry: Entry) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["source", "domain", "documents", "tokens", "bytes", "nll_sum", "ppl", "bpb", "ppl_ci_low", "ppl_ci_high"]
+    )
+    for source, domains in entry.submission.results.items():
+        for domain, sums in domains.items():
+            m = entry.sources[source]["domains"][domain]
+            ci = sums.ci.ppl if sums.ci and sums.ci.ppl else ("", "")
+            counts = [sums.documents, sums.tokens, sums.bytes, repr(sums.nll_sum)]
+            writer.writerow([source, domain, *counts, _csv_num(m["ppl"]), _csv_num(m["bpb"]), *ci])
+    return buffer.getvalue()

@@ -1,0 +1,210 @@
+"""`paloma submit`: turn a `paloma eval` output folder plus metadata into a validated submission folder.
+
+The per-domain sums, protocol, parameter counts, release and split come from results.json (docs/formats.md);
+everything a run cannot know (names, links, training data, guidelines met) comes from the user as a small
+YAML file or flags. The result is validated exactly as a pull request would be before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from paloma.errors import PalomaError
+from paloma.io import atomic_write
+from paloma.submissions.schema import SCHEMA_ID, Submission
+from paloma.submissions.validate import (
+    SUBMISSION_FILE,
+    Loaded,
+    RegistryCache,
+    RegistryFiles,
+    check_consistency,
+    check_submission,
+    report_checksum,
+    validate,
+)
+
+SUM_FIELDS = ("nll_sum", "tokens", "bytes", "documents", "chars", "words", "empty_documents")
+DECON_REPORT_NAME = "decon-report.json"
+
+
+def read_results(results_path: str | Path) -> tuple[Path, dict]:
+    """Load results.json from an eval output folder (or the file itself)."""
+    path = Path(results_path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PalomaError(f"{path}: no such file (expected a `paloma eval` output folder)") from None
+    except json.JSONDecodeError as err:
+        raise PalomaError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    for key in ("sources", "suite", "protocol", "model", "data"):
+        if key not in results:
+            raise PalomaError(f"{path}: results lack the field {key!r} (is this a `paloma eval` output?)")
+    return path, results
+
+
+def read_metadata(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise PalomaError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise PalomaError(f"{path}: invalid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise PalomaError(f"{path}: expected a mapping of metadata fields")
+    return data
+
+
+def build_submission(results: dict, meta: dict[str, Any], report_name: str | None) -> dict[str, Any]:
+    """The submission's JSON form from results.json and metadata (not yet validated)."""
+    model, data = results["model"], results["data"]
+    decon = meta.get("decontamination") or {}
+    decontaminated = bool(decon.get("index_checksum") or decon.get("report") or decon.get("met"))
+    checkpoint = meta.get("checkpoint")
+    return {
+        "schema": SCHEMA_ID,
+        "name": meta.get("name"),
+        "submitted": str(meta.get("submitted") or dt.date.today().isoformat()),
+        "model": {
+            "display_name": meta.get("display_name") or meta.get("name"),
+            "organisation": meta.get("organisation"),
+            "links": meta.get("links") or [],
+            "model_id": meta.get("model_id") or model.get("name_or_path"),
+            "revision": meta.get("revision") or model.get("revision"),
+            "parameters": model.get("parameters"),
+            "non_embedding_parameters": model.get("non_embedding_parameters"),
+            # `paloma eval` records training tokens when the checkpoint says (models trained by `baselines`).
+            "training_tokens": meta.get("training_tokens") or model.get("training_tokens"),
+            "tokenizer": meta.get("tokenizer") or model.get("name_or_path"),
+            "training_data": meta.get("training_data"),
+            "description": meta.get("description") or "",
+        },
+        **({"checkpoint": checkpoint} if checkpoint else {}),
+        "guidelines": {
+            "decontamination": {
+                "met": decontaminated,
+                "index_checksum": decon.get("index_checksum"),
+                "report": report_name,
+                "removed_fraction": decon.get("removed_fraction"),
+            },
+            "fixed_training_order": bool(meta.get("fixed_training_order", False)),
+            "fixed_vocabulary": bool(meta.get("fixed_vocabulary", False)),
+        },
+        "benchmark": {
+            "release": meta.get("release") or data.get("release") or "paloma",
+            "split": data.get("split") or results["protocol"].get("split"),
+        },
+        "protocol": results["protocol"],
+        "results": {
+            source: {
+                domain: {k: d[k] for k in (*SUM_FIELDS, "ci") if d.get(k) is not None}
+                for domain, d in entry["domains"].items()
+            }
+            for source, entry in results["sources"].items()
+        },
+        "aggregates": {
+            "suite": {k: results["suite"].get(k) for k in ("macro_ppl", "macro_bpb", "ordinary_ppl", "ordinary_bpb")},
+            "sources": {
+                source: {"macro_ppl": entry.get("macro_ppl"), "macro_bpb": entry.get("macro_bpb")}
+                for source, entry in results["sources"].items()
+            },
+        },
+        "extra": meta.get("extra") or {},
+    }
+
+
+def submit(
+    results_path: str | Path,
+    meta: dict[str, Any],
+    submissions_dir: str | Path = "submissions",
+    registry_file: RegistryFiles = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `<submissions_dir>/<name>/submission.json` (and the decon report beside it); return its path."""
+    _, results = read_results(results_path)
+    decon = meta.get("decontamination") or {}
+    report_src = Path(decon["report"]) if decon.get("report") else None
+    if report_src is not None and not report_src.is_file():
+        raise PalomaError(f"{report_src}: decontamination report not found")
+    if report_src is not None:
+        # `paloma decon filter --report` records the index it used and the share of documents it removed.
+        report = _read_report(report_src)
+        decon.setdefault("index_checksum", report_checksum(report))
+        totals = report.get("totals") if isinstance(report.get("totals"), dict) else {}
+        decon.setdefault("removed_fraction", totals.get("removal_rate_documents"))
+    raw = build_submission(results, meta, DECON_REPORT_NAME if report_src else None)
+    try:
+        submission = Submission.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        raise PalomaError(f"{where}: {first['msg'].removeprefix('Value error, ')}{more}") from None
+    folder = Path(submissions_dir) / submission.name
+    target = folder / SUBMISSION_FILE
+    if target.exists() and not overwrite:
+        raise PalomaError(f"{target} exists already (use --overwrite to replace it)")
+    _check_before_writing(Loaded(target, submission), report_src, submissions_dir, registry_file)
+    if report_src is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / DECON_REPORT_NAME, "wb") as handle, open(report_src, "rb") as src:
+            shutil.copyfileobj(src, handle)
+    with atomic_write(target) as handle:
+        json.dump(submission.to_json_dict(), handle, indent=1, ensure_ascii=False, allow_nan=False)
+        handle.write("\n")
+    return target
+
+
+def _read_report(report: Path) -> dict:
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _check_before_writing(
+    loaded: Loaded, report_src: Path | None, submissions_dir: str | Path, registry_file: RegistryFiles
+) -> None:
+    """Run the pull-request checks now, against the submissions already in the folder."""
+    registries = RegistryCache(registry_file)
+    problems = [
+        p
+        for p in check_submission(loaded, registries.get(loaded.submission.benchmark.release))
+        if not (report_src and "decontamination.report" in p.where)
+    ]
+    existing = Path(submissions_dir)
+    others = []
+    if existing.is_dir() and any(existing.rglob(SUBMISSION_FILE)):
+        others = [x for x in validate([existing], registry_file).submissions if x.path != loaded.path]
+    problems += [p for p in check_consistency([*others, loaded]) if str(loaded.path) in p.where]
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise PalomaError(f"the submission would not pass validation: {shown}{more}")
+
+
+def pull_request_steps(target: Path, submission_name: str) -> str:
+    folder = target.parent
+    return "\n".join(
+        [
+            f"Wrote {target}",
+            "",
+            "To submit it to the leaderboard:",
+            f"  1. paloma submissions validate {folder.parent}",
+            f"  2. git checkout -b submission/{submission_name}",
+            f"  3. git add {folder} && git commit -m 'Submission: {submission_name}'",
+            "  4. git push -u origin HEAD, then open a pull request on GitHub.",
+            "     The 'validate submissions' check runs on it; once merged, the site rebuilds itself.",
+        ]
+    )

@@ -1,0 +1,486 @@
+/* Paloma leaderboard: the only script of the site. No dependencies, no network; works from file://.
+   Values from submissions are only ever inserted with textContent or as attribute values, never as HTML. */
+"use strict";
+
+const PALOMA = (() => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  function el(tag, attrs = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of [].concat(children)) if (child) node.append(child);
+    return node;
+  }
+
+  // -- number formatting (the same rules as paloma/site/render.py) ------------------------------------------
+  function fmtMetric(v, metric) {
+    if (v === null || v === undefined || !isFinite(v)) return "–";
+    if (metric === "bpb") return v.toFixed(4);
+    if (v >= 1000) return Math.round(v).toLocaleString("en-US");
+    return v >= 100 ? v.toFixed(1) : v.toFixed(2);
+  }
+  function fmtCount(v) {
+    if (v === null || v === undefined || !isFinite(v)) return "–";
+    const units = [["e", 1e18], ["P", 1e15], ["T", 1e12], ["B", 1e9], ["M", 1e6], ["k", 1e3]];
+    for (const [unit, scale] of units) {
+      if (Math.abs(v) >= scale) {
+        if (unit === "e") return v.toExponential(2).replace("e+", "e");
+        return Number((v / scale).toPrecision(3)) + unit;
+      }
+    }
+    return String(Math.round(v));
+  }
+  const fmtPct = (v) => (v > 0 ? "+" : "") + (v * 100).toFixed(1) + "%";
+
+  // Sort with missing values last whatever the direction.
+  function compareValues(a, b, dir) {
+    const missingA = a === null || a === undefined || a === "" || (typeof a === "number" && !isFinite(a));
+    const missingB = b === null || b === undefined || b === "" || (typeof b === "number" && !isFinite(b));
+    if (missingA || missingB) return missingA === missingB ? 0 : missingA ? 1 : -1;
+    if (typeof a === "string") return dir * a.localeCompare(b);
+    return dir * (a - b);
+  }
+
+  // -- generic sortable tables (server-rendered rows; numbers in data-v) -------------------------------------
+  function initSortableTables() {
+    for (const table of $$("table.sortable")) {
+      if (table.dataset.sortReady) continue;
+      table.dataset.sortReady = "1";
+      const headers = $$("thead th", table);
+      headers.forEach((th, index) => {
+        const button = $("button", th);
+        if (!th.dataset.sort || !button) return;
+        button.addEventListener("click", () => sortTable(table, th, index));
+      });
+    }
+  }
+
+  function sortTable(table, th, index) {
+    const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    for (const other of $$("thead th", table)) other.removeAttribute("aria-sort");
+    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+    const body = table.tBodies[0];
+    const pinned = $$("tr.macro", body);
+    const rows = Array.from(body.rows).filter((row) => !row.classList.contains("macro"));
+    const numeric = th.dataset.sort === "num";
+    const key = (row) => {
+      const cell = row.cells[index];
+      if (!cell) return null;
+      if (!numeric) return cell.textContent.trim().toLowerCase();
+      if (cell.dataset.v !== undefined) return cell.dataset.v === "" ? null : Number(cell.dataset.v);
+      const text = cell.textContent.replace(/,/g, "").trim(); // plain integers such as 1,234,567
+      return text === "" || isNaN(Number(text)) ? null : Number(text);
+    };
+    const keyed = rows.map((row) => [key(row), row]);
+    keyed.sort((x, y) => compareValues(x[0], y[0], dir));
+    body.replaceChildren(...pinned, ...keyed.map((x) => x[1]));
+  }
+
+  // -- tabs (source pages) -----------------------------------------------------------------------------------
+  function initTabs() {
+    for (const list of $$("[role=tablist]")) {
+      const tabs = $$("[role=tab]", list);
+      const select = (tab) => {
+        for (const t of tabs) {
+          const on = t === tab;
+          t.setAttribute("aria-selected", on ? "true" : "false");
+          t.tabIndex = on ? 0 : -1;
+          document.getElementById(t.getAttribute("aria-controls")).hidden = !on;
+        }
+        tab.focus();
+      };
+      tabs.forEach((tab, i) => {
+        tab.addEventListener("click", () => select(tab));
+        tab.addEventListener("keydown", (event) => {
+          const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+          if (step) select(tabs[(i + step + tabs.length) % tabs.length]);
+        });
+      });
+    }
+  }
+
+  // -- chart tooltips and Pareto views -----------------------------------------------------------------------
+  function initCharts() {
+    const tip = $("#tooltip");
+    if (!tip) return;
+    const show = (dot, x, y) => {
+      tip.replaceChildren(el("strong", { text: dot.dataset.tip }), el("span", { text: dot.dataset.detail }));
+      tip.hidden = false;
+      const w = tip.offsetWidth;
+      tip.style.left = Math.min(x + 14, window.innerWidth - w - 8) + "px";
+      tip.style.top = y + 14 + "px";
+      dot.classList.add("active");
+    };
+    const hide = (dot) => {
+      tip.hidden = true;
+      dot.classList.remove("active");
+    };
+    for (const dot of $$(".dot")) {
+      dot.addEventListener("mouseenter", (e) => show(dot, e.clientX, e.clientY));
+      dot.addEventListener("mousemove", (e) => show(dot, e.clientX, e.clientY));
+      dot.addEventListener("mouseleave", () => hide(dot));
+      dot.addEventListener("focus", () => {
+        const r = dot.getBoundingClientRect();
+        show(dot, r.right, r.bottom);
+      });
+      dot.addEventListener("blur", () => hide(dot));
+    }
+    for (const radio of $$("input[name=pareto-view]")) {
+      radio.addEventListener("change", () => {
+        for (const view of $$(".pareto-view")) view.hidden = view.dataset.view !== radio.value;
+      });
+    }
+  }
+
+  // -- the leaderboard ---------------------------------------------------------------------------------------
+  function initLeaderboard() {
+    const script = $("#leaderboard-data");
+    if (!script) return;
+    const data = JSON.parse(script.textContent);
+    const table = $("#leaderboard");
+    const form = $("#controls");
+    const status = $("#status");
+    const compareLink = $("#compare-link");
+    const sourceIndex = new Map(data.sources.map((s, i) => [s.name, i]));
+    // Only the first `limit` rows are in the page at a time, so a sort or a filter stays instant with
+    // thousands of submissions; "Show more" raises the limit.
+    const PAGE = 100;
+    const state = { sortKey: "rank", sortDir: 1, picked: [], limit: PAGE };
+    const more = $("#show-more");
+    readHash(form);
+
+    function settings() {
+      const f = new FormData(form);
+      return {
+        metric: f.get("metric"),
+        decon: f.has("decon"),
+        order: f.has("order"),
+        vocab: f.has("vocab"),
+        group: f.get("group"),
+        checkpoints: f.get("checkpoints"),
+        q: (f.get("q") || "").trim().toLowerCase(),
+      };
+    }
+
+    function visibleRows(s) {
+      return data.rows.filter((r) => {
+        if (s.decon && !r.decon) return false;
+        if (s.order && !r.order) return false;
+        if ((s.vocab || s.metric === "ppl") && !r.vocab) return false;
+        if (s.checkpoints === "final" && !r.final) return false;
+        if (s.checkpoints !== "final" && s.checkpoints !== "all" && r.frac !== Number(s.checkpoints)) return false;
+        if (s.q && !(r.label.toLowerCase().includes(s.q) || r.org.toLowerCase().includes(s.q) || r.name.includes(s.q)))
+          return false;
+        return true;
+      });
+    }
+
+    function columns(s) {
+      const group = data.groups.find((g) => g.key === s.group) || data.groups[0];
+      const cols = [
+        { key: "rank", label: "#", num: true, title: "Rank within the rows shown, by the suite value; tick two rows to compare them" },
+        { key: "model", label: "Model", num: false },
+        { key: "suite", label: group.label, num: true, suite: true, title: "Macro average over the sources of this group" },
+        { key: "guidelines", label: "Guidelines", sortable: false },
+        { key: "params", label: "Params", num: true, title: "Parameters (all)" },
+        { key: "tokens", label: "Tokens", num: true, title: "Training tokens" },
+      ];
+      if (s.checkpoints !== "final") cols.push({ key: "frac", label: "LR %", num: true, title: "Fraction of the LR schedule" });
+      for (const name of group.sources) {
+        const src = data.sources[sourceIndex.get(name)];
+        cols.push({ key: "src:" + name, label: src.label, num: true, title: src.label + " (" + src.domains + " domains)" });
+      }
+      return cols;
+    }
+
+    function cellValue(row, key, s, ranks) {
+      if (key === "rank") return ranks.get(row);
+      if (key === "model") return row.label.toLowerCase();
+      if (key === "params") return row.params;
+      if (key === "tokens") return row.tokens;
+      if (key === "frac") return row.frac;
+      if (key === "suite") return (row.suite[s.group] || {})[s.metric];
+      if (key.startsWith("src:")) return row[s.metric][sourceIndex.get(key.slice(4))];
+      return null;
+    }
+
+    function rankRows(rows, s) {
+      const scored = rows.filter((r) => isFinite((r.suite[s.group] || {})[s.metric] ?? NaN));
+      scored.sort((a, b) => a.suite[s.group][s.metric] - b.suite[s.group][s.metric]);
+      const ranks = new Map();
+      let previous = null;
+      let rank = 0;
+      scored.forEach((r, i) => {
+        const v = r.suite[s.group][s.metric];
+        if (v !== previous) [rank, previous] = [i + 1, v];
+        ranks.set(r, rank);
+      });
+      return ranks;
+    }
+
+    function badge(on, text, title) {
+      return el("span", { class: "badge " + (on ? "on" : "off"), title, text });
+    }
+
+    function renderHead(cols) {
+      const tr = el("tr");
+      for (const col of cols) {
+        const attrs = { scope: "col", class: (col.num ? "num" : "") + (col.suite ? " suite" : ""), title: col.title };
+        if (col.key === "model") attrs.class = "model-col";
+        if (col.sortable === false) {
+          tr.append(el("th", attrs, col.label));
+          continue;
+        }
+        const th = el("th", { ...attrs, "data-sort": col.num ? "num" : "text", "data-key": col.key });
+        if (state.sortKey === col.key) th.setAttribute("aria-sort", state.sortDir === 1 ? "ascending" : "descending");
+        const button = el("button", { type: "button" }, [col.label, el("span", { class: "arrow", "aria-hidden": "true" })]);
+        button.addEventListener("click", () => {
+          state.sortDir = state.sortKey === col.key ? -state.sortDir : 1;
+          state.sortKey = col.key;
+          render();
+          const again = $(`th[data-key="${CSS.escape(col.key)}"] button`, table);
+          if (again) again.focus();
+        });
+        th.append(button);
+        tr.append(th);
+      }
+      table.tHead.replaceChildren(tr);
+    }
+
+    function renderRow(row, cols, s, ranks) {
+      const tr = el("tr", { class: ranks.get(row) === 1 ? "top1" : null });
+      for (const col of cols) {
+        if (col.key === "rank") {
+          const box = el("input", { type: "checkbox", "data-name": row.name, "aria-label": "Select " + row.label + " to compare" });
+          box.checked = state.picked.includes(row.name);
+          box.addEventListener("change", () => pick(row.name, box.checked));
+          const rank = el("span", { text: ranks.has(row) ? String(ranks.get(row)) : "–" });
+          tr.append(el("td", { class: "rank num" }, el("label", { class: "pick" }, [box, rank])));
+        } else if (col.key === "model") {
+          const link = el("a", { href: "models/" + encodeURIComponent(row.name) + ".html", text: row.label });
+          tr.append(el("td", { class: "model-col" }, [link, el("span", { class: "org", text: row.org })]));
+        } else if (col.key === "guidelines") {
+          const badges = el("span", { class: "badges mini" }, [
+            badge(row.decon, "D", row.decon ? "Decontaminated" : "Not decontaminated"),
+            badge(row.order, "O", row.order ? "Fixed training order" : "Training order not fixed"),
+            badge(row.vocab, "V", row.vocab ? "Fixed vocabulary" : "Own vocabulary"),
+          ]);
+          tr.append(el("td", {}, badges));
+        } else if (col.key === "params" || col.key === "tokens") {
+          tr.append(el("td", { class: "num", text: fmtCount(row[col.key]) }));
+        } else if (col.key === "frac") {
+          tr.append(el("td", { class: "num", text: row.frac === null ? "–" : (row.frac * 100).toFixed(0) + "%" }));
+        } else {
+          const v = cellValue(row, col.key, s, ranks);
+          tr.append(el("td", { class: "num" + (col.suite ? " suite" : ""), text: fmtMetric(v, s.metric) }));
+        }
+      }
+      return tr;
+    }
+
+    function render() {
+      const s = settings();
+      writeHash(form);
+      const cols = columns(s);
+      if (!cols.some((c) => c.key === state.sortKey)) [state.sortKey, state.sortDir] = ["rank", 1];
+      const group = visibleRows({ ...s, q: "" }); // the search finds rows; it does not change their rank
+      const ranks = rankRows(group, s);
+      const rows = s.q ? visibleRows(s) : group;
+      const keyed = rows.map((r) => [cellValue(r, state.sortKey, s, ranks), r]);
+      keyed.sort((a, b) => compareValues(a[0], b[0], state.sortDir) || compareValues(ranks.get(a[1]), ranks.get(b[1]), 1));
+      renderHead(cols);
+      const body = document.createDocumentFragment();
+      for (const [, row] of keyed.slice(0, state.limit)) body.append(renderRow(row, cols, s, ranks));
+      table.tBodies[0].replaceChildren(body);
+      const shown = Math.min(rows.length, state.limit);
+      more.hidden = shown >= rows.length;
+      more.textContent = `Show ${Math.min(PAGE, rows.length - shown)} more (${rows.length - shown} not shown)`;
+      const metricName = s.metric === "ppl" ? "perplexity" : "bits per byte";
+      const count = shown < rows.length ? `${shown} shown of ${rows.length} matching` : `${rows.length}`;
+      status.textContent = `${count} of ${data.rows.length} submissions · ${metricName} (lower is better) · ranked within the selected group`;
+    }
+
+    function pick(name, on) {
+      state.picked = state.picked.filter((n) => n !== name);
+      if (on) state.picked.push(name);
+      if (state.picked.length > 2) state.picked.shift();
+      const ready = state.picked.length === 2;
+      compareLink.textContent = `Compare selected (${state.picked.length}/2)`;
+      compareLink.classList.toggle("disabled", !ready);
+      compareLink.setAttribute("aria-disabled", ready ? "false" : "true");
+      compareLink.href = ready ? `compare.html#a=${encodeURIComponent(state.picked[0])}&b=${encodeURIComponent(state.picked[1])}` : "compare.html";
+      for (const box of $$("td.rank input", table)) box.checked = state.picked.includes(box.dataset.name);
+    }
+
+    const rerender = () => {
+      state.limit = PAGE;
+      render();
+    };
+    form.addEventListener("change", rerender);
+    form.addEventListener("input", (e) => e.target.name === "q" && rerender());
+    more.addEventListener("click", () => {
+      state.limit += PAGE;
+      render();
+    });
+    render();
+  }
+
+  // The leaderboard's settings live in the URL hash, so a view can be shared as a link.
+  function writeHash(form) {
+    const f = new FormData(form);
+    const params = new URLSearchParams();
+    for (const [key, value] of f.entries()) if (value !== "" && !(key === "metric" && value === "bpb")) params.set(key, value);
+    for (const [key, value] of [["group", "all"], ["checkpoints", "final"]]) if (params.get(key) === value) params.delete(key);
+    const hash = params.toString();
+    history.replaceState(null, "", hash ? "#" + hash : location.pathname);
+  }
+  function readHash(form) {
+    const params = new URLSearchParams(location.hash.slice(1));
+    for (const [key, value] of params.entries()) {
+      const field = form.elements[key];
+      if (!field) continue;
+      if (field instanceof RadioNodeList) for (const r of field) r.checked = r.value === value;
+      else if (field.type === "checkbox") field.checked = true;
+      else if ($$("option", field).some((o) => o.value === value) || field.type === "search") field.value = value;
+    }
+  }
+
+  // -- comparison of two models ------------------------------------------------------------------------------
+  const loaded = new Map();
+  const waiting = new Map();
+  function registerModel(payload) {
+    loaded.set(payload.name, payload);
+    for (const resolve of waiting.get(payload.name) || []) resolve(payload);
+    waiting.delete(payload.name);
+  }
+  function loadModel(name) {
+    if (loaded.has(name)) return Promise.resolve(loaded.get(name));
+    return new Promise((resolve, reject) => {
+      if (!waiting.has(name)) {
+        waiting.set(name, []);
+        const tag = el("script", { src: "data/models/" + encodeURIComponent(name) + ".js" });
+        tag.addEventListener("error", () => reject(new Error("cannot load the data of " + name)));
+        document.body.append(tag);
+      }
+      waiting.get(name).push(resolve);
+    });
+  }
+
+  function initCompare() {
+    const script = $("#compare-data");
+    if (!script) return;
+    const data = JSON.parse(script.textContent);
+    const byName = new Map(data.models.map((m) => [m.name, m]));
+    const pickA = $("#pick-a");
+    const pickB = $("#pick-b");
+    const out = $("#compare-out");
+    const params = new URLSearchParams(location.hash.slice(1));
+    const first = data.models[0] ? data.models[0].name : null;
+    const second = data.models[1] ? data.models[1].name : first;
+    pickA.value = byName.has(params.get("a")) ? params.get("a") : first;
+    pickB.value = byName.has(params.get("b")) ? params.get("b") : pickA.value === first ? second : first;
+
+    async function update() {
+      const [a, b] = [byName.get(pickA.value), byName.get(pickB.value)];
+      if (!a || !b) return;
+      history.replaceState(null, "", `#a=${encodeURIComponent(a.name)}&b=${encodeURIComponent(b.name)}`);
+      try {
+        const [da, db] = await Promise.all([loadModel(a.name), loadModel(b.name)]);
+        out.replaceChildren(...renderComparison(a, b, da, db, data.domains));
+        initSortableTables();
+      } catch (err) {
+        out.replaceChildren(el("p", { class: "worse", text: err.message }));
+      }
+    }
+    pickA.addEventListener("change", update);
+    pickB.addEventListener("change", update);
+    $("#swap").addEventListener("click", () => {
+      [pickA.value, pickB.value] = [pickB.value, pickA.value];
+      update();
+    });
+    update();
+  }
+
+  function renderComparison(a, b, da, db, domains) {
+    const metric = a.vocab && b.vocab ? "ppl" : "bpb";
+    const metricName = metric === "ppl" ? "perplexity" : "bits per byte";
+    const rows = [];
+    domains.forEach(([source, domain], i) => {
+      const va = da[metric][i];
+      const vb = db[metric][i];
+      if (va === null || vb === null || !isFinite(va) || !isFinite(vb)) return;
+      rows.push({ source, domain, va, vb, diff: vb - va, rel: va ? (vb - va) / va : 0 });
+    });
+    const winsA = rows.filter((r) => r.va < r.vb).length;
+    const winsB = rows.filter((r) => r.vb < r.va).length;
+    const ties = rows.length - winsA - winsB;
+    const share = (n) => (rows.length ? (100 * n) / rows.length : 0);
+    const bar = el("div", { class: "wins", role: "img", "aria-label": `A wins ${winsA}, B wins ${winsB}, ties ${ties} of ${rows.length} domains` });
+    for (const [cls, n, label] of [["a", winsA, "A"], ["tie", ties, "tie"], ["b", winsB, "B"]]) {
+      if (n) bar.append(el("div", { class: cls, style: `width:${share(n)}%`, text: `${label} ${share(n).toFixed(0)}%` }));
+    }
+    const summary = el("section", { class: "cards" }, [
+      card(`A: ${a.label}`, fmtMetric(a[metric], metric), `${metricName}, macro over sources`),
+      card(`B: ${b.label}`, fmtMetric(b[metric], metric), `${metricName}, macro over sources`),
+      card("Domains won by A", `${winsA} (${share(winsA).toFixed(1)}%)`, `of ${rows.length} domains`),
+      card("Domains won by B", `${winsB} (${share(winsB).toFixed(1)}%)`, ties ? `${ties} tied` : "no ties"),
+    ]);
+    const byRel = rows.slice().sort((x, y) => x.rel - y.rel);
+    const improved = byRel.filter((r) => r.rel < 0).slice(0, 10);
+    const regressed = byRel.filter((r) => r.rel > 0).reverse().slice(0, 10);
+    const lists = el("div", { class: "split-lists" }, [
+      el("section", {}, [el("h2", { text: "Most improved (B better than A)" }), diffTable(improved, metric, false)]),
+      el("section", {}, [el("h2", { text: "Most regressed (B worse than A)" }), diffTable(regressed, metric, false)]),
+    ]);
+    const all = el("section", {}, [el("h2", { text: `All ${rows.length} domains` }), diffTable(rows, metric, true)]);
+    return [el("p", { class: "muted", text: `Compared in ${metricName}${metric === "bpb" && a.vocab !== b.vocab ? " (the vocabularies differ)" : ""}; B relative to A.` }), summary, bar, lists, all];
+  }
+
+  function card(label, value, note) {
+    return el("div", { class: "card" }, [
+      el("div", { class: "card-label", text: label }),
+      el("div", { class: "card-value", text: value }),
+      el("div", { class: "card-note", text: note }),
+    ]);
+  }
+
+  function diffTable(rows, metric, sortable) {
+    if (!rows.length) return el("p", { class: "muted", text: "None." });
+    const head = ["Source", "Domain", "A", "B", "B − A", "Change"].map((label, i) =>
+      sortable
+        ? el("th", { scope: "col", "data-sort": i < 2 ? "text" : "num", class: i < 2 ? "" : "num" }, el("button", { type: "button" }, [label, el("span", { class: "arrow", "aria-hidden": "true" })]))
+        : el("th", { scope: "col", class: i < 2 ? "" : "num", text: label }),
+    );
+    const body = el("tbody");
+    for (const r of rows) {
+      const cls = r.rel < 0 ? "num better" : r.rel > 0 ? "num worse" : "num";
+      body.append(
+        el("tr", {}, [
+          el("td", { text: r.source }),
+          el("td", { text: r.domain }),
+          el("td", { class: "num", "data-v": r.va, text: fmtMetric(r.va, metric) }),
+          el("td", { class: "num", "data-v": r.vb, text: fmtMetric(r.vb, metric) }),
+          el("td", { class: cls, "data-v": r.diff, text: (r.diff > 0 ? "+" : r.diff < 0 ? "−" : "") + fmtMetric(Math.abs(r.diff), metric) }),
+          el("td", { class: cls, "data-v": r.rel, text: fmtPct(r.rel) }),
+        ]),
+      );
+    }
+    return el("div", { class: "table-wrap" }, el("table", { class: sortable ? "sortable" : "" }, [el("thead", {}, el("tr", {}, head)), body]));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    initSortableTables();
+    initTabs();
+    initCharts();
+    initLeaderboard();
+    initCompare();
+  });
+
+  return { registerModel, fmtMetric, fmtCount };
+})();

@@ -1,0 +1,190 @@
+"""Eval-like outputs for submission and site tests, made the way `paloma eval` makes them.
+
+Per-document records are built from real text (bytes, characters and words counted from the text itself), with
+a per-model log-likelihood; `paloma.metrics.aggregate_records` turns them into results.json, exactly as the
+evaluator does. No aggregate is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+from paloma.io import write_json
+from paloma.metrics import aggregate_records
+from paloma.registry import Registry, load_registry_file
+from paloma.submissions.protocol_check import BENCHMARK_PROTOCOL
+
+ZEN = (
+    "beautiful is better than ugly explicit implicit simple complex complicated flat nested sparse dense "
+    "readability counts special cases are not enough to break the rules although practicality beats purity "
+    "errors should never pass silently unless explicitly silenced in the face of ambiguity refuse temptation "
+    "guess there one obvious way do it now often right namespaces honking great idea let us more those"
+)
+WORDS = ZEN.split()
+
+TINY_REGISTRY = {
+    "release": "tiny",
+    "description": "A tiny release for tests: four public sources and one private source.",
+    "sources": [
+        {"name": "alpha", "paper_name": "Alpha", "group": "standard", "domains": ["a1", "a2", "a3"]},
+        {"name": "beta", "paper_name": "Beta", "group": "standard", "domains": ["beta"]},
+        {"name": "gamma", "paper_name": "Gamma", "group": "fine-grained", "domains": ["g1", "g2"]},
+        {"name": "delta", "paper_name": "Delta", "group": "fringe", "fringe": True, "domains": ["delta"]},
+        {"name": "hidden", "paper_name": "Hidden", "group": "standard", "redistributable": False, "domains": ["h1"]},
+    ],
+}
+
+
+def write_tiny_registry(folder: Path, release: str = "tiny") -> Path:
+    path = folder / f"{release}.json"
+    path.write_text(json.dumps({**TINY_REGISTRY, "release": release}), encoding="utf-8")
+    return path
+
+
+def documents(source: str, domain: str, split: str = "val", count: int = 4) -> list[str]:
+    """The same documents for every model: a seeded sample of words, with some non-ASCII text."""
+    rng = random.Random(f"{source}/{domain}/{split}")
+    docs = []
+    for _ in range(count):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(20, 60))]
+        if rng.random() < 0.5:
+            words.insert(rng.randrange(len(words)), "naïve-café—ünïcode")
+        docs.append(" ".join(words))
+    return docs
+
+
+def count_tokens(text: str, fixed_vocabulary: bool) -> int:
+    """Two stand-in tokenizers: words and punctuation (the fixed vocabulary), or 4-byte pieces."""
+    if fixed_vocabulary:
+        return len(re.findall(r"\w+|[^\w\s]", text))
+    return math.ceil(len(text.encode("utf-8")) / 4)
+
+
+def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: str, seed: str, skip=()) -> list[dict]:
+    """Per-document records of one model: nll per token varies with the domain and the model's quality."""
+    rng = random.Random(seed)
+    out = []
+    for source, domain in registry.domain_pairs(public_only=True):
+        if (source, domain) in skip:
+            continue
+        difficulty = 1.5 + (sum(map(ord, domain)) % 17) / 10
+        for i, text in enumerate(documents(source, domain, split)):
+            tokens = count_tokens(text, fixed_vocabulary)
+            per_token = difficulty * quality * rng.uniform(0.9, 1.1) * (1.0 if fixed_vocabulary else 1.3)
+            out.append(
+                {
+                    "id": f"{domain}-{i}",
+                    "source": source,
+                    "domain": domain,
+                    "tokens": tokens,
+                    "bytes": len(text.encode("utf-8")),
+                    "chars": len(text),
+                    "words": len(text.split()),
+                    "nll_sum": per_token * tokens,
+                }
+            )
+    return out
+
+
+def bootstrap_intervals(docs: list[dict], seed: str, resamples: int = 200) -> dict:
+    """95% percentile-bootstrap intervals of each domain's ppl and bpb, resampling its documents."""
+    rng = random.Random(seed)
+    by_domain: dict[tuple[str, str], list[dict]] = {}
+    for doc in docs:
+        by_domain.setdefault((doc["source"], doc["domain"]), []).append(doc)
+    intervals = {}
+    for key, group in by_domain.items():
+        ppl, bpb = [], []
+        for _ in range(resamples):
+            sample = [rng.choice(group) for _ in group]
+            nll = sum(d["nll_sum"] for d in sample)
+            ppl.append(math.exp(nll / sum(d["tokens"] for d in sample)))
+            bpb.append(nll / (sum(d["bytes"] for d in sample) * math.log(2)))
+        lo, hi = int(0.025 * resamples), int(0.975 * resamples) - 1
+        intervals[key] = {
+            "level": 0.95,
+            "n": len(group),
+            "ppl": [sorted(ppl)[lo], sorted(ppl)[hi]],
+            "bpb": [sorted(bpb)[lo], sorted(bpb)[hi]],
+        }
+    return intervals
+
+
+def eval_output(
+    folder: Path,
+    registry_file: Path,
+    *,
+    model: str = "tiny-model",
+    quality: float = 1.0,
+    parameters: int = 120_000_000,
+    non_embedding_parameters: int = 85_000_000,
+    fixed_vocabulary: bool = True,
+    split: str = "val",
+    skip=(),
+    protocol: dict | None = None,
+    with_ci: bool = False,
+) -> Path:
+    """Write a `paloma eval`-like output folder (results.json) and return it."""
+    registry = load_registry_file(registry_file)
+    docs = records(registry, quality, fixed_vocabulary, split, model, skip)
+    results = aggregate_records(docs, registry)
+    if with_ci:
+        for (source, domain), interval in bootstrap_intervals(docs, seed=model).items():
+            results["sources"][source]["domains"][domain]["ci"] = interval
+    results.update(
+        schema="paloma-results/1",
+        protocol={
+            **BENCHMARK_PROTOCOL,
+            "prefix_token_id": 0,
+            "dtype": "float32",
+            "split": split,
+            "fingerprint": f"sha256:{abs(hash((model, split))):016x}",
+            **(protocol or {}),
+        },
+        model={
+            "name_or_path": f"org/{model}",
+            "revision": "main",
+            "parameters": parameters,
+            "non_embedding_parameters": non_embedding_parameters,
+        },
+        data={"path": "/data/paloma", "split": split, "release": registry.release},
+    )
+    write_json(folder / "results.json", results)
+    return folder
+
+
+def metadata(name: str, **overrides) -> dict:
+    """Metadata as a user writes it for `paloma submit` (YAML or flags)."""
+    meta = {
+        "name": name,
+        "display_name": name.replace("-", " ").title(),
+        "organisation": "Test Lab",
+        "links": [{"label": "weights", "url": f"https://example.org/{name}"}],
+        "training_tokens": 2_000_000_000,
+        "tokenizer": "allenai/gpt-neox-olmo-dolma-v1_5",
+        "training_data": "A decontaminated web corpus",
+        "fixed_vocabulary": True,
+        "fixed_training_order": True,
+        "decontamination": {},
+    }
+    meta.update(overrides)
+    return meta
+
+
+def write_submissions_quickly(folder: Path, registry_file: Path, count: int) -> None:
+    """Many valid submissions, written without re-validating the folder after each (which `submit` does)."""
+    from paloma.io import write_json as write
+    from paloma.submissions.schema import Submission
+    from paloma.submissions.submit import build_submission
+
+    for i in range(count):
+        name = f"bulk-{i:03d}"
+        out = eval_output(folder / "evals" / name, registry_file, model=name, quality=0.5 + (i * 7 % count) / count,
+                          parameters=100_000_000 * (i + 1), non_embedding_parameters=50_000_000 * (i + 1))  # fmt: skip
+        results = json.loads((out / "results.json").read_text())
+        submission = Submission.model_validate(build_submission(results, metadata(name), None))
+        write(folder / "subs" / name / "submission.json", submission.to_json_dict())

@@ -1,0 +1,283 @@
+"""The built site in headless Chromium, opened from disk: sorting, filters, tooltips, links, no console errors.
+
+Uses Debian's chromium (installed by .ci/run) through Playwright; no browser is downloaded. Screenshots of
+each page type are kept in test-artifacts/site/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from leaderboard_factory import eval_output, metadata, write_tiny_registry
+
+from paloma.site.builder import build
+from paloma.submissions.submit import submit
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "site"
+EVIL = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2>"
+
+MODELS = {  # name: (quality, fixed vocabulary, parameters, training tokens, checkpoint)
+    "small": (1.2, True, 100_000_000, 4_000_000_000, None),
+    "medium": (1.0, True, 300_000_000, 2_000_000_000, None),
+    "large": (0.8, True, 900_000_000, 6_000_000_000, None),
+    "other-vocab": (0.42, False, 500_000_000, 1_000_000_000, None),
+    "run-b-half": (1.1, True, 200_000_000, 1_000_000_000, 0.5),
+    "run-b-final": (0.95, True, 200_000_000, 2_000_000_000, 1.0),
+}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("browser-site")
+    registry_file = write_tiny_registry(root)
+    for name, (quality, fixed, params, tokens, fraction) in MODELS.items():
+        out = eval_output(root / f"eval-{name}", registry_file, model=name, quality=quality, fixed_vocabulary=fixed,
+                          parameters=params, non_embedding_parameters=params // 2)  # fmt: skip
+        meta = metadata(name, fixed_vocabulary=fixed, training_tokens=tokens, description=f"About {name}: {EVIL}")
+        if fraction is not None:
+            meta["checkpoint"] = {"run": "run-b", "lr_schedule_fraction": fraction}
+        submit(out, meta, root / "subs", registry_file)
+    build(root / "subs", root / "out", registry_file=registry_file, progress=False)
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, site):
+    """Open a page of the site from disk; the test fails on any console error or uncaught exception."""
+    errors: list[str] = []
+    pages = []
+
+    def opener(path: str, width: int = 1280, height: int = 900):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.on("console", lambda m: errors.append(f"{path}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"{path}: {e}"))
+        file, _, fragment = path.partition("#")
+        page.goto((site / file).as_uri() + (f"#{fragment}" if fragment else ""))
+        pages.append(page)
+        return page
+
+    yield opener
+    for page in pages:
+        page.close()
+    assert errors == []
+
+
+def column(page, key: str) -> list[str]:
+    """Texts of one leaderboard column, in row order."""
+    index = page.eval_on_selector_all(
+        "#leaderboard thead th", f"ths => ths.findIndex(th => th.dataset.key === '{key}')"
+    )
+    return page.eval_on_selector_all(
+        f"#leaderboard tbody tr td:nth-child({index + 1})", "tds => tds.map(td => td.textContent)"
+    )
+
+
+def model_names(page) -> list[str]:
+    return page.eval_on_selector_all("#leaderboard tbody td.model-col a", "as => as.map(a => a.textContent)")
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def expected_order(site: Path, fixed_only: bool = False) -> list[str]:
+    """Final models by suite bits per byte, from the site's data (checked against the sums in test_site.py)."""
+    rows = json.loads((site / "data" / "leaderboard.json").read_text())["rows"]
+    rows = [r for r in rows if r["final"] and (r["vocab"] or not fixed_only)]
+    return [r["label"] for r in sorted(rows, key=lambda r: r["suite"]["all"]["bpb"])]
+
+
+def test_table_sorts_when_a_header_is_clicked(open_page, site):
+    page = open_page("index.html")
+    assert model_names(page) == expected_order(site)
+    assert column(page, "rank") == ["1", "2", "3", "4", "5"]
+    page.click("#leaderboard th[data-key=params] button")
+    params = [float(v.rstrip("M")) for v in column(page, "params")]
+    assert params == sorted(params) and page.get_attribute("th[data-key=params]", "aria-sort") == "ascending"
+    page.click("#leaderboard th[data-key=params] button")
+    params = [float(v.rstrip("M")) for v in column(page, "params")]
+    assert params == sorted(params, reverse=True)
+    assert page.get_attribute("th[data-key=params]", "aria-sort") == "descending"
+    page.click("#leaderboard th[data-key=model] button")
+    assert model_names(page) == sorted(model_names(page), key=str.lower)
+
+
+def test_sorting_works_from_the_keyboard(open_page):
+    page = open_page("index.html")
+    page.focus("#leaderboard th[data-key=tokens] button")
+    page.keyboard.press("Enter")
+    tokens = [float(v.rstrip("B")) for v in column(page, "tokens")]
+    assert tokens == sorted(tokens)
+    assert page.evaluate("document.activeElement.closest('th').dataset.key") == "tokens"
+
+
+def test_filters_change_the_rows_and_columns(open_page):
+    page = open_page("index.html")
+    assert len(model_names(page)) == 5
+    page.check("input[name=vocab]")
+    assert "Other Vocab" not in model_names(page) and len(model_names(page)) == 4
+    page.uncheck("input[name=vocab]")
+    page.check("input[value=ppl]")
+    assert "Other Vocab" not in model_names(page)
+    assert "perplexity" in page.text_content("#status")
+    page.select_option("select[name=group]", "standard")
+    headers = page.eval_on_selector_all("#leaderboard thead th", "ths => ths.map(th => th.textContent)")
+    assert "Alpha" in headers and "Beta" in headers and "Gamma" not in headers and "Standard" in headers
+    page.select_option("select[name=checkpoints]", "0.5")
+    assert model_names(page) == ["Run B Half"] and column(page, "rank") == ["1"]
+    page.select_option("select[name=checkpoints]", "all")
+    assert len(model_names(page)) == 5  # six submissions, one without the fixed vocabulary
+    ranks = dict(zip(model_names(page), column(page, "rank"), strict=True))
+    page.fill("input[name=q]", "medium")
+    assert model_names(page) == ["Medium"]
+    assert column(page, "rank") == [ranks["Medium"]]  # searching does not change the rank
+    assert "q=medium" in page.evaluate("location.hash")  # the view is a shareable link
+    screenshot(page, "leaderboard-filtered")
+
+
+def test_rank_is_within_the_selected_group(open_page, site):
+    page = open_page("index.html")
+    assert "Other Vocab" in expected_order(site)[:2]  # ranked second overall...
+    page.check("input[name=vocab]")
+    assert model_names(page) == expected_order(site, fixed_only=True)  # ...and left out here
+    assert column(page, "rank") == ["1", "2", "3", "4"]
+
+
+def test_chart_shows_a_tooltip_on_hover(open_page):
+    page = open_page("pareto.html")
+    assert page.is_hidden("#tooltip")
+    dot = page.locator("section[data-view=all] .dot.front").first
+    dot.hover()
+    tooltip = page.locator("#tooltip")
+    assert tooltip.is_visible()
+    assert dot.get_attribute("data-tip") in tooltip.text_content()
+    assert "bits per byte" in tooltip.text_content()
+    screenshot(page, "pareto")
+
+
+def test_links_between_pages_work(open_page):
+    page = open_page("index.html")
+    page.click("#leaderboard tbody tr:first-child td.model-col a")
+    assert page.url.endswith("/models/large.html")
+    assert page.title() == "Large · tiny leaderboard (not Paloma)"
+    assert page.text_content("h1") == "Large"
+    page.click("text=Alpha")
+    assert page.url.endswith("/sources/alpha.html") and page.text_content("h1") == "Alpha"
+    page.click("nav[aria-label=Site] >> text=Pareto")
+    assert page.url.endswith("/pareto.html")
+    page.click("nav[aria-label=Site] >> text=Leaderboard")
+    page.check("#leaderboard tbody tr:nth-child(1) input[type=checkbox]")
+    page.check("#leaderboard tbody tr:nth-child(4) input[type=checkbox]")
+    page.click("#compare-link")
+    assert page.url.endswith("compare.html#a=large&b=medium")
+    page.wait_for_selector("text=Domains won by A")
+    assert "A wins 7, B wins 0" in page.get_attribute(".wins", "aria-label")  # large beats medium everywhere
+
+
+def test_compare_page_counts_wins_and_lists_changes(open_page):
+    page = open_page("compare.html#a=medium&b=other-vocab")
+    page.wait_for_selector("text=Domains won by B")
+    assert "bits per byte (the vocabularies differ)" in page.text_content("#compare-out")
+    rows = page.eval_on_selector_all("#compare-out table.sortable tbody tr", "trs => trs.length")
+    assert rows == 7
+    page.click("#swap")
+    assert page.evaluate("location.hash") == "#a=other-vocab&b=medium"
+    screenshot(page, "compare")
+
+
+def test_submission_page_shows_markup_as_text_and_runs_no_injected_script(open_page):
+    page = open_page("models/medium.html")
+    assert EVIL in page.text_content(".description")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator(".description img").count() == 0
+    page.click("summary:has-text('Alpha')")
+    assert page.is_visible("text=a2")
+    screenshot(page, "submission")
+
+
+def test_source_page_tabs_and_best_marks(open_page):
+    page = open_page("sources/alpha.html")
+    assert page.is_visible("#panel-bpb") and page.is_hidden("#panel-ppl")
+    page.focus("#tab-bpb")
+    page.keyboard.press("ArrowRight")
+    assert page.is_visible("#panel-ppl") and page.is_hidden("#panel-bpb")
+    assert page.locator("#panel-ppl td.best").count() == 3
+    screenshot(page, "source")
+
+
+def test_every_page_loads_without_console_errors(open_page, site):
+    for path in sorted(site.rglob("*.html")):
+        page = open_page(str(path.relative_to(site)))
+        assert page.title(), path
+        assert page.locator("h1").count() == 1, path
+    for name, path in (("sources", "sources.html"), ("about", "about.html"), ("leaderboard", "index.html")):
+        screenshot(open_page(path), name)
+
+
+def test_phone_layout_scrolls_tables_not_the_page(open_page):
+    page = open_page("index.html", width=390, height=844)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    assert page.is_visible("#leaderboard tbody tr:first-child td.model-col a")
+    screenshot(page, "leaderboard-phone")
+    page = open_page("models/large.html", width=390, height=844)
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    screenshot(page, "submission-phone")
+
+
+def test_empty_leaderboard_has_no_errors(browser, tmp_path):
+    (tmp_path / "subs").mkdir()
+    build(tmp_path / "subs", tmp_path / "site", progress=False)
+    for path in ("index.html", "compare.html", "pareto.html", "sources/c4_en.html"):
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+        page.goto((tmp_path / "site" / path).as_uri())
+        assert errors == [], path
+        if path == "index.html":
+            assert page.text_content("#status").startswith("0 of 0 submissions")
+        page.close()
+
+
+def test_long_leaderboards_show_rows_in_pages(browser, tmp_path):
+    """With more rows than one page (100), sorting works on all of them and 'Show more' adds the next page."""
+    from leaderboard_factory import write_submissions_quickly
+
+    registry_file = write_tiny_registry(tmp_path)
+    write_submissions_quickly(tmp_path, registry_file, count=130)
+    build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    assert len(model_names(page)) == 100
+    assert page.text_content("#status").startswith("100 shown of 130 matching of 130 submissions")
+    page.click("#leaderboard th[data-key=params] button")
+    page.click("#leaderboard th[data-key=params] button")  # descending: the largest of all 130 comes first
+    assert column(page, "params")[0] == "13B"
+    page.click("#show-more")
+    assert len(model_names(page)) == 130 and page.is_hidden("#show-more")
+    assert errors == []
+    page.close()
