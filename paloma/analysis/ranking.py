@@ -51,9 +51,17 @@ def _domain_columns(entries: Sequence[Entry], key: DomainKey) -> np.ndarray:
     return np.column_stack([c for d in docs for c in (d.nll, d.tokens)] + [docs[0].bytes])
 
 
-def _fixed_sums(entries: Sequence[Entry], key: DomainKey, replicates: int) -> np.ndarray:
-    row = [v for e in entries for v in (e.sums[key].nll_sum, e.sums[key].tokens)] + [entries[0].sums[key].bytes]
-    return np.broadcast_to(np.array(row, dtype=np.float64), (replicates, len(row)))
+def _per_domain_value(nll: np.ndarray, tokens: np.ndarray, n_bytes: np.ndarray, metric: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.exp(nll / tokens) if metric == "macro_ppl" else nll / (n_bytes * LN2)
+
+
+def _domain_matrices(entries: Sequence[Entry], keys: Sequence[DomainKey]) -> tuple[np.ndarray, ...]:
+    """Fixed per-domain sums as (domains, entries) matrices: nll, tokens, and bytes (domains, 1)."""
+    nll = np.array([[e.sums[k].nll_sum for e in entries] for k in keys], dtype=np.float64)
+    tokens = np.array([[e.sums[k].tokens for e in entries] for k in keys], dtype=np.float64)
+    n_bytes = np.array([[entries[0].sums[k].bytes] for k in keys], dtype=np.float64)
+    return nll, tokens, n_bytes
 
 
 def metric_replicates(
@@ -65,42 +73,63 @@ def metric_replicates(
     resample_documents: bool,
     registry: Registry | None = None,
 ) -> np.ndarray:
-    """The metric of every entry in every replicate: (replicates, entries). rng None means no resampling."""
-    n_entries = len(entries)
+    """The metric of every entry in every replicate: (replicates, entries). rng None means no resampling.
+
+    Without document resampling each domain's sums are fixed, and a source's replicates are one product of
+    its domain multiplicities with its (domains, entries) matrix, which keeps large leaderboards fast.
+    """
     by_source: dict[str, list[DomainKey]] = {}
     for key in keys:
         by_source.setdefault(key[0], []).append(key)
-    macro = np.zeros((replicates, n_entries))
-    nll = np.zeros((replicates, n_entries))
-    tokens = np.zeros((replicates, n_entries))
-    n_bytes = np.zeros((replicates, 1))
+    shape = (replicates, len(entries))
+    macro, nll, tokens, n_bytes = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros((replicates, 1))
     for source_keys in by_source.values():
-        if rng is None:
-            weights = np.ones((replicates, len(source_keys)))
-        else:
-            weights = resampled_weights(len(source_keys), replicates, rng).astype(np.float64)
-        source_sum = np.zeros((replicates, n_entries))
-        for j, key in enumerate(source_keys):
-            if rng is not None and resample_documents:
+        m = len(source_keys)
+        weights = np.ones((replicates, m)) if rng is None else resampled_weights(m, replicates, rng).astype(float)
+        counted = np.array([metric == "micro_bpb" or not excluded_from_ordinary(registry, *k) for k in source_keys])
+        if rng is not None and resample_documents:
+            for j, key in enumerate(source_keys):
                 sums = resampled_sums(_domain_columns(entries, key), replicates, rng)
-            else:
-                sums = _fixed_sums(entries, key, replicates)
-            d_nll, d_tok, d_bytes = sums[:, 0:-1:2], sums[:, 1:-1:2], sums[:, -1:]
-            w = weights[:, j : j + 1]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                per_domain = np.exp(d_nll / d_tok) if metric == "macro_ppl" else d_nll / (d_bytes * LN2)
-            source_sum += w * per_domain
-            if metric == "micro_bpb" or not excluded_from_ordinary(registry, *key):
-                nll += w * d_nll
-                tokens += w * d_tok
-                n_bytes += w * d_bytes
-        macro += source_sum / len(source_keys)
+                d_nll, d_tok, d_bytes = sums[:, 0:-1:2], sums[:, 1:-1:2], sums[:, -1:]
+                w = weights[:, j : j + 1]
+                macro += w * _per_domain_value(d_nll, d_tok, d_bytes, metric) / m
+                if counted[j]:
+                    nll, tokens, n_bytes = nll + w * d_nll, tokens + w * d_tok, n_bytes + w * d_bytes
+        else:
+            d_nll, d_tok, d_bytes = _domain_matrices(entries, source_keys)
+            macro += weights @ _per_domain_value(d_nll, d_tok, d_bytes, metric) / m
+            w = weights * counted
+            nll, tokens, n_bytes = nll + w @ d_nll, tokens + w @ d_tok, n_bytes + w @ d_bytes
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if metric in ("macro_ppl", "macro_bpb"):
             return macro / len(by_source)
         if metric == "ordinary_ppl":
             return np.exp(nll / tokens)
         return nll / (n_bytes * LN2)
+
+
+def order_stability(reps: np.ndarray, order: Sequence[int], level: float = 0.95) -> list[dict]:
+    """For entries in the displayed `order` (indices into the columns of `reps`): rank interval, share of
+    replicates keeping the rank, and share in which the next entry in the order comes out ahead."""
+    ranks = np.empty_like(reps, dtype=np.int64)
+    sub = reps[:, order]
+    ranks[:, order] = np.argsort(np.argsort(sub, axis=1, kind="stable"), axis=1) + 1
+    tail = (1 - level) / 2 * 100
+    out = []
+    for position, i in enumerate(order, start=1):
+        nxt = order[position] if position < len(order) else None
+        out.append(
+            {
+                "rank": position,
+                "rank_interval": [
+                    int(np.percentile(ranks[:, i], tail, method="lower")),
+                    int(np.percentile(ranks[:, i], 100 - tail, method="higher")),
+                ],
+                "rank_kept": float(np.mean(ranks[:, i] == position)),
+                "flip_with_next": float(np.mean(reps[:, nxt] < reps[:, i])) if nxt is not None else None,
+            }
+        )
+    return out
 
 
 def rank_stability(
@@ -125,24 +154,11 @@ def rank_stability(
     with_documents = all(e.documents is not None for e in entries)
     observed = metric_replicates(entries, keys, metric, 1, None, False, registry)[0]
     reps = metric_replicates(entries, keys, metric, replicates, np.random.default_rng(seed), with_documents, registry)
-    order = np.argsort(observed, kind="stable")
-    ranks = np.argsort(np.argsort(reps, axis=1, kind="stable"), axis=1) + 1
-    tail = (1 - level) / 2 * 100
-    ranking = []
-    for position, i in enumerate(order, start=1):
-        lo = int(np.percentile(ranks[:, i], tail, method="lower"))
-        hi = int(np.percentile(ranks[:, i], 100 - tail, method="higher"))
-        nxt = order[position] if position < len(order) else None
-        ranking.append(
-            {
-                "name": entries[i].name,
-                "rank": position,
-                "value": float(observed[i]),
-                "rank_interval": [lo, hi],
-                "rank_kept": float(np.mean(ranks[:, i] == position)),
-                "flip_with_next": float(np.mean(reps[:, nxt] < reps[:, i])) if nxt is not None else None,
-            }
-        )
+    order = [int(i) for i in np.argsort(observed, kind="stable")]
+    ranking = [
+        {"name": entries[i].name, "value": float(observed[i]), **row}
+        for i, row in zip(order, order_stability(reps, order, level), strict=True)
+    ]
     pairs = [
         {"better": entries[i].name, "worse": entries[j].name, "flip_rate": float(np.mean(reps[:, j] < reps[:, i]))}
         for a, i in enumerate(order)
