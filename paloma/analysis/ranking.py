@@ -64,6 +64,31 @@ def _domain_matrices(entries: Sequence[Entry], keys: Sequence[DomainKey]) -> tup
     return nll, tokens, n_bytes
 
 
+def _fixed_source_replicates(
+    weights: np.ndarray, nll: np.ndarray, tokens: np.ndarray, n_bytes: np.ndarray, counted: np.ndarray, metric: str
+) -> tuple[np.ndarray, ...]:
+    """One source's contribution when its domains' sums are fixed: (macro share, nll, tokens, bytes)."""
+    macro = weights @ _per_domain_value(nll, tokens, n_bytes, metric) / weights.shape[1]
+    w = weights * counted
+    return macro, w @ nll, w @ tokens, w @ n_bytes
+
+
+def domain_replicates(
+    sources: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], metric: str, replicates: int, seed: int = 0
+) -> np.ndarray:
+    """A macro metric's replicates when only domains are resampled, from per-source (domains, entries)
+    matrices (nll, tokens, bytes): the fast path for leaderboards whose submissions carry only sums."""
+    if metric not in ("macro_ppl", "macro_bpb"):
+        raise PalomaError(f"domain_replicates supports macro_ppl and macro_bpb, not {metric!r}")
+    rng = np.random.default_rng(seed)
+    macro = 0.0
+    for nll, tokens, n_bytes in sources:
+        weights = resampled_weights(len(nll), replicates, rng).astype(float)
+        counted = np.ones(len(nll), dtype=bool)
+        macro = macro + _fixed_source_replicates(weights, nll, tokens, n_bytes, counted, metric)[0]
+    return macro / len(sources)
+
+
 def metric_replicates(
     entries: Sequence[Entry],
     keys: Sequence[DomainKey],
@@ -97,9 +122,8 @@ def metric_replicates(
                     nll, tokens, n_bytes = nll + w * d_nll, tokens + w * d_tok, n_bytes + w * d_bytes
         else:
             d_nll, d_tok, d_bytes = _domain_matrices(entries, source_keys)
-            macro += weights @ _per_domain_value(d_nll, d_tok, d_bytes, metric) / m
-            w = weights * counted
-            nll, tokens, n_bytes = nll + w @ d_nll, tokens + w @ d_tok, n_bytes + w @ d_bytes
+            part = _fixed_source_replicates(weights, d_nll, d_tok, d_bytes, counted, metric)
+            macro, nll, tokens, n_bytes = macro + part[0], nll + part[1], tokens + part[2], n_bytes + part[3]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if metric in ("macro_ppl", "macro_bpb"):
             return macro / len(by_source)
