@@ -84,8 +84,7 @@ def domain_replicates(
     macro = 0.0
     for nll, tokens, n_bytes in sources:
         weights = resampled_weights(len(nll), replicates, rng).astype(float)
-        counted = np.ones(len(nll), dtype=bool)
-        macro = macro + _fixed_source_replicates(weights, nll, tokens, n_bytes, counted, metric)[0]
+        macro = macro + weights @ _per_domain_value(nll, tokens, n_bytes, metric) / len(nll)
     return macro / len(sources)
 
 
@@ -135,25 +134,22 @@ def metric_replicates(
 def order_stability(reps: np.ndarray, order: Sequence[int], level: float = 0.95) -> list[dict]:
     """For entries in the displayed `order` (indices into the columns of `reps`): rank interval, share of
     replicates keeping the rank, and share in which the next entry in the order comes out ahead."""
-    ranks = np.empty_like(reps, dtype=np.int64)
-    sub = reps[:, order]
-    ranks[:, order] = np.argsort(np.argsort(sub, axis=1, kind="stable"), axis=1) + 1
+    ordered = reps[:, list(order)]
+    ranks = np.argsort(np.argsort(ordered, axis=1, kind="stable"), axis=1) + 1  # column k: entry at position k+1
     tail = (1 - level) / 2 * 100
-    out = []
-    for position, i in enumerate(order, start=1):
-        nxt = order[position] if position < len(order) else None
-        out.append(
-            {
-                "rank": position,
-                "rank_interval": [
-                    int(np.percentile(ranks[:, i], tail, method="lower")),
-                    int(np.percentile(ranks[:, i], 100 - tail, method="higher")),
-                ],
-                "rank_kept": float(np.mean(ranks[:, i] == position)),
-                "flip_with_next": float(np.mean(reps[:, nxt] < reps[:, i])) if nxt is not None else None,
-            }
-        )
-    return out
+    low = np.percentile(ranks, tail, axis=0, method="lower").astype(int)
+    high = np.percentile(ranks, 100 - tail, axis=0, method="higher").astype(int)
+    kept = np.mean(ranks == np.arange(1, len(order) + 1), axis=0)
+    flips = np.mean(ordered[:, 1:] < ordered[:, :-1], axis=0)
+    return [
+        {
+            "rank": k + 1,
+            "rank_interval": [int(low[k]), int(high[k])],
+            "rank_kept": float(kept[k]),
+            "flip_with_next": float(flips[k]) if k < len(order) - 1 else None,
+        }
+        for k in range(len(order))
+    ]
 
 
 def rank_stability(
