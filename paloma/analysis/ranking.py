@@ -41,6 +41,9 @@ class Entry:
 
 def _domain_columns(entries: Sequence[Entry], key: DomainKey) -> np.ndarray:
     """(documents, 2S + 1) columns: every entry's nll and tokens, then bytes; documents paired by id."""
+    missing = [e.name for e in entries if key not in e.documents]
+    if missing:
+        raise PalomaError(f"domain {key[0]}/{key[1]} is in the results of {missing[0]} but not in its records")
     docs = [e.documents[key] for e in entries]
     for entry, d in zip(entries[1:], docs[1:], strict=True):
         if not np.array_equal(d.ids, docs[0].ids):
