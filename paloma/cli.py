@@ -24,6 +24,12 @@ COMMAND_MODULES = [
     "paloma.commands.submit",
     "paloma.commands.submissions",
     "paloma.commands.site",
+    "paloma.commands.compare",
+    "paloma.commands.ladder",
+    "paloma.commands.merge",
+    "paloma.commands.tokens",
+    "paloma.commands.reweight",
+    "paloma.commands.rank_stability",
 ]
 
 

@@ -1,0 +1,193 @@
+"""Merged models: the weighted parameter average of checkpoints of one architecture (paloma.md §7).
+
+Averaging the parameters of models continued from one seed model on different data partitions simulates a
+model trained on their union, so a data ablation can be read off per Paloma domain without training it.
+Two ways in:
+
+- `paloma merge A B [C…] --weights … --output DIR` writes the average as an ordinary `transformers` model
+  (safetensors) with the first model's tokenizer and a `merge.json` recipe beside it;
+- a recipe file (YAML or JSON, `models: [{path, weight}]`) is built in memory by `load_merged(recipe)`, which
+  is what `paloma eval --model recipe.yaml` calls, so nothing has to be written first.
+
+Checkpoints must share the architecture (config and every tensor's shape) and the tokenizer vocabulary;
+anything else fails with a message naming the difference. Averages accumulate in float32 and are stored in
+the first model's dtype.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from paloma.errors import PalomaError
+
+# Config fields that describe where or how a checkpoint was saved, not what it computes.
+CONFIG_FIELDS_IGNORED = frozenset(
+    {"_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash", "auto_map"}
+)
+
+
+@dataclass(frozen=True)
+class MergeRecipe:
+    """Which checkpoints to average, with weights normalised to sum to one."""
+
+    paths: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"models": [{"path": p, "weight": w} for p, w in zip(self.paths, self.weights, strict=True)]}
+
+
+def make_recipe(paths: Sequence[str | Path], weights: Sequence[float] | None = None) -> MergeRecipe:
+    """Validate paths and weights (equal by default; non-negative; normalised to sum to one)."""
+    if len(paths) < 1:
+        raise PalomaError("a merge needs at least one model")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths):
+        raise PalomaError(f"{len(weights)} weights for {len(paths)} models")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise PalomaError(f"weights must be non-negative and not all zero, got {weights}")
+    total = sum(weights)
+    return MergeRecipe(tuple(str(p) for p in paths), tuple(w / total for w in weights))
+
+
+def is_merge_recipe(path: str | Path) -> bool:
+    """True for a YAML/JSON file with a `models` list: what `paloma eval --model` should hand to load_merged."""
+    path = Path(path)
+    if not path.is_file() or path.suffix not in (".yaml", ".yml", ".json"):
+        return False
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(raw, dict) and isinstance(raw.get("models"), list)
+
+
+def read_recipe(path: str | Path) -> MergeRecipe:
+    """Read a recipe file; relative model paths are resolved against the recipe's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PalomaError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise PalomaError(f"{path}: invalid YAML/JSON ({err})") from None
+    models = raw.get("models") if isinstance(raw, dict) else None
+    if not isinstance(models, list) or not models:
+        raise PalomaError(f"{path}: field 'models' must be a non-empty list of {{path, weight}}")
+    paths, weights = [], []
+    for i, entry in enumerate(models):
+        if not isinstance(entry, dict) or "path" not in entry:
+            raise PalomaError(f"{path}: models[{i}] lacks the field 'path'")
+        model_path = Path(str(entry["path"])).expanduser()
+        paths.append(model_path if model_path.is_absolute() else (path.parent / model_path))
+        weights.append(entry.get("weight", 1.0))
+    return make_recipe(paths, weights)
+
+
+def vocab_hash(tokenizer) -> str:
+    """SHA-256 of the tokenizer's vocabulary (token → id), the identity two merged models must share."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _config_view(config) -> dict:
+    return {k: v for k, v in config.to_dict().items() if k not in CONFIG_FIELDS_IGNORED}
+
+
+def _check_same_architecture(first: str, config_a, other: str, config_b) -> None:
+    a, b = _config_view(config_a), _config_view(config_b)
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if differing:
+        detail = ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in differing[:4])
+        raise PalomaError(f"cannot merge {other} into {first}: different architectures ({detail})")
+
+
+def _load(path: str, dtype: torch.dtype | None, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto", trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise PalomaError(f"{path}: cannot load as a transformers causal LM ({str(err).splitlines()[0]})") from None
+    return model, tokenizer
+
+
+def average_models(
+    recipe: MergeRecipe, dtype: torch.dtype | None = None, trust_remote_code: bool = False
+) -> tuple[torch.nn.Module, object]:
+    """Build the weighted average in memory: returns (model, tokenizer) of the first checkpoint's kind.
+
+    Memory: the first model (which receives the average), a float32 accumulator and one other model.
+    """
+    model, tokenizer = _load(recipe.paths[0], dtype, trust_remote_code)
+    reference_vocab = vocab_hash(tokenizer)
+    state = model.state_dict()
+    total = {k: v.float() * recipe.weights[0] if v.is_floating_point() else v.clone() for k, v in state.items()}
+    for path, weight in zip(recipe.paths[1:], recipe.weights[1:], strict=True):
+        other, other_tokenizer = _load(path, dtype, trust_remote_code)
+        _check_same_architecture(recipe.paths[0], model.config, path, other.config)
+        if vocab_hash(other_tokenizer) != reference_vocab:
+            raise PalomaError(f"cannot merge {path} into {recipe.paths[0]}: different tokenizer vocabularies")
+        _accumulate(total, other.state_dict(), weight, path)
+        del other
+    model.load_state_dict({k: v.to(state[k].dtype) for k, v in total.items()})
+    model.eval()
+    return model, tokenizer
+
+
+def _accumulate(total: dict[str, torch.Tensor], state: dict[str, torch.Tensor], weight: float, path: str) -> None:
+    if set(state) != set(total):
+        name = sorted(set(state) ^ set(total))[0]
+        raise PalomaError(f"cannot merge {path}: parameter {name!r} is not in every model")
+    for name, tensor in state.items():
+        if tensor.shape != total[name].shape:
+            raise PalomaError(
+                f"cannot merge {path}: {name} has shape {tuple(tensor.shape)}, expected {tuple(total[name].shape)}"
+            )
+        if tensor.is_floating_point():
+            total[name].add_(tensor.float(), alpha=weight)
+        elif not torch.equal(tensor, total[name]):
+            raise PalomaError(f"cannot merge {path}: integer buffer {name} differs between models")
+
+
+def load_merged(spec: str | Path, dtype: torch.dtype | None = None, trust_remote_code: bool = False):
+    """A recipe file → (model, tokenizer) of the weighted average, built in memory (for `paloma eval`)."""
+    return average_models(read_recipe(spec), dtype=dtype, trust_remote_code=trust_remote_code)
+
+
+def merge(
+    recipe: MergeRecipe, output: str | Path, dtype: torch.dtype | None = None, trust_remote_code: bool = False
+) -> Path:
+    """Write the average as a transformers model (safetensors), its tokenizer, and merge.json.
+
+    The model is written into a temporary folder beside `output` and renamed into place, so a failed merge
+    leaves nothing behind; an existing non-empty `output` is never overwritten.
+    """
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise PalomaError(f"{output}: exists and is not empty; choose a new folder")
+    model, tokenizer = average_models(recipe, dtype=dtype, trust_remote_code=trust_remote_code)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        info = {**recipe.to_dict(), "vocab_hash": vocab_hash(tokenizer), "dtype": str(next(model.parameters()).dtype)}
+        (staging / "merge.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        if output.exists():
+            output.rmdir()
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output

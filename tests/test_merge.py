@@ -1,0 +1,107 @@
+"""Merged models: averaging is exact, a self-average is the model itself, and mismatches fail clearly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tiny_llama import TEXT, tiny_llama, train_tokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from paloma.errors import PalomaError
+from paloma.merge import is_merge_recipe, load_merged, make_recipe, merge, vocab_hash
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    train_tokenizer(root / "tok")
+    train_tokenizer(root / "tok-other", text=TEXT[::-1])  # same size, different merges and vocabulary
+    return {
+        "root": root,
+        "a": tiny_llama(root / "a", root / "tok", seed=1),
+        "b": tiny_llama(root / "b", root / "tok", seed=2),
+        "wide": tiny_llama(root / "wide", root / "tok", seed=3, hidden=48),
+        "other_vocab": tiny_llama(root / "other_vocab", root / "tok-other", seed=4),
+    }
+
+
+def _logits(model, tokenizer) -> torch.Tensor:
+    """Logits of a batch of two 100-token stretches of real text."""
+    ids = tokenizer(TEXT, return_tensors="pt").input_ids[0]
+    batch = torch.stack([ids[:100], ids[100:200]])
+    with torch.no_grad():
+        return model(batch).logits
+
+
+def test_the_average_of_a_model_with_itself_is_the_model(zoo, tmp_path):
+    original = AutoModelForCausalLM.from_pretrained(zoo["a"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(zoo["a"])
+    merged_dir = merge(make_recipe([zoo["a"], zoo["a"]], [0.5, 0.5]), tmp_path / "self")
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    assert torch.equal(_logits(merged, tokenizer), _logits(original, tokenizer))
+
+
+def test_half_half_merge_equals_the_hand_averaged_state_dict(zoo, tmp_path):
+    out = merge(make_recipe([zoo["a"], zoo["b"]], [1, 1]), tmp_path / "ab")
+    sd_a = AutoModelForCausalLM.from_pretrained(zoo["a"]).state_dict()
+    sd_b = AutoModelForCausalLM.from_pretrained(zoo["b"]).state_dict()
+    merged = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert set(merged) == set(sd_a)
+    for name, tensor in merged.items():
+        assert torch.equal(tensor, (sd_a[name] + sd_b[name]) / 2), name
+    assert not torch.equal(sd_a["model.layers.0.mlp.up_proj.weight"], sd_b["model.layers.0.mlp.up_proj.weight"])
+    info = json.loads((out / "merge.json").read_text())
+    assert [m["weight"] for m in info["models"]] == [0.5, 0.5]
+    assert info["vocab_hash"] == vocab_hash(AutoTokenizer.from_pretrained(out))
+    assert (out / "model.safetensors").is_file()
+
+
+def test_a_recipe_file_loads_the_same_weighted_average_in_memory(zoo, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"models:\n  - path: {zoo['a']}\n    weight: 3\n  - path: {zoo['b']}\n    weight: 1\n")
+    assert is_merge_recipe(recipe) and not is_merge_recipe(zoo["a"])
+    model, tokenizer = load_merged(recipe)
+    sd_a = AutoModelForCausalLM.from_pretrained(zoo["a"]).state_dict()
+    sd_b = AutoModelForCausalLM.from_pretrained(zoo["b"]).state_dict()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, 0.75 * sd_a[name] + 0.25 * sd_b[name], rtol=0, atol=1e-7)
+    assert vocab_hash(tokenizer) == vocab_hash(AutoTokenizer.from_pretrained(zoo["a"]))
+
+
+def test_relative_recipe_paths_resolve_against_the_recipe_folder(zoo):
+    recipe = zoo["root"] / "relative.json"
+    recipe.write_text(json.dumps({"models": [{"path": "a"}, {"path": "b"}]}))
+    model, _ = load_merged(recipe)
+    assert model.config.hidden_size == 32
+
+
+def test_mismatched_architectures_and_vocabularies_fail_clearly(zoo, tmp_path):
+    with pytest.raises(PalomaError, match=r"different architectures \(.*hidden_size: 32 vs 48"):
+        merge(make_recipe([zoo["a"], zoo["wide"]]), tmp_path / "x")
+    with pytest.raises(PalomaError, match="different tokenizer vocabularies"):
+        merge(make_recipe([zoo["a"], zoo["other_vocab"]]), tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not list(tmp_path.iterdir())  # no staging folder left behind
+
+
+def test_bad_weights_and_recipes_are_refused(tmp_path):
+    with pytest.raises(PalomaError, match="2 weights for 3 models"):
+        make_recipe(["a", "b", "c"], [1, 2])
+    with pytest.raises(PalomaError, match="non-negative"):
+        make_recipe(["a", "b"], [1, -1])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  - weight: 1\n")
+    with pytest.raises(PalomaError, match=r"bad.yaml: models\[0\] lacks the field 'path'"):
+        load_merged(bad)
+
+
+def test_cli_writes_a_merge_and_refuses_an_occupied_output(zoo, tmp_path, paloma_cli):
+    out = tmp_path / "cli-merge"
+    proc = paloma_cli("merge", zoo["a"], zoo["b"], "--weights", "1", "3", "--output", out, check=True)
+    assert "× 0.25" in proc.stdout and "× 0.75" in proc.stdout
+    assert json.loads((out / "merge.json").read_text())["models"][1]["weight"] == 0.75
+    again = paloma_cli("merge", zoo["a"], zoo["b"], "--output", out)
+    assert again.returncode == 2
+    assert again.stderr.strip() == f"paloma merge: error: {out}: exists and is not empty; choose a new folder"
