@@ -1,11 +1,12 @@
 """Training data: read a corpus, drop contaminated documents, tokenize, pack, and order it globally.
 
 The steps, each a plain function:
-1. `iter_texts`   stream documents from the hub (`datasets`, streaming) or local JSONL/Parquet files;
-2. a contamination predicate (`paloma decon`'s index) drops any document that contains a Paloma paragraph;
+1. `open_corpus` streams documents from the hub (`datasets`, streaming) or local JSONL/Parquet files;
+2. a contamination predicate (`load_decontamination`: a `paloma decon` index) drops every document that
+   contains a Paloma paragraph;
 3. `prepare_data` tokenizes each document, appends EOS (documents are EOS-separated), concatenates them and
    cuts the stream into fixed-length instances, written once to disk in shards and reused by later runs;
-4. `step_instances` orders instances by ONE permutation seeded by the run's seed (a fresh one per epoch),
+4. `GlobalOrder.step_instances` orders instances by ONE permutation seeded by the run's seed (a fresh one per epoch),
    and hands optimizer step s the global batch at positions [(s−1)·B, s·B) of that order. A process
    takes every W-th of them, so which sequences a step trains on does not depend on the number of
    processes W (Paloma's fixed-training-order guideline, as OLMo's data loader does).
@@ -213,6 +214,7 @@ def prepare_data(
     tokenizer,
     is_contaminated: ContaminationCheck | None = None,
     decon_checksum: str | None = None,
+    progress: bool = True,
 ) -> PackedData:
     """Tokenize and pack the corpus into `cache_dir/<fingerprint>/`, or reuse what an earlier run wrote."""
     fingerprint = data_fingerprint(config, tokenizer_hash(tokenizer), decon_checksum)
@@ -246,13 +248,13 @@ def prepare_data(
                 continue
             yield text
 
-    with tqdm(desc="tokenizing", unit="tok", unit_scale=True, total=limit) as progress:
+    with tqdm(desc="tokenizing", unit="tok", unit_scale=True, total=limit, disable=not progress) as bar:
         for ids in _tokenized(kept_texts(), tokenizer, config.model.eos_token_id):
             if limit is not None:
                 ids = ids[: limit - stats["tokens"]]
             pending.extend(ids)
             stats["tokens"] += len(ids)
-            progress.update(len(ids))
+            bar.update(len(ids))
             flush(final=False)
             if limit is not None and stats["tokens"] >= limit:
                 break

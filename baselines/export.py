@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 
-from baselines.config import ModelConfig
+from baselines.config import Config, ModelConfig
 from paloma.errors import PalomaError
 from paloma.io import write_json
 
 TRAINING_FILE = "paloma_training.json"
+TRAINING_SCHEMA = "paloma-training/1"
 
 
 def _rope_permutation(n_heads: int, head_dim: int) -> torch.Tensor:
@@ -156,6 +157,10 @@ def export_model(
     hf_state = to_hf_state_dict({k: v.detach().float().cpu() for k, v in state.items()}, config)
     model.load_state_dict(hf_state, assign=True)
     model.save_pretrained(staging)
+    # transformers 4.x reads `rope_theta` at the top level (5.x nests it in rope_parameters); without it a 4.x
+    # loader would silently fall back to Ernie's default θ of 500000.
+    hf = json.loads((staging / "config.json").read_text())
+    write_json(staging / "config.json", {**hf, "rope_theta": config.rope_theta})
     if tokenizer is not None:
         tokenizer.save_pretrained(staging)
     if training is not None:
@@ -194,3 +199,74 @@ def load_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
     for file in sorted(path.glob("*.safetensors")):
         weights.update(load_file(file))
     return config, from_hf_state_dict(weights, config)
+
+
+def training_record(
+    config: Config, state: dict, tokenizer, manifest: dict | None, final_loss: float | None = None
+) -> dict:
+    """The contents of paloma_training.json (fields documented in docs/baselines.md), for the checkpoint at
+    `state["step"]` (a trainer state as checkpoints store it)."""
+    from baselines.data import local_files, tokenizer_hash
+    from baselines.model import count_parameters
+    from baselines.schedule import schedule_fraction
+
+    d, t, step = config.data, config.train, state["step"]
+    params = count_parameters(config.model)
+    local = local_files(d.corpus) is not None
+    corpus = {"path": d.corpus, "text_field": d.text_field} if local else {
+        "id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split
+    }  # fmt: skip
+    manifest = manifest or {}
+    return {
+        "schema": TRAINING_SCHEMA,
+        "config": config.name,
+        "config_fingerprint": config.fingerprint(),
+        "parameters": {"total": params.total, "non_embedding": params.non_embedding},
+        "training_tokens": step * t.global_batch_size * t.seq_len,
+        "steps": step,
+        "schedule_steps": config.schedule.total_steps,
+        "schedule_fraction": schedule_fraction(step, config.schedule),
+        "seq_len": t.seq_len,
+        "global_batch_size": t.global_batch_size,
+        "data_order_seed": t.seed,
+        "corpus": corpus,
+        "tokenizer": {"name": d.tokenizer, "hash": tokenizer_hash(tokenizer), "vocab_size": len(tokenizer)},
+        "decontamination": {
+            "index_checksum": manifest.get("decontamination_checksum"),
+            "documents_read": manifest.get("documents_read"),
+            "documents_removed": manifest.get("documents_removed"),
+        },
+        "init_from": state.get("init_from"),
+        "keep_layers": state.get("keep_layers"),
+        "final_loss": final_loss,
+    }
+
+
+def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
+    """Export one checkpoint of a run (e.g. runs/c4/checkpoints/step-0005000, or a run folder: its latest).
+
+    Intermediate checkpoints are how Paloma compares runs at the same fraction of their LR schedule.
+    """
+    from safetensors.torch import load_file
+
+    from baselines.config import config_from_dict
+    from baselines.data import load_tokenizer
+
+    checkpoint = Path(checkpoint)
+    if (checkpoint / "checkpoints").is_dir():
+        found = sorted((checkpoint / "checkpoints").glob("step-*/trainer_state.json"))
+        if not found:
+            raise PalomaError(f"{checkpoint}: the run has no complete checkpoint")
+        checkpoint = found[-1].parent
+    state_file, weights = checkpoint / "trainer_state.json", checkpoint / "model.safetensors"
+    if not state_file.is_file() or not weights.is_file():
+        raise PalomaError(f"{checkpoint}: not a checkpoint (needs trainer_state.json and model.safetensors; "
+                          "merge FSDP shards first with `accelerate merge-weights`)")  # fmt: skip
+    run_dir = checkpoint.parent.parent
+    config = config_from_dict(json.loads((run_dir / "config.json").read_text()), where=str(run_dir / "config.json"))
+    state = json.loads(state_file.read_text())
+    cache = Path(config.data.cache_dir or run_dir / "data") / state["data_fingerprint"] / "manifest.json"
+    manifest = json.loads(cache.read_text()) if cache.is_file() else None
+    tokenizer = load_tokenizer(config.data.tokenizer)
+    training = training_record(config, state, tokenizer, manifest)
+    return export_model(load_file(weights), config.model, output_dir, tokenizer, training)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from baselines.config import (
     Config,
@@ -45,10 +46,9 @@ from baselines.data import (
     local_files,
     open_corpus,
     prepare_data,
-    tokenizer_hash,
 )
 from baselines.evaluate import evaluate_texts
-from baselines.export import export_model, load_export
+from baselines.export import export_model, load_export, training_record
 from baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
 from baselines.optim import build_optimizer, lion_class
 from baselines.schedule import lr_at, schedule_fraction
@@ -162,7 +162,7 @@ class Logger:
             parts += [f"tok/s {record['tokens_per_second']:,.0f}"]
             if record.get("mfu") is not None:
                 parts.append(f"mfu {100 * record['mfu']:.1f}%")
-            print(" | ".join(parts), flush=True)
+            tqdm.write(" | ".join(parts))
 
 
 def available_trackers() -> list[str]:
@@ -195,14 +195,6 @@ def stop_on_signals() -> Iterator[list[str]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def corpus_record(config: Config) -> dict:
-    """How paloma_training.json names the corpus: a hub id with its configuration, or local files."""
-    d = config.data
-    if local_files(d.corpus) is not None:
-        return {"path": d.corpus, "text_field": d.text_field}
-    return {"id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split}
 
 
 def peak_flops(config: Config, device: torch.device) -> float | None:
@@ -300,9 +292,8 @@ def train(
 
     # 4. The data: tokenized and packed once (by the main process), ordered by one global permutation.
     with accelerator.main_process_first():
-        data = prepare_data(
-            config, Path(config.data.cache_dir or output_dir / "data"), read_texts, tok, is_contaminated, decon_checksum
-        )
+        cache_dir = Path(config.data.cache_dir or output_dir / "data")
+        data = prepare_data(config, cache_dir, read_texts, tok, is_contaminated, decon_checksum, progress=not quiet)
     order = GlobalOrder(len(data), t.seed)
 
     # 5. Optimizer, prepared in one call with the model (so FSDP can re-map its parameters), then a checkpoint.
@@ -328,13 +319,16 @@ def train(
             "config_fingerprint": config.fingerprint(),
             "data_fingerprint": data.manifest["fingerprint"],
             "schedule_fraction": schedule_fraction(step, config.schedule),
+            "init_from": str(init_from) if init_from else None,
+            "keep_layers": keep_layers,
         }
 
     # 6. The loop. `step` counts completed optimizer updates; update number step+1 is being computed.
     mine = t.global_batch_size // world
     loss_sum = torch.zeros((), device=accelerator.device)
     last_loss, window_start, window_steps = math.nan, time.perf_counter(), 0
-    with stop_on_signals() as stop:
+    bar = tqdm(total=t.max_steps, initial=step, unit="step", disable=quiet or not accelerator.is_main_process)
+    with stop_on_signals() as stop, bar:
         while step < t.max_steps and not stop:
             lr = lr_at(step + 1, config.optimizer, config.schedule)
             for group in optimizer.param_groups:
@@ -361,6 +355,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window_steps += 1
+            bar.update(1)
 
             if step % t.log_interval == 0 or step == t.max_steps:
                 last_loss = (accelerator.reduce(loss_sum, "sum") / targets_per_step).item()
@@ -394,30 +389,8 @@ def train(
     # 7. Export in transformers format, with what `paloma submit` needs to know about the training.
     export_dir = None
     if export and accelerator.is_main_process and not stop:
-        training = {
-            "schema": "paloma-training/1",
-            "config": config.name,
-            "config_fingerprint": config.fingerprint(),
-            "parameters": {"total": params.total, "non_embedding": params.non_embedding},
-            "training_tokens": step * tokens_per_step,
-            "steps": step,
-            "schedule_steps": config.schedule.total_steps,
-            "schedule_fraction": schedule_fraction(step, config.schedule),
-            "seq_len": t.seq_len,
-            "global_batch_size": t.global_batch_size,
-            "data_order_seed": t.seed,
-            "corpus": corpus_record(config),
-            "tokenizer": {"name": config.data.tokenizer, "hash": tokenizer_hash(tok), "vocab_size": len(tok)},
-            "decontamination": {
-                "index_checksum": decon_checksum,
-                "documents_read": data.manifest["documents_read"],
-                "documents_removed": data.manifest["documents_removed"],
-            },
-            "init_from": str(init_from) if init_from else None,
-            "keep_layers": keep_layers,
-            "final_loss": last_loss,
-            "eval_loss": metrics.get("eval_loss"),
-        }
+        training = training_record(config, trainer_state(), tok, data.manifest, final_loss=last_loss)
+        training["eval_loss"] = metrics.get("eval_loss")
         export_dir = export_model(state_dict, m, output_dir / "model", tok, training)
     accelerator.wait_for_everyone()
     accelerator.end_training()

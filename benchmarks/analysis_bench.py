@@ -62,10 +62,20 @@ def timed(label: str, fn):
     return value
 
 
+def time_comparisons(runs: list) -> None:
+    timed("read records of one run", runs[0].documents)
+    for run in runs[1:]:
+        run.documents()
+    timed("compare, 1000 replicates", lambda: compare_runs(runs[0], runs[1], BootstrapConfig(1000)))
+    entries = [Entry.from_run(r) for r in runs]
+    timed(f"rank-stability of {len(entries)} submissions, 1000 replicates", lambda: rank_stability(entries))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=200, help="documents per domain")
     parser.add_argument("--submissions", type=int, default=6)
+    parser.add_argument("--ladder-only", action="store_true", help="time only the ladder fits (three variants)")
     args = parser.parse_args()
     pairs = load_registry().domain_pairs()
     print(f"{len(pairs)} domains × {args.docs} documents = {len(pairs) * args.docs:,} documents per run")
@@ -73,15 +83,10 @@ def main() -> None:
         root = Path(tmp)
         folders = [
             write_run(root / f"s{i}", pairs, args.docs, 0.01 * i, i, {"name_or_path": f"s{i}"})
-            for i in range(args.submissions)
+            for i in range(0 if args.ladder_only else args.submissions)
         ]
-        runs = [load_run(f) for f in folders]
-        timed("read records of one run", runs[0].documents)
-        for run in runs[1:]:
-            run.documents()
-        timed("compare, 1000 replicates", lambda: compare_runs(runs[0], runs[1], BootstrapConfig(1000)))
-        entries = [Entry.from_run(r) for r in runs]
-        timed(f"rank-stability of {len(entries)} submissions, 1000 replicates", lambda: rank_stability(entries))
+        if not args.ladder_only:
+            time_comparisons([load_run(f) for f in folders])
         law = ScalingLaw(1.69, 406.4, 0.34, 410.7, 0.28)
         ladder = []
         for i, n in enumerate([20e6, 60e6, 150e6, 300e6, 700e6]):
@@ -89,6 +94,9 @@ def main() -> None:
                 shift = float(law(n, r * n)) - 3.0
                 model = {"name_or_path": f"l{i}-{r}", "non_embedding_parameters": n, "training_tokens": r * n}
                 ladder.append(load_run(write_run(root / f"l{i}-{r}", pairs, 20, shift, 100 + i, model)))
+        if args.ladder_only:
+            timed("ladder fit, 15 runs, 604 targets, no leave-one-out", lambda: fit_runs(ladder, loo=False))
+            timed("ladder fit, 15 runs, 604 targets, leave-one-out, 2 processes", lambda: fit_runs(ladder, jobs=2))
         fits = timed("ladder fit, 15 runs, 604 targets, with leave-one-out", lambda: fit_runs(ladder))
         errors = [f["loo_mean_abs_rel_error"] for f in fits["fits"]]
         print(f"  median LOO mean |rel error| {np.median(errors):.2e}")

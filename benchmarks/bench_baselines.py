@@ -51,6 +51,9 @@ def main() -> int:
     parser.add_argument("--configs", nargs="+", default=["tiny", "ladder-m"])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--set", action="append", default=[], help="config override for every run, e.g. model.vocab_size=512"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,7 +70,7 @@ def main() -> int:
         for name in args.configs:
             # On a shared CPU the reachable peak moves with the load: measure it right before and after the run.
             before = datasheet or cpu_matmul_peak()
-            overrides = [f"data.tokenizer={tokenizer}", "train.log_interval=1"]
+            overrides = [f"data.tokenizer={tokenizer}", "train.log_interval=1", *args.set]
             overrides += ["train.checkpoint_interval=100000"]
             run = Path(tmp) / name
             train(
@@ -82,10 +85,11 @@ def main() -> int:
             log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
             tps = statistics.median(r["tokens_per_second"] for r in log[2:])
             peak = datasheet or max(before, cpu_matmul_peak())
-            config = load_config(name)
+            config = load_config(name, args.set)
             m, t = config.model, config.train
             mfu = flops_per_token(m, t.seq_len) * tps / peak
-            row = {"config": name, "parameters": count_parameters(m).total, "seq_len": t.seq_len,
+            label = " ".join([name, *args.set])
+            row = {"config": label, "parameters": count_parameters(m).total, "seq_len": t.seq_len,
                    "batch": t.global_batch_size, "micro_batch": t.micro_batch_size, "tokens_per_second": round(tps),
                    "model_gflops_per_second": round(flops_per_token(m, t.seq_len) * tps / 1e9, 2),
                    "peak_gflops_per_second": round(peak / 1e9, 1),

@@ -16,21 +16,21 @@ from paloma.errors import PalomaError
 
 # Subcommand modules, in the order `paloma --help` lists them.
 COMMAND_MODULES = [
+    "paloma.commands.demo",
     "paloma.commands.domains",
     "paloma.commands.eval",
+    "paloma.commands.decon",
     "paloma.commands.train",
     "paloma.commands.baselines",
+    "paloma.commands.submit",
+    "paloma.commands.submissions",
+    "paloma.commands.site",
     "paloma.commands.compare",
     "paloma.commands.ladder",
     "paloma.commands.merge",
     "paloma.commands.tokens",
     "paloma.commands.reweight",
     "paloma.commands.rank_stability",
-    "paloma.commands.demo",
-    "paloma.commands.decon",
-    "paloma.commands.submit",
-    "paloma.commands.submissions",
-    "paloma.commands.site",
 ]
 
 

@@ -444,9 +444,13 @@ def _load_tokenizer_and_config(config: EvalConfig):
     """The tokenizer and model config alone: enough to plan (and dry-run) without loading weights."""
     from transformers import AutoConfig, AutoTokenizer
 
+    from paloma.merge import is_merge_recipe, read_recipe
     from paloma.model import refuse_unconvertible_olmo
 
     common = {"revision": config.revision, "trust_remote_code": config.trust_remote_code, "token": config.token}
+    if is_merge_recipe(config.model):  # a parameter average: plan with its first model's tokenizer and config
+        first = read_recipe(config.model).paths[0]
+        return AutoTokenizer.from_pretrained(first), AutoConfig.from_pretrained(first)
     refuse_unconvertible_olmo(config.model, config.trust_remote_code)
     if not Path(config.model).exists() and config.model.count("/") != 1:
         raise PalomaError(f"model {config.model!r}: no such folder, and not a hub id (org/name)")
@@ -478,7 +482,16 @@ def _make_protocol(config: EvalConfig, tokenizer, model_config, data_info: dict)
 
 def _local_model_revision(config: EvalConfig) -> str | None:
     """For a local folder: a hash of its config and of each weight file's name, size and first megabyte."""
+    from paloma.merge import is_merge_recipe, read_recipe
+
     folder = Path(config.model)
+    if is_merge_recipe(folder):  # the recipe (paths, weights) and each model's own revision
+        recipe = read_recipe(folder)
+        parts = [
+            f"{w}:{_local_model_revision(EvalConfig(model=p, data=config.data))}"
+            for p, w in zip(recipe.paths, recipe.weights, strict=True)
+        ]
+        return "merge:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     if not folder.is_dir():
         return None
     digest = hashlib.sha256()
@@ -491,8 +504,14 @@ def _local_model_revision(config: EvalConfig) -> str | None:
 
 
 def _load_model(config: EvalConfig, device: torch.device):
-    from paloma.model import load_model
+    from paloma.merge import is_merge_recipe, load_merged
+    from paloma.model import DTYPES, LoadedModel, load_model
 
+    if is_merge_recipe(config.model):
+        model, tokenizer = load_merged(
+            config.model, dtype=DTYPES[config.dtype], trust_remote_code=config.trust_remote_code
+        )
+        return LoadedModel(model.to(device).eval(), tokenizer, config.model, None)
     return load_model(
         config.model,
         revision=config.revision,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -52,6 +52,10 @@ class DomainSums:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
 
+    def as_dict(self) -> dict:
+        """A shallow copy of the fields (dataclasses.asdict deep-copies and dominates big aggregations)."""
+        return dict(vars(self))
+
     @classmethod
     def from_dict(cls, raw: Mapping) -> DomainSums:
         return cls(**{f.name: raw.get(f.name, 0) for f in fields(cls)})
@@ -74,7 +78,7 @@ def bits_per_byte(nll_sum: float, n_bytes: float) -> float:
 def domain_metrics(sums: DomainSums) -> dict:
     """All per-domain numbers: the sums, then ppl, bpb and byte/char/word perplexity."""
     return {
-        **asdict(sums),
+        **sums.as_dict(),
         "ppl": perplexity(sums.nll_sum, sums.tokens),
         "bpb": bits_per_byte(sums.nll_sum, sums.bytes),
         "byte_ppl": _exp_ratio(sums.nll_sum, sums.bytes),
@@ -116,7 +120,7 @@ def source_metrics(domains: Mapping[str, DomainSums], registry: Registry | None,
         "macro_bpb": _mean([m["bpb"] for m in scored]),
         "micro_ppl": perplexity(total.nll_sum, total.tokens),
         "micro_bpb": bits_per_byte(total.nll_sum, total.bytes),
-        **asdict(total),
+        **total.as_dict(),
         "in_registry": entry is not None,
         "unknown_domains": sorted(d for d in domains if entry is not None and not entry.accepts_domain(d)),
         "missing_domains": [
@@ -154,7 +158,7 @@ def suite_metrics(
         "ordinary_tokens": ordinary.tokens,
         "micro_ppl": perplexity(everything.nll_sum, everything.tokens),
         "micro_bpb": bits_per_byte(everything.nll_sum, everything.bytes),
-        **{k: v for k, v in asdict(everything).items()},
+        **everything.as_dict(),
     }
 
 

@@ -68,7 +68,10 @@ def _training_metadata(name_or_path: str) -> dict:
     if not path.is_file():
         return {}
     meta = json.loads(path.read_text())
-    return {"training_tokens": meta.get("training_tokens"), "training": meta}
+    # The recipe's count: the exported architecture adds RMSNorm weights (all 1) that the trained model lacks.
+    counts = meta.get("parameters") or {}
+    recipe = {"parameters": counts["total"], "non_embedding_parameters": counts["non_embedding"]} if counts else {}
+    return {**recipe, "training_tokens": meta.get("training_tokens"), "training": meta}
 
 
 def load_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from fixtures import NON_ASCII, pydoc_paragraphs, write_release
@@ -14,15 +15,30 @@ from paloma.analysis.runs import load_run
 from paloma.analysis.tokens import select, token_report
 from paloma.data import DataSpec
 from paloma.evaluate import EvalConfig, evaluate
+from paloma.merge import make_recipe, merge
 from paloma.token_stats import check_against_sums, load_token_stats
 
 
+def _evaluate(model: Path, release: Path, output: Path, token_stats: bool = True):
+    config = EvalConfig(
+        model=str(model),
+        data=DataSpec(path=str(release)),
+        output=output,
+        max_length=16,
+        token_stats=token_stats,
+        progress=False,
+        cache_dir=output.parent / "cache",
+        command=["test"],
+    )
+    evaluate(config)
+    return load_run(output)
+
+
 @pytest.fixture(scope="module")
-def runs(tiny, tmp_path_factory):
-    root = tmp_path_factory.mktemp("analysis-eval")
+def release(tmp_path_factory):
     paragraphs = pydoc_paragraphs()
-    release = write_release(
-        root / "release",
+    return write_release(
+        tmp_path_factory.mktemp("analysis-release"),
         {
             ("c4_en", None): paragraphs[:10],
             ("redpajama", "books"): paragraphs[40:48],
@@ -30,21 +46,12 @@ def runs(tiny, tmp_path_factory):
             ("dolma-v1_5", "wiki"): NON_ASCII,
         },
     )
-    out = {}
-    for kind in ("llama", "olmo", "gpt_neox"):
-        config = EvalConfig(
-            model=str(tiny["models"][kind]),
-            data=DataSpec(path=str(release)),
-            output=root / kind,
-            max_length=16,
-            token_stats=True,
-            progress=False,
-            cache_dir=root / "cache",
-            command=["test"],
-        )
-        evaluate(config)
-        out[kind] = load_run(root / kind)
-    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tiny, release, tmp_path_factory):
+    root = tmp_path_factory.mktemp("analysis-eval")
+    return {kind: _evaluate(tiny["models"][kind], release, root / kind) for kind in ("llama", "olmo", "gpt_neox")}
 
 
 def test_token_statistics_of_a_real_run_sum_to_its_domain_totals(runs):
@@ -79,3 +86,9 @@ def test_rank_stability_and_reweighting_of_real_runs(runs):
     assert reweight(llama.domain_sums, token_shares(llama.domain_sums))["ppl"] == pytest.approx(
         llama.results["suite"]["micro_ppl"], rel=1e-12
     )
+
+
+def test_a_merge_of_a_model_with_itself_evaluates_identically(tiny, release, runs, tmp_path):
+    merged = merge(make_recipe([tiny["models"]["llama"], tiny["models"]["llama"]]), tmp_path / "self-merge")
+    run = _evaluate(merged, release, tmp_path / "eval", token_stats=False)
+    assert run.domain_sums == runs["llama"].domain_sums

@@ -94,6 +94,12 @@ def test_exported_model_scores_the_same_under_paloma_eval(trained, corpus, tmp_p
         assert theirs[i]["tokens"] == record["tokens"]
         assert theirs[i]["nll_sum"] == pytest.approx(record["nll_sum"], rel=1e-5)
     assert sum(r["tokens"] for r in ours) > 12 * 128  # some documents span several windows
+    # what `paloma submit` reads from results.json: the recipe's parameter counts and the training tokens
+    model = json.loads((tmp_path / "eval" / "results.json").read_text())["model"]
+    training = json.loads((result.export_dir / "paloma_training.json").read_text())
+    assert model["parameters"] == training["parameters"]["total"] == result.metrics["parameters"]
+    assert model["non_embedding_parameters"] == training["parameters"]["non_embedding"]
+    assert model["training_tokens"] == result.tokens == 24 * 8 * 128
 
 
 def train_small(corpus, run: Path, steps: int, *extra: str) -> None:
@@ -116,6 +122,24 @@ def test_a_stopped_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(corp
         {**r, "tokens_per_second": s["tokens_per_second"]}
         for r, s in zip(read_log(tmp_path / "resumed")[3:], read_log(tmp_path / "straight")[3:], strict=True)
     ]  # steps 4-6 logged the same losses, LRs and gradient norms
+
+
+def test_an_intermediate_checkpoint_exports_with_its_own_step(corpus, tmp_path: Path) -> None:
+    train_small(corpus, tmp_path / "run", 4, "train.checkpoint_interval=2")
+    proc = run_paloma("baselines", "export", tmp_path / "run/checkpoints/step-0000002", "--output", tmp_path / "s2")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "s2" / "paloma_training.json").read_text())
+    assert (info["steps"], info["training_tokens"], info["schedule_fraction"]) == (2, 2 * 4 * 32, 2 / 120)
+    weights = load_file(tmp_path / "run/checkpoints/step-0000002/model.safetensors")
+    _, exported = load_export(tmp_path / "s2")
+    assert torch.equal(exported["transformer.blocks.1.ff_proj.weight"], weights["transformer.blocks.1.ff_proj.weight"])
+    proc = run_paloma("baselines", "export", tmp_path / "run" / "checkpoints", "--output", tmp_path / "bad")
+    assert proc.returncode == 2 and "not a checkpoint" in proc.stderr
+
+
+def test_only_the_newest_checkpoints_are_kept_when_asked(corpus, tmp_path: Path) -> None:
+    train_small(corpus, tmp_path, 4, "train.checkpoint_interval=1", "train.keep_checkpoints=2")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000003", "step-0000004"]
 
 
 def free_port() -> int:

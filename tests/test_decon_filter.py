@@ -324,3 +324,28 @@ def test_output_inside_the_input_folder_is_refused(index_path: Path, tmp_path: P
         "decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "in" / "out")
     )
     assert proc.returncode == 2 and "must not be an input" in proc.stderr
+
+
+def test_json_escaped_lone_surrogates_are_valid_documents(index_path: Path, tmp_path: Path) -> None:
+    # JSON allows "\ud800" escapes that orjson refuses; the standard parser accepts them, so they are documents
+    line = b'{"id": "s", "text": "odd \\ud800 text\\n' + EVAL_C4.encode() + b'"}\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "s.jsonl").write_bytes(line)
+    report = filter_files(index_path, [tmp_path / "in"], tmp_path / "out", progress=False)
+    assert report["totals"]["removed_documents"] == 1 and report["totals"]["bad_lines"] == 0
+    assert (tmp_path / "out" / "removed" / "s.jsonl").read_bytes() == line
+
+
+def test_skip_bad_lines_sets_null_parquet_texts_aside(index_path: Path, tmp_path: Path) -> None:
+    docs = training_docs()
+    rows = [{"id": d["id"], "text": d["text"]} for d in docs] + [{"id": "null", "text": None}]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "t.parquet")
+    failed = run_paloma("decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "o1"))
+    assert failed.returncode == 2 and f"t.parquet: row {len(docs)}: text field 'text' is null" in failed.stderr
+    report = filter_files(index_path, [tmp_path / "in"], tmp_path / "out", skip_bad_lines=True, progress=False)
+    assert report["totals"]["bad_lines"] == 1
+    parts = {name: read_docs(tmp_path / "out" / name / "t.parquet") for name in ("kept", "removed", "bad")}
+    assert parts["bad"] == [{"id": "null", "text": None}]
+    assert {d["id"] for d in parts["removed"]} == EXPECTED_REMOVED
+    assert sorted(d["id"] for p in parts.values() for d in p) == sorted(r["id"] for r in rows)

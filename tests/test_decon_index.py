@@ -146,6 +146,11 @@ def _damage(path: Path, tmp_path: Path, how: str) -> Path:
         header["format_version"] = 2  # same length, so the header stays in place
         new = json.dumps(header, sort_keys=True).encode().ljust(length)
         data[16 : 16 + length] = new
+    elif how == "incomplete":  # an index written before a section existed
+        length = int.from_bytes(data[8:16], "little")
+        header = json.loads(data[16 : 16 + length])
+        del header["sections"]["doc_domain"]
+        data[16 : 16 + length] = json.dumps(header, sort_keys=True).encode().ljust(length)
     out = tmp_path / f"{how}.decon"
     out.write_bytes(bytes(data))
     return out
@@ -159,6 +164,7 @@ def _damage(path: Path, tmp_path: Path, how: str) -> Path:
         ("not-an-index", "not a paloma decontamination index"),
         ("header", "header is corrupt"),
         ("version", "format version 2"),
+        ("incomplete", "header is incomplete"),
     ],
 )
 def test_damaged_index_files_fail_with_a_clear_message(index, tmp_path: Path, how: str, message: str) -> None:
@@ -174,7 +180,7 @@ def test_damaged_index_files_fail_with_a_clear_message(index, tmp_path: Path, ho
 
 def test_cli_index_writes_a_file_with_rules_revision_and_counts(paloma_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.decon"
-    proc = run_paloma("decon", "index", str(paloma_dir), "--output", str(out), "--quiet", check=True)
+    proc = run_paloma("decon", "index", "--data", str(paloma_dir), "--output", str(out), "--quiet", check=True)
     assert "checksum blake2b-256:" in proc.stdout
     info = json.loads(run_paloma("decon", "info", str(out), check=True).stdout)
     assert info["format_version"] == 1
@@ -212,3 +218,26 @@ def test_hub_dataset_resolves_from_the_local_cache_offline(paloma_dir: Path, ind
         [*cmd[:5], "allenai/paloma", "--revision", "v9", "-o", str(out)], env=env, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "not in the hub cache" in missing.stderr
+
+
+def test_domains_from_arrays_agree_with_the_documents_table(index: ContaminationIndex, tmp_path: Path) -> None:
+    loaded = ContaminationIndex.load(index.save(tmp_path / "i.decon"))
+    domains = [loaded.domains_of(position) for position in range(len(loaded))]
+    assert "documents" not in loaded.__dict__  # attributing hits to domains never decodes the documents table
+    assert domains == [{(o.source, o.domain) for o in loaded.origins(p)} for p in range(len(loaded))]
+    assert {("c4_en", "c4_en"), ("m2d2_wikipedia_unsplit", "Geography")} in domains
+
+
+def test_code_domains_of_mixed_sources_are_excluded(tmp_path: Path) -> None:
+    # dolma-v1_5 is prose except its stack_uniform domain (registry: code_domains)
+    from tests.decon_data import write_jsonl_gz
+
+    records = [
+        {"text": EVAL_C4, "id": "books-1", "subdomain": "books"},
+        {"text": EVAL_CODE, "id": "stack-1", "subdomain": "stack_uniform"},
+    ]
+    write_jsonl_gz(tmp_path / "paloma" / "dolma-v1_5" / "test" / "test_mixed.jsonl.gz", records)
+    index = build_index(tmp_path / "paloma", progress=False)
+    assert EVAL_C4 in index and EVAL_CODE not in index
+    assert index.header["data"]["excluded_code_domain_documents"] == {"dolma-v1_5/stack_uniform": 1}
+    assert EVAL_CODE in build_index(tmp_path / "paloma", include_code=True, progress=False)

@@ -312,3 +312,29 @@ def test_lm_eval_harness_preset_matches_lm_evaluation_harness(tiny, release, cor
     ours = records_by_key(tmp_path / "out")
     for i, loglik in enumerate(theirs):
         assert ours[f"redpajama/books/books-{i}"]["nll_sum"] == pytest.approx(-loglik, rel=1e-6)
+
+
+def test_token_statistics_sum_to_each_domains_totals(tiny, release, tmp_path):
+    from paloma.token_stats import load_token_stats
+
+    results = run_eval(tiny["models"]["llama"], release, tmp_path / "out", token_stats=True, dtype="float64")
+    stats = load_token_stats(tmp_path / "out" / "token_stats.npz")
+    assert stats.vocab_size == len(tiny["tokenizer"])
+    for source, entry in results["sources"].items():
+        for domain, m in entry["domains"].items():
+            count, nll = stats.domains[(source, domain)]
+            assert count.sum() == m["tokens"]
+            assert nll.sum() == pytest.approx(m["nll_sum"], rel=1e-9)
+
+
+def test_a_merge_recipe_evaluates_directly_and_a_self_average_equals_the_model(tiny, release, tmp_path):
+    model_dir = tiny["models"]["llama"]
+    recipe = tmp_path / "self.yaml"
+    recipe.write_text(f"models:\n  - {{path: {model_dir}, weight: 0.5}}\n  - {{path: {model_dir}, weight: 0.5}}\n")
+    merged = run_eval(recipe, release, tmp_path / "merged", dtype="float64")
+    plain = run_eval(model_dir, release, tmp_path / "plain", dtype="float64")
+    assert merged["protocol"]["model_revision"].startswith("merge:")
+    assert merged["protocol"]["fingerprint"] == plain["protocol"]["fingerprint"]
+    for source, entry in plain["sources"].items():
+        for domain, m in entry["domains"].items():
+            assert merged["sources"][source]["domains"][domain]["nll_sum"] == pytest.approx(m["nll_sum"], rel=1e-12)

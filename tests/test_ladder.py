@@ -150,3 +150,16 @@ def test_fitting_in_several_processes_gives_the_same_fits():
         for i in range(len(N))
     ]
     assert fit_ladder(points, jobs=2) == fit_ladder(points, jobs=1)
+
+
+def test_analytic_gradient_matches_finite_differences():
+    from scipy.optimize import approx_fprime
+
+    from paloma.analysis.ladder import objective
+
+    rng = np.random.default_rng(3)
+    log_n, log_d = np.log(N), np.log(D)
+    log_l = np.log(TRUE(N, D)) + rng.normal(0, 0.01, len(N))  # residuals on both sides of the Huber kink
+    theta = np.array([0.4, 6.2, 0.33, 5.9, 0.29])
+    numeric = approx_fprime(theta, lambda t: objective(t, log_n, log_d, log_l)[0], 1e-8)
+    np.testing.assert_allclose(objective(theta, log_n, log_d, log_l)[1], numeric, rtol=1e-4, atol=1e-10)

@@ -45,7 +45,9 @@ def test_a_uniformly_better_submission_never_flips(tmp_path, base):
     assert result["resampled"].startswith("documents within domains")
 
 
-def _naive_flip_rate(a: list[dict], b: list[dict], replicates: int, rng: np.random.Generator) -> float:
+def _naive_flip_rate(
+    a: list[dict], b: list[dict], replicates: int, rng: np.random.Generator, documents: bool = True
+) -> float:
     """Reference: loop over replicates; redraw domains per source and documents per domain; compare macro ppl."""
     docs: dict = {}
     for ra, rb in zip(a, b, strict=True):
@@ -62,7 +64,7 @@ def _naive_flip_rate(a: list[dict], b: list[dict], replicates: int, rng: np.rand
             per_source = np.zeros(2)
             for name in drawn:
                 rows = np.array(domains[name])
-                if rep:
+                if rep and documents:
                     rows = rows[rng.integers(0, len(rows), len(rows))]
                 per_source += np.exp(rows[:, :2].sum(axis=0) / rows[:, 2].sum())
             macro += per_source / len(drawn)
@@ -107,11 +109,23 @@ def test_observed_values_and_ranks_of_three_submissions(tmp_path, base):
     assert len(result["pairs"]) == 3
 
 
-def test_without_records_only_domains_are_resampled(tmp_path, base):
-    worse = _shifted(base, dict.fromkeys(DOMAINS, 0.05))
-    entries = [Entry("a", sum_records(base)), Entry("b", sum_records(worse))]
-    result = rank_stability(entries, replicates=100)
+def test_without_records_only_domains_are_resampled(base):
+    # A is much better on one m2d2 domain and a little worse on the two others: the draw of domains decides.
+    a = _shifted(
+        base,
+        {
+            ("c4_en", "c4_en"): 0.0,
+            ("m2d2_s2orc", "Art"): -0.15,
+            ("m2d2_s2orc", "Physics"): 0.05,
+            ("m2d2_s2orc", "Math"): 0.06,
+        },
+    )
+    b = _shifted(base, dict.fromkeys(DOMAINS, 0.0))
+    result = rank_stability([Entry("a", sum_records(a)), Entry("b", sum_records(b))], replicates=2000, seed=3)
     assert result["resampled"].startswith("domains within sources only")
+    reference = _naive_flip_rate(a, b, 2000, np.random.default_rng(4), documents=False)
+    assert 0.02 < reference < 0.98
+    assert result["pairs"][0]["flip_rate"] == pytest.approx(reference, abs=0.05)
 
 
 def test_different_documents_are_refused(tmp_path, base):

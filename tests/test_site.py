@@ -330,13 +330,13 @@ def test_a_release_without_submissions_builds_an_empty_site(tmp_path):
 def test_decontamination_evidence_is_linked(tmp_path):
     registry_file = write_tiny_registry(tmp_path)
     report = tmp_path / "report.json"
-    report.write_text(json.dumps({"index_checksum": "sha256:" + "cd" * 32, "removed_documents": 3}))
+    report.write_text(json.dumps({"dry_run": False, "index": {"checksum": "blake2b-256:" + "cd" * 32}}))
     out = eval_output(tmp_path / "eval", registry_file, model="clean")
     meta = metadata("clean", decontamination={"report": str(report), "removed_fraction": 0.0062})
     submit(out, meta, tmp_path / "subs", registry_file)
     build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
     html = (tmp_path / "site" / "models" / "clean.html").read_text()
-    assert "sha256:" + "cd" * 32 in html and "0.620% of documents removed" in html
+    assert "blake2b-256:" + "cd" * 32 in html and "0.620% of documents removed" in html
     assert 'href="../data/submissions/clean-decon-report.json"' in html
     copied = tmp_path / "site" / "data" / "submissions" / "clean-decon-report.json"
     assert copied.read_bytes() == report.read_bytes()

@@ -221,19 +221,32 @@ def test_folder_must_be_named_after_the_submission_and_names_unique(tmp_path, re
     assert any("name: 'model-a' is also used by" in p for p in found)
 
 
+DECON_REPORT = {  # the shape `paloma decon filter --report` writes
+    "dry_run": False,
+    "index": {"checksum": "blake2b-256:" + "ab" * 32, "format_version": 1},
+    "totals": {"documents": 1000, "removed_documents": 12, "removal_rate_documents": 0.012},
+}
+
+
 def test_decontamination_needs_evidence(tmp_path, registry_file):
     report = tmp_path / "decon-report.json"
-    report.write_text(json.dumps({"index_checksum": "sha256:" + "ab" * 32, "removed_documents": 12}))
+    report.write_text(json.dumps(DECON_REPORT))
     path = make(tmp_path, registry_file, "model-a", decontamination={"report": str(report)})
     sub = json.loads(path.read_text())
     assert sub["guidelines"]["decontamination"] == {
         "met": True,
-        "index_checksum": "sha256:" + "ab" * 32,
+        "index_checksum": "blake2b-256:" + "ab" * 32,
         "report": "decon-report.json",
+        "removed_fraction": 0.012,
     }
     assert (path.parent / "decon-report.json").read_bytes() == report.read_bytes()
     assert problems(tmp_path, registry_file) == []
-    (path.parent / "decon-report.json").unlink()
+    copied = path.parent / "decon-report.json"
+    copied.write_text(json.dumps({**DECON_REPORT, "dry_run": True, "index": {"checksum": "blake2b-256:" + "cd" * 32}}))
+    found = problems(tmp_path, registry_file)
+    assert any(f"the report cites index blake2b-256:{'cd' * 32}, not blake2b-256:{'ab' * 32}" in p for p in found)
+    assert any("the report is of a dry run, which removes nothing" in p for p in found)
+    copied.unlink()
     (found,) = problems(tmp_path, registry_file)
     assert "guidelines.decontamination.report" in found and "does not exist" in found
     edit(path, lambda d: d["guidelines"]["decontamination"].update(index_checksum="abc", report="../x.json"))
@@ -321,3 +334,36 @@ def test_real_release_needs_all_546_public_domains(tmp_path):
 def test_published_json_schema_is_in_sync():
     published = json.loads((REPO_ROOT / "submissions" / "schema" / "v1.json").read_text())
     assert published == json_schema(), "regenerate: paloma submissions schema > submissions/schema/v1.json"
+
+
+def test_release_protocol_overrides_come_from_the_registry(tmp_path):
+    """A demo-like release evaluated with short windows declares it in its registry; Paloma's own does not."""
+    raw = json.loads(write_tiny_registry(tmp_path).read_text())
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({**raw, "release": "short", "protocol": {"max_length": 128}}))
+    out = eval_output(tmp_path / "eval", short, model="m", protocol={"max_length": 128})
+    submit(out, metadata("m"), tmp_path / "submissions", short)
+    assert validate([tmp_path / "submissions"], short).problems == []
+    strict = tmp_path / "strict.json"  # a release may also pin fields the benchmark leaves open
+    strict.write_text(json.dumps({**raw, "release": "short", "protocol": {"max_length": 128, "dtype": "bfloat16"}}))
+    (found,) = validate([tmp_path / "submissions"], strict).problems
+    assert str(found).endswith("protocol: protocol.dtype is 'float32', the benchmark's is 'bfloat16'")
+
+
+def test_results_as_the_evaluator_writes_them(tmp_path, registry_file):
+    """results.json may lack data.release (then metadata or 'paloma' names it), carry training tokens from
+    the checkpoint's training record, and intervals with extra fields such as the bootstrap seed."""
+    out = eval_output(tmp_path / "eval", registry_file, model="m", with_ci=True)
+    results = json.loads((out / "results.json").read_text())
+    del results["data"]["release"]
+    results["model"]["training_tokens"] = 123_000_000
+    for source in results["sources"].values():
+        for domain in source["domains"].values():
+            domain["ci"]["seed"] = 0
+    (out / "results.json").write_text(json.dumps(results))
+    meta = metadata("m", release="tiny")
+    del meta["training_tokens"]
+    path = submit(out, meta, tmp_path / "submissions", registry_file)
+    sub = json.loads(path.read_text())
+    assert sub["benchmark"]["release"] == "tiny" and sub["model"]["training_tokens"] == 123_000_000
+    assert sub["results"]["alpha"]["a1"]["ci"]["seed"] == 0

@@ -26,6 +26,8 @@ from paloma.protocol import FINGERPRINT_FIELDS
 
 @dataclass(frozen=True)
 class BootstrapConfig:
+    """How many paired resamples, the interval's level, and the seed (so a comparison is reproducible)."""
+
     replicates: int = 1000
     level: float = 0.95
     seed: int = 0
@@ -83,7 +85,7 @@ def _bpb(nll: np.ndarray, n_bytes: np.ndarray) -> np.ndarray:
         return nll / (n_bytes * LN2)
 
 
-def domain_replicates(columns: np.ndarray, config: BootstrapConfig, rng: np.random.Generator) -> dict:
+def paired_replicates(columns: np.ndarray, config: BootstrapConfig, rng: np.random.Generator) -> dict:
     """Bootstrap replicates of ppl and bpb of both runs in one domain (arrays of length `replicates`)."""
     sums = resampled_sums(columns, config.replicates, rng)
     nll_a, tok_a, nll_b, tok_b, n_bytes = sums.T
@@ -99,7 +101,7 @@ def paired_difference_interval(
     columns: np.ndarray, config: BootstrapConfig, rng: np.random.Generator
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals of ppl_B − ppl_A and bpb_B − bpb_A for one domain's paired documents."""
-    reps = domain_replicates(columns, config, rng)
+    reps = paired_replicates(columns, config, rng)
     return {
         "ppl": percentile_interval(reps["ppl_b"] - reps["ppl_a"], config.level),
         "bpb": percentile_interval(reps["bpb_b"] - reps["bpb_a"], config.level),
@@ -219,7 +221,7 @@ def _all_replicates(run_a: Run, run_b: Run, keys: list[DomainKey], config: Boots
     for key in keys:
         if key not in docs_a or key not in docs_b:
             raise PalomaError(f"domain {key[0]}/{key[1]} is in results.json but not in the records of both runs")
-        reps[key] = domain_replicates(paired_columns(key, docs_a[key], docs_b[key]), config, rng)
+        reps[key] = paired_replicates(paired_columns(key, docs_a[key], docs_b[key]), config, rng)
     return reps
 
 

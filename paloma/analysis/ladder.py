@@ -77,24 +77,23 @@ def _huber(r: np.ndarray, delta: float) -> np.ndarray:
 
 
 def objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean Huber loss of log residuals and its gradient with respect to (e, a, α, b, β)."""
-    terms = _log_terms(theta, log_n, log_d)
-    peak = terms.max(axis=0)
-    weights = np.exp(terms - peak)
-    total = weights.sum(axis=0)
+    """Mean Huber loss of log residuals and its gradient with respect to (e, a, α, b, β).
+
+    Written out term by term (not via `_log_terms`) because L-BFGS-B calls it hundreds of times per fit.
+    """
+    e, a, alpha, b, beta = theta
+    t1 = a - alpha * log_n
+    t2 = b - beta * log_d
+    peak = np.maximum(np.maximum(t1, t2), e)
+    w0, w1, w2 = np.exp(e - peak), np.exp(t1 - peak), np.exp(t2 - peak)
+    total = w0 + w1 + w2
     residual = peak + np.log(total) - log_l
-    weights /= total  # d log L / d term
-    slope = np.clip(residual, -HUBER_DELTA, HUBER_DELTA) / len(log_l)
-    grad = np.array(
-        [
-            slope @ weights[0],
-            slope @ weights[1],
-            -(slope * log_n) @ weights[1],
-            slope @ weights[2],
-            -(slope * log_d) @ weights[2],
-        ]
-    )
-    return float(_huber(residual, HUBER_DELTA).mean()), grad
+    slope = np.clip(residual, -HUBER_DELTA, HUBER_DELTA) / (len(log_l) * total)  # dHuber/dr · d log L / d term
+    g1, g2 = slope @ w1, slope @ w2
+    grad = np.array([slope @ w0, g1, -(slope * log_n) @ w1, g2, -(slope * log_d) @ w2])
+    abs_r = np.abs(residual)
+    huber = np.where(abs_r <= HUBER_DELTA, 0.5 * residual * residual, HUBER_DELTA * (abs_r - 0.5 * HUBER_DELTA))
+    return float(huber.mean()), grad
 
 
 def _grid_losses(log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,9 @@ class Entry:
 
 def _domain_columns(entries: Sequence[Entry], key: DomainKey) -> np.ndarray:
     """(documents, 2S + 1) columns: every entry's nll and tokens, then bytes; documents paired by id."""
+    missing = [e.name for e in entries if key not in e.documents]
+    if missing:
+        raise PalomaError(f"domain {key[0]}/{key[1]} is in the results of {missing[0]} but not in its records")
     docs = [e.documents[key] for e in entries]
     for entry, d in zip(entries[1:], docs[1:], strict=True):
         if not np.array_equal(d.ids, docs[0].ids):
@@ -51,9 +54,41 @@ def _domain_columns(entries: Sequence[Entry], key: DomainKey) -> np.ndarray:
     return np.column_stack([c for d in docs for c in (d.nll, d.tokens)] + [docs[0].bytes])
 
 
-def _fixed_sums(entries: Sequence[Entry], key: DomainKey, replicates: int) -> np.ndarray:
-    row = [v for e in entries for v in (e.sums[key].nll_sum, e.sums[key].tokens)] + [entries[0].sums[key].bytes]
-    return np.broadcast_to(np.array(row, dtype=np.float64), (replicates, len(row)))
+def _per_domain_value(nll: np.ndarray, tokens: np.ndarray, n_bytes: np.ndarray, metric: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.exp(nll / tokens) if metric == "macro_ppl" else nll / (n_bytes * LN2)
+
+
+def _domain_matrices(entries: Sequence[Entry], keys: Sequence[DomainKey]) -> tuple[np.ndarray, ...]:
+    """Fixed per-domain sums as (domains, entries) matrices: nll, tokens, and bytes (domains, 1)."""
+    nll = np.array([[e.sums[k].nll_sum for e in entries] for k in keys], dtype=np.float64)
+    tokens = np.array([[e.sums[k].tokens for e in entries] for k in keys], dtype=np.float64)
+    n_bytes = np.array([[entries[0].sums[k].bytes] for k in keys], dtype=np.float64)
+    return nll, tokens, n_bytes
+
+
+def _fixed_source_replicates(
+    weights: np.ndarray, nll: np.ndarray, tokens: np.ndarray, n_bytes: np.ndarray, counted: np.ndarray, metric: str
+) -> tuple[np.ndarray, ...]:
+    """One source's contribution when its domains' sums are fixed: (macro share, nll, tokens, bytes)."""
+    macro = weights @ _per_domain_value(nll, tokens, n_bytes, metric) / weights.shape[1]
+    w = weights * counted
+    return macro, w @ nll, w @ tokens, w @ n_bytes
+
+
+def domain_replicates(
+    sources: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], metric: str, replicates: int, seed: int = 0
+) -> np.ndarray:
+    """A macro metric's replicates when only domains are resampled, from per-source (domains, entries)
+    matrices (nll, tokens, bytes): the fast path for leaderboards whose submissions carry only sums."""
+    if metric not in ("macro_ppl", "macro_bpb"):
+        raise PalomaError(f"domain_replicates supports macro_ppl and macro_bpb, not {metric!r}")
+    rng = np.random.default_rng(seed)
+    macro = 0.0
+    for nll, tokens, n_bytes in sources:
+        weights = resampled_weights(len(nll), replicates, rng).astype(float)
+        macro = macro + weights @ _per_domain_value(nll, tokens, n_bytes, metric) / len(nll)
+    return macro / len(sources)
 
 
 def metric_replicates(
@@ -65,42 +100,59 @@ def metric_replicates(
     resample_documents: bool,
     registry: Registry | None = None,
 ) -> np.ndarray:
-    """The metric of every entry in every replicate: (replicates, entries). rng None means no resampling."""
-    n_entries = len(entries)
+    """The metric of every entry in every replicate: (replicates, entries). rng None means no resampling.
+
+    Without document resampling each domain's sums are fixed, and a source's replicates are one product of
+    its domain multiplicities with its (domains, entries) matrix, which keeps large leaderboards fast.
+    """
     by_source: dict[str, list[DomainKey]] = {}
     for key in keys:
         by_source.setdefault(key[0], []).append(key)
-    macro = np.zeros((replicates, n_entries))
-    nll = np.zeros((replicates, n_entries))
-    tokens = np.zeros((replicates, n_entries))
-    n_bytes = np.zeros((replicates, 1))
+    shape = (replicates, len(entries))
+    macro, nll, tokens, n_bytes = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros((replicates, 1))
     for source_keys in by_source.values():
-        if rng is None:
-            weights = np.ones((replicates, len(source_keys)))
-        else:
-            weights = resampled_weights(len(source_keys), replicates, rng).astype(np.float64)
-        source_sum = np.zeros((replicates, n_entries))
-        for j, key in enumerate(source_keys):
-            if rng is not None and resample_documents:
+        m = len(source_keys)
+        weights = np.ones((replicates, m)) if rng is None else resampled_weights(m, replicates, rng).astype(float)
+        counted = np.array([metric == "micro_bpb" or not excluded_from_ordinary(registry, *k) for k in source_keys])
+        if rng is not None and resample_documents:
+            for j, key in enumerate(source_keys):
                 sums = resampled_sums(_domain_columns(entries, key), replicates, rng)
-            else:
-                sums = _fixed_sums(entries, key, replicates)
-            d_nll, d_tok, d_bytes = sums[:, 0:-1:2], sums[:, 1:-1:2], sums[:, -1:]
-            w = weights[:, j : j + 1]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                per_domain = np.exp(d_nll / d_tok) if metric == "macro_ppl" else d_nll / (d_bytes * LN2)
-            source_sum += w * per_domain
-            if metric == "micro_bpb" or not excluded_from_ordinary(registry, *key):
-                nll += w * d_nll
-                tokens += w * d_tok
-                n_bytes += w * d_bytes
-        macro += source_sum / len(source_keys)
+                d_nll, d_tok, d_bytes = sums[:, 0:-1:2], sums[:, 1:-1:2], sums[:, -1:]
+                w = weights[:, j : j + 1]
+                macro += w * _per_domain_value(d_nll, d_tok, d_bytes, metric) / m
+                if counted[j]:
+                    nll, tokens, n_bytes = nll + w * d_nll, tokens + w * d_tok, n_bytes + w * d_bytes
+        else:
+            d_nll, d_tok, d_bytes = _domain_matrices(entries, source_keys)
+            part = _fixed_source_replicates(weights, d_nll, d_tok, d_bytes, counted, metric)
+            macro, nll, tokens, n_bytes = macro + part[0], nll + part[1], tokens + part[2], n_bytes + part[3]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if metric in ("macro_ppl", "macro_bpb"):
             return macro / len(by_source)
         if metric == "ordinary_ppl":
             return np.exp(nll / tokens)
         return nll / (n_bytes * LN2)
+
+
+def order_stability(reps: np.ndarray, order: Sequence[int], level: float = 0.95) -> list[dict]:
+    """For entries in the displayed `order` (indices into the columns of `reps`): rank interval, share of
+    replicates keeping the rank, and share in which the next entry in the order comes out ahead."""
+    ordered = reps[:, list(order)]
+    ranks = np.argsort(np.argsort(ordered, axis=1, kind="stable"), axis=1) + 1  # column k: entry at position k+1
+    tail = (1 - level) / 2 * 100
+    low = np.percentile(ranks, tail, axis=0, method="lower").astype(int)
+    high = np.percentile(ranks, 100 - tail, axis=0, method="higher").astype(int)
+    kept = np.mean(ranks == np.arange(1, len(order) + 1), axis=0)
+    flips = np.mean(ordered[:, 1:] < ordered[:, :-1], axis=0)
+    return [
+        {
+            "rank": k + 1,
+            "rank_interval": [int(low[k]), int(high[k])],
+            "rank_kept": float(kept[k]),
+            "flip_with_next": float(flips[k]) if k < len(order) - 1 else None,
+        }
+        for k in range(len(order))
+    ]
 
 
 def rank_stability(
@@ -125,24 +177,11 @@ def rank_stability(
     with_documents = all(e.documents is not None for e in entries)
     observed = metric_replicates(entries, keys, metric, 1, None, False, registry)[0]
     reps = metric_replicates(entries, keys, metric, replicates, np.random.default_rng(seed), with_documents, registry)
-    order = np.argsort(observed, kind="stable")
-    ranks = np.argsort(np.argsort(reps, axis=1, kind="stable"), axis=1) + 1
-    tail = (1 - level) / 2 * 100
-    ranking = []
-    for position, i in enumerate(order, start=1):
-        lo = int(np.percentile(ranks[:, i], tail, method="lower"))
-        hi = int(np.percentile(ranks[:, i], 100 - tail, method="higher"))
-        nxt = order[position] if position < len(order) else None
-        ranking.append(
-            {
-                "name": entries[i].name,
-                "rank": position,
-                "value": float(observed[i]),
-                "rank_interval": [lo, hi],
-                "rank_kept": float(np.mean(ranks[:, i] == position)),
-                "flip_with_next": float(np.mean(reps[:, nxt] < reps[:, i])) if nxt is not None else None,
-            }
-        )
+    order = [int(i) for i in np.argsort(observed, kind="stable")]
+    ranking = [
+        {"name": entries[i].name, "value": float(observed[i]), **row}
+        for i, row in zip(order, order_stability(reps, order, level), strict=True)
+    ]
     pairs = [
         {"better": entries[i].name, "worse": entries[j].name, "flip_rate": float(np.mean(reps[:, j] < reps[:, i]))}
         for a, i in enumerate(order)

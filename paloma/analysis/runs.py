@@ -46,8 +46,11 @@ class Run:
 
     @property
     def name(self) -> str:
-        """A short label: the model's name, else the folder name."""
-        return str(self.model.get("name_or_path") or self.path.name)
+        """A short label: the model's hub id, the last part of its local path, else the output folder's name."""
+        model = self.model.get("name_or_path")
+        if not model:
+            return self.path.name
+        return Path(model).name if Path(model).is_dir() else str(model)
 
     @property
     def protocol(self) -> dict:

@@ -1,4 +1,4 @@
-"""`paloma baselines`: the shipped training recipes (`configs`) and their parameter arithmetic (`params`)."""
+"""`paloma baselines`: the shipped recipes (`show`), their parameter arithmetic (`params`), checkpoint `export`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("config", help="a shipped config name or a YAML file")
     show.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a field")
     show.set_defaults(func=run_show)
+    export = actions.add_parser("export", help="export a checkpoint of a run in transformers format")
+    export.add_argument("checkpoint", help="a checkpoint folder (RUN/checkpoints/step-N) or a run folder (its latest)")
+    export.add_argument("--output", required=True, help="folder to write (replaced if it exists)")
+    export.set_defaults(func=run_export)
 
 
 def run_params(args: argparse.Namespace) -> int:
@@ -33,4 +37,12 @@ def run_show(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     print(json.dumps({**config.to_dict(), "fingerprint": config.fingerprint()}, indent=1))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from baselines.export import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.output)
+    print(f"exported {args.checkpoint} to {path}")
     return 0

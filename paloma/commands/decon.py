@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from paloma.decon.rules import DEFAULT_MIN_WORDS, MATCH_MODES
+from paloma.errors import PalomaError
 from paloma.io import write_json
 from paloma.table import format_table
 
@@ -22,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="decon_command", metavar="SUBCOMMAND", required=True)
 
     index = commands.add_parser("index", help="build a contamination index from Paloma's evaluation data")
-    index.add_argument("data", help="a local folder in Paloma's layout, or a hub dataset id (allenai/paloma)")
+    index.add_argument(
+        "data", nargs="?", help="a local folder in Paloma's layout, or a hub dataset id (allenai/paloma)"
+    )
+    index.add_argument("--data", dest="data_option", metavar="DATA", help="the same as the positional DATA")
     index.add_argument("-o", "--output", required=True, type=Path, help="index file to write")
     index.add_argument("--revision", help="hub revision (branch, tag or commit) to download")
     index.add_argument("--token", help="hub token (default: the logged-in token or HF_TOKEN)")
@@ -88,8 +92,10 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
 def run_index(args: argparse.Namespace) -> int:
     from paloma.decon import build_index
 
+    if (args.data is None) == (args.data_option is None):
+        raise PalomaError("give the evaluation data once: a folder or hub id, positionally or as --data")
     index = build_index(
-        args.data,
+        args.data or args.data_option,
         revision=args.revision,
         min_words=args.min_words,
         include_code=args.include_code,

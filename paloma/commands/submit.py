@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", help="training run id, when this is one checkpoint of a run")
     parser.add_argument("--step", type=int, help="training step of the checkpoint")
     parser.add_argument("--lr-schedule-fraction", type=float, help="fraction of the LR schedule done (1.0 = final)")
+    parser.add_argument("--release", help="benchmark release (default: recorded in results.json, else paloma)")
     parser.add_argument("--submissions", default="submissions", help="submissions folder (default: submissions)")
     parser.add_argument(
         "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
@@ -45,7 +46,7 @@ def metadata_from_args(args: argparse.Namespace) -> dict:
     """Metadata from the YAML file, with every flag that was given taking precedence."""
     meta = read_metadata(args.metadata)
     simple = ("name", "display_name", "organisation", "model_id", "revision", "training_tokens", "tokenizer")
-    simple += ("training_data", "description", "fixed_vocabulary", "fixed_training_order")
+    simple += ("training_data", "description", "fixed_vocabulary", "fixed_training_order", "release")
     meta.update({key: getattr(args, key) for key in simple if getattr(args, key) is not None})
     if args.link:
         meta["links"] = [dict(zip(("label", "url"), item.split("=", 1), strict=False)) for item in args.link]

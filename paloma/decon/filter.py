@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from paloma import __version__
 from paloma.decon import rules
-from paloma.decon.hashing import digests_to_halves
+from paloma.decon.hashing import digests_to_halves, paragraph_digest
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.readers import (
     Batch,
@@ -52,7 +51,7 @@ Progress = Callable[[int, int], None]
 # ---- the decision ----------------------------------------------------------------------------------------
 def paragraph_digests(index: ContaminationIndex, texts: list[str]) -> tuple[list[bytes], list[int], list[int]]:
     """Digests of every paragraph that could be indexed, the document each belongs to, and text sizes in bytes."""
-    shortest, digest = index.min_key_bytes, xxhash.xxh3_128_digest
+    shortest, digest = index.min_key_bytes, paragraph_digest
     digests: list[bytes] = []
     owners: list[int] = []
     sizes: list[int] = []
@@ -199,16 +198,15 @@ class _Recorder:
                 s.bad_examples.append({"location": location, "reason": reason})
 
     def _sample(self, batch: Batch, doc: int) -> None:
-        for match in self.index.find(batch.texts[doc])[:1]:
-            origins = match.origins
+        """Quote the document's first matched paragraph; the parent process adds its origins to the report."""
+        for paragraph, position in self.index.matches(batch.texts[doc])[:1]:
             self.stats.samples.append(
                 {
                     "file": self.unit.rel,
                     "location": batch.locations[doc],
                     "id": batch.ids[doc],
-                    "paragraph": match.paragraph[:SAMPLE_CHARS],
-                    "origins": [o.to_dict() for o in origins[:3]],
-                    "origin_count": len(origins),
+                    "paragraph": paragraph[:SAMPLE_CHARS],
+                    "position": position,
                 }
             )
 
@@ -485,6 +483,13 @@ def _progress_bar(units: list[Unit], enabled: bool) -> _Bar | None:
 
 
 # ---- the report ------------------------------------------------------------------------------------------
+def _with_origins(index: ContaminationIndex, sample: dict) -> dict:
+    """Replace a sample's index position by the evaluation documents (up to three) that hold the paragraph."""
+    out = {k: v for k, v in sample.items() if k != "position"}
+    origins = index.origins(sample["position"])
+    return {**out, "origins": [o.to_dict() for o in origins[:3]], "origin_count": len(origins)}
+
+
 def build_report(
     index: ContaminationIndex,
     units: list[Unit],
@@ -505,7 +510,9 @@ def build_report(
             totals[key] += stats[key]
         for key, counts in stats["domains"].items():
             domains.setdefault(key, Counter()).update(counts)
-        samples += stats["samples"][: max(0, options.samples - len(samples))]
+        samples += [
+            _with_origins(index, sample) for sample in stats["samples"][: max(0, options.samples - len(samples))]
+        ]
         files.append({"file": unit.rel, "format": unit.kind, **{k: v for k, v in stats.items() if k != "samples"}})
     documents, nbytes = totals["documents"], totals["bytes"]
     return {

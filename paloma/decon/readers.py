@@ -73,20 +73,29 @@ def read_batches(path: Path, kind: str, text_field: str, skip_bad_lines: bool) -
 def _jsonl_batches(path: Path, text_field: str, skip_bad_lines: bool) -> Iterator[Batch]:
     line_no = 0
     batch = Batch()
+    loads = orjson.loads
     try:
         with _open_lines(path) as handle:
             for line_no, line in enumerate(handle, start=1):
                 batch.input_bytes += len(line)
-                if not line.strip():
+                if not line or line.isspace():
                     continue
                 if not line.endswith(b"\n"):
                     line += b"\n"
-                text, doc_id, problem = _parse_line(line, text_field)
-                if problem is not None:
-                    if not skip_bad_lines:
-                        raise PalomaError(f"{path}:{line_no}: {problem} (use --skip-bad-lines to set such lines aside)")
-                    batch.bad.append((line_no, problem, line))
-                    continue
+                try:  # the common case, kept free of function calls: one object with a string text
+                    record = loads(line)
+                    text, doc_id = record[text_field], record.get("id")
+                except Exception:
+                    text = None
+                if type(text) is not str:
+                    text, doc_id, problem = _parse_line(line, text_field)
+                    if problem is not None:
+                        if not skip_bad_lines:
+                            raise PalomaError(
+                                f"{path}:{line_no}: {problem} (use --skip-bad-lines to set such lines aside)"
+                            )
+                        batch.bad.append((line_no, problem, line))
+                        continue
                 batch.texts.append(text)
                 batch.locations.append(line_no)
                 batch.ids.append(doc_id)

@@ -29,6 +29,7 @@ from paloma.site.entries import ALL, Entry, assign_ranks, comparable, make_entry
 from paloma.site.extras import render_extras
 from paloma.site.pareto import Point, make_chart
 from paloma.site.render import fmt_count, fmt_metric, make_environment, round_sig, safe_json
+from paloma.site.stability import LEVEL, REPLICATES, leaderboard_stability
 from paloma.submissions.validate import Loaded, RegistryCache, RegistryFiles, validate
 
 GROUP_LABELS = {
@@ -200,7 +201,8 @@ class SiteWriter:
         sources = [
             {"name": s.name, "label": s.paper_name, "group": s.group, "domains": len(s.domains)} for s in self.public
         ]
-        rows = [self.leaderboard_row(e) for e in self.entries]
+        stability = leaderboard_stability(self.entries, self.groups)
+        rows = [self.leaderboard_row(e, stability) for e in self.entries]
         return {
             "release": self.site.release,
             "split": self.site.split,
@@ -210,9 +212,10 @@ class SiteWriter:
                 {e.submission.checkpoint.lr_schedule_fraction for e in self.entries if e.submission.checkpoint}
             ),
             "rows": rows,
+            "stability": {"replicates": REPLICATES, "level": LEVEL, "resampled": "domains within sources"},
         }
 
-    def leaderboard_row(self, entry: Entry) -> dict:
+    def leaderboard_row(self, entry: Entry, stability: dict[str, dict[str, list]] | None = None) -> dict:
         sub = entry.submission
         guidelines = sub.guidelines
         return {
@@ -232,6 +235,8 @@ class SiteWriter:
             "bpb": [round_sig(entry.sources.get(s.name, {}).get("macro_bpb")) for s in self.public],
             "ppl": [round_sig(entry.sources.get(s.name, {}).get("macro_ppl")) for s in self.public],
             "suite": {g: {m: round_sig(entry.fit(m, g)) for m in ("bpb", "ppl")} for g in self.groups},
+            # "<group>/<metric>" → [rank low, rank high, flip with the next model] in the default view
+            "stab": {view: by_name[sub.name] for view, by_name in (stability or {}).items() if sub.name in by_name},
         }
 
     def write_leaderboard(self) -> None:

@@ -2,19 +2,23 @@
 
 The benchmark fixes: one prefix token (the tokenizer's EOS, as the reference did), a maximum length of 2048,
 no special tokens added by the tokenizer, and disjoint windows whose last partial window is right-aligned.
-These are compared field by field against the protocol that `paloma eval` records in results.json.
+These are compared field by field against the protocol that `paloma eval` records in results.json. A release
+other than Paloma (e.g. the demo) may set fields differently in its registry file (`Registry.protocol`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-# The benchmark's reference protocol: the fields a submission's protocol must match exactly.
+from paloma.protocol import PRESETS, Protocol
+
+# The benchmark's reference protocol (the evaluator's "paloma" preset): the fields a submission must match.
+_REFERENCE = Protocol(**PRESETS["paloma"])
 BENCHMARK_PROTOCOL: dict[str, object] = {
-    "prefix": "eos",
-    "max_length": 2048,
-    "add_special_tokens": False,
-    "window": "disjoint-right-aligned",
+    "prefix": _REFERENCE.prefix,
+    "max_length": _REFERENCE.max_length,
+    "add_special_tokens": _REFERENCE.add_special_tokens,
+    "window": _REFERENCE.window,
 }
 
 

@@ -70,9 +70,12 @@ class Link(_Strict):
     url: HttpUrl
 
 
-class ConfidenceInterval(_Strict):
+class ConfidenceInterval(BaseModel):
+    """As `paloma eval --bootstrap` records it; other fields it records (e.g. the seed) are kept."""
+
+    model_config = ConfigDict(extra="allow")
     level: float = Field(gt=0, lt=1)
-    n: int | None = Field(default=None, ge=0, description="documents the interval was estimated from")
+    n: int | None = Field(default=None, ge=0, description="bootstrap resamples")
     ppl: tuple[float, float] | None = None
     bpb: tuple[float, float] | None = None
 

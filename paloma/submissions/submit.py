@@ -26,6 +26,7 @@ from paloma.submissions.validate import (
     RegistryFiles,
     check_consistency,
     check_submission,
+    report_checksum,
     validate,
 )
 
@@ -82,7 +83,8 @@ def build_submission(results: dict, meta: dict[str, Any], report_name: str | Non
             "revision": meta.get("revision") or model.get("revision"),
             "parameters": model.get("parameters"),
             "non_embedding_parameters": model.get("non_embedding_parameters"),
-            "training_tokens": meta.get("training_tokens"),
+            # `paloma eval` records training tokens when the checkpoint says (models trained by `baselines`).
+            "training_tokens": meta.get("training_tokens") or model.get("training_tokens"),
             "tokenizer": meta.get("tokenizer") or model.get("name_or_path"),
             "training_data": meta.get("training_data"),
             "description": meta.get("description") or "",
@@ -98,7 +100,10 @@ def build_submission(results: dict, meta: dict[str, Any], report_name: str | Non
             "fixed_training_order": bool(meta.get("fixed_training_order", False)),
             "fixed_vocabulary": bool(meta.get("fixed_vocabulary", False)),
         },
-        "benchmark": {"release": data.get("release"), "split": data.get("split") or results["protocol"].get("split")},
+        "benchmark": {
+            "release": meta.get("release") or data.get("release") or "paloma",
+            "split": data.get("split") or results["protocol"].get("split"),
+        },
         "protocol": results["protocol"],
         "results": {
             source: {
@@ -131,8 +136,12 @@ def submit(
     report_src = Path(decon["report"]) if decon.get("report") else None
     if report_src is not None and not report_src.is_file():
         raise PalomaError(f"{report_src}: decontamination report not found")
-    if report_src is not None and not decon.get("index_checksum"):
-        decon["index_checksum"] = _checksum_from_report(report_src)
+    if report_src is not None:
+        # `paloma decon filter --report` records the index it used and the share of documents it removed.
+        report = _read_report(report_src)
+        decon.setdefault("index_checksum", report_checksum(report))
+        totals = report.get("totals") if isinstance(report.get("totals"), dict) else {}
+        decon.setdefault("removed_fraction", totals.get("removal_rate_documents"))
     raw = build_submission(results, meta, DECON_REPORT_NAME if report_src else None)
     try:
         submission = Submission.model_validate(raw)
@@ -156,14 +165,12 @@ def submit(
     return target
 
 
-def _checksum_from_report(report: Path) -> str | None:
-    """`paloma decon` reports record the checksum of the index they were made with."""
+def _read_report(report: Path) -> dict:
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    index = data.get("index") if isinstance(data.get("index"), dict) else {}
-    return data.get("index_checksum") or index.get("checksum")
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _check_before_writing(

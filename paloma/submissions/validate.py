@@ -151,10 +151,27 @@ def _check_decontamination_report(loaded: Loaded) -> list[Problem]:
     decon = loaded.submission.guidelines.decontamination
     if not decon.met or not decon.report or decon.report.startswith(("http://", "https://")):
         return []
+    where = loaded.at("guidelines.decontamination.report")
     report = loaded.path.parent / decon.report
     if not report.is_file():
-        return [Problem(loaded.at("guidelines.decontamination.report"), f"{report} does not exist")]
-    return []
+        return [Problem(where, f"{report} does not exist")]
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return [Problem(where, f"{report} is not a JSON report of `paloma decon`")]
+    problems = []
+    cited = report_checksum(data) if isinstance(data, dict) else None
+    if cited is not None and cited != decon.index_checksum:
+        problems.append(Problem(where, f"the report cites index {cited}, not {decon.index_checksum}"))
+    if isinstance(data, dict) and data.get("dry_run") is True:
+        problems.append(Problem(where, "the report is of a dry run, which removes nothing"))
+    return problems
+
+
+def report_checksum(report: dict) -> str | None:
+    """The index checksum a `paloma decon` report cites (`index.checksum`, or `index_checksum`)."""
+    index = report.get("index")
+    return (index.get("checksum") if isinstance(index, dict) else None) or report.get("index_checksum")
 
 
 def _check_domains(loaded: Loaded, registry: Registry) -> list[Problem]:

@@ -184,7 +184,7 @@ const PALOMA = (() => {
     function columns(s) {
       const group = data.groups.find((g) => g.key === s.group) || data.groups[0];
       const cols = [
-        { key: "rank", label: "#", num: true, title: "Rank within the rows shown, by the suite value; tick two rows to compare them" },
+        { key: "rank", label: "#", num: true, title: "Rank within the rows shown, by the suite value; ⇅ p%: the next model comes out ahead in p% of resamples of domains (hover for the rank interval); tick two rows to compare them" },
         { key: "model", label: "Model", num: false },
         { key: "suite", label: group.label, num: true, suite: true, title: "Macro average over the sources of this group" },
         { key: "guidelines", label: "Guidelines", sortable: false },
@@ -253,6 +253,22 @@ const PALOMA = (() => {
       table.tHead.replaceChildren(tr);
     }
 
+    // Rank stability (computed at build time for the default view of each group and metric: final models,
+    // and for perplexity those with the fixed vocabulary): the rank's interval when domains are resampled,
+    // and how often the next model would come out ahead. Other views change the ranking, so show nothing.
+    function stability(row, s) {
+      const defaultView = s.checkpoints === "final" && !s.decon && !s.order && (s.metric === "ppl" || !s.vocab);
+      const stab = defaultView ? (row.stab || {})[s.group + "/" + s.metric] : null;
+      if (!stab) return null;
+      const [lo, hi, flip] = stab;
+      const pct = flip === null ? null : (100 * flip).toFixed(flip < 0.1 ? 1 : 0) + "%";
+      let title = `${Math.round(100 * data.stability.level)}% rank interval ${lo}–${hi} when domains are resampled`;
+      if (pct !== null) title += `; the next model comes out ahead in ${pct} of ${data.stability.replicates} resamples`;
+      const mark = flip !== null && flip >= 0.01 ? "⇅" + pct : "";
+      // Drawn by CSS from data-flip, so the cell's text (copied, sorted, read by tests) stays the rank itself.
+      return el("span", { class: "stab" + (mark ? "" : " steady"), title, "aria-label": title, "data-flip": mark || "·" });
+    }
+
     function renderRow(row, cols, s, ranks) {
       const tr = el("tr", { class: ranks.get(row) === 1 ? "top1" : null });
       for (const col of cols) {
@@ -261,7 +277,7 @@ const PALOMA = (() => {
           box.checked = state.picked.includes(row.name);
           box.addEventListener("change", () => pick(row.name, box.checked));
           const rank = el("span", { text: ranks.has(row) ? String(ranks.get(row)) : "–" });
-          tr.append(el("td", { class: "rank num" }, el("label", { class: "pick" }, [box, rank])));
+          tr.append(el("td", { class: "rank num" }, el("label", { class: "pick" }, [box, rank, stability(row, s)])));
         } else if (col.key === "model") {
           const link = el("a", { href: "models/" + encodeURIComponent(row.name) + ".html", text: row.label });
           tr.append(el("td", { class: "model-col" }, [link, el("span", { class: "org", text: row.org })]));

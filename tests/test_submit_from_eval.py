@@ -1,0 +1,58 @@
+"""End to end: `paloma eval` output → `paloma submit` → `paloma submissions validate` → `paloma site build`.
+
+Needs the evaluator (`paloma.evaluate`) and its test fixtures (`tests/fixtures.py`: a trained BPE tokenizer
+and tiny models); until both are in this checkout the test is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_paloma
+
+pytest.importorskip("paloma.evaluate")
+fixtures = pytest.importorskip("fixtures")
+
+
+def test_real_eval_output_becomes_a_valid_submission_and_a_site(tmp_path):
+    registry = {
+        "release": "tiny-e2e",
+        "protocol": {"max_length": 32},  # tiny models: the release declares its shorter windows
+        "sources": [
+            {"name": "alpha", "paper_name": "Alpha", "group": "standard", "domains": ["a1", "a2"]},
+            {"name": "beta", "paper_name": "Beta", "group": "fine-grained", "domains": ["beta"]},
+        ],
+    }
+    registry_file = tmp_path / "tiny-e2e.json"
+    registry_file.write_text(json.dumps(registry))
+    paragraphs = fixtures.pydoc_paragraphs()
+    docs = {("alpha", "a1"): paragraphs[:5], ("alpha", "a2"): paragraphs[5:9], ("beta", None): paragraphs[9:14]}
+    fixtures.write_release(tmp_path / "data", docs, split="test")
+    tokenizer = fixtures.train_tokenizer(tmp_path / "tokenizer")
+    for seed in (0, 1):
+        model = tmp_path / f"model-{seed}"
+        fixtures.build_model("gpt_neox", len(tokenizer), model, max_positions=64, seed=seed)
+        tokenizer.save_pretrained(model)
+        eval_args = ["eval", "--model", model, "--data", tmp_path / "data", "--registry", registry_file]
+        eval_args += ["--max-length", "32", "--output", tmp_path / f"out-{seed}", "--bootstrap", "20", "--no-progress"]
+        run_paloma(*eval_args, "--device", "cpu", check=True)
+        run_paloma(
+            "submit", tmp_path / f"out-{seed}", "--name", f"neox-{seed}", "--organisation", "Test Lab",
+            "--training-tokens", "1000000", "--tokenizer", "tiny-bpe", "--training-data", "pydoc text",
+            "--fixed-vocabulary", "--release", "tiny-e2e", "--registry", registry_file,
+            "--submissions", tmp_path / "subs", check=True,
+        )  # fmt: skip
+    proc = run_paloma("submissions", "validate", tmp_path / "subs", "--registry", registry_file)
+    assert proc.returncode == 0 and "2 submission(s) valid: 2 for tiny-e2e/test" in proc.stdout, proc.stderr
+    sub = json.loads((tmp_path / "subs" / "neox-0" / "submission.json").read_text())
+    results = json.loads((tmp_path / "out-0" / "results.json").read_text())
+    assert sub["results"]["alpha"]["a2"]["nll_sum"] == results["sources"]["alpha"]["domains"]["a2"]["nll_sum"]
+    assert sub["protocol"]["fingerprint"] == results["protocol"]["fingerprint"]
+    assert sub["results"]["alpha"]["a2"]["ci"]["bpb"] == results["sources"]["alpha"]["domains"]["a2"]["ci"]["bpb"]
+    proc = run_paloma(
+        "site", "build", "--submissions", tmp_path / "subs", "--output", tmp_path / "site", "--registry", registry_file
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "site" / "models" / "neox-0.html").read_text()
+    assert "95% CI" in page and "tiny-e2e leaderboard (not Paloma)" in page
