@@ -19,6 +19,8 @@ rerun (or a run after an interruption) reuses finished work. The suite and decon
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -187,8 +189,8 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
 
     models = {}
     for i, rung in enumerate(rungs, start=1):
-        run_dir = demo.mode_dir / "models" / rung.name
-        export = run_dir / "model"
+        # The exported model gets the rung's name as its folder: runs are labelled by it (ladder, site).
+        export = demo.mode_dir / "models" / rung.name
         tokens = rung.steps * ladder.batch_size * ladder.seq_len
         if (export / "paloma_training.json").is_file():
             demo.echo(f"      {i}/{len(rungs)} {rung.name}: reused")
@@ -197,18 +199,21 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
         t0 = time.perf_counter()
         result = train(
             ladder.base_config,
-            output_dir=run_dir,
+            output_dir=demo.mode_dir / "training" / rung.name,  # checkpoints and log.jsonl
             corpus=str(demo.root / decon["clean_corpus"]),
             tokenizer=str(suite.tokenizer_dir),
             max_steps=rung.steps,
             overrides=_rung_overrides(demo, rung, suite),
             quiet=True,
         )
+        export.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(export, ignore_errors=True)  # an export left by an interrupted earlier run
+        os.replace(result.export_dir, export)
         demo.echo(
             f"      {i}/{len(rungs)} {rung.name}: {result.metrics['non_embedding_parameters']:,} non-embedding "
             f"parameters, {tokens:,} tokens, final loss {result.final_loss:.3f} ({time.perf_counter() - t0:.1f}s)"
         )
-        models[rung.name] = result.export_dir
+        models[rung.name] = export
     demo.done(started, f"{len(models)} models in {demo.mode_dir / 'models'}")
     return models
 
