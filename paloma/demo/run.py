@@ -176,7 +176,7 @@ def _decon_line(check: dict) -> str:
     return (
         f"removed {check['documents_removed']} of {check['documents_read']} training documents: all "
         f"{len(check['planted'])} planted leaks, and {natural} that share a paragraph with the evaluation "
-        f"text naturally (licences quote each other); report {check['report']}"
+        f"text by themselves (licences and documentation repeat paragraphs); report {check['report']}"
     )
 
 
