@@ -38,6 +38,7 @@ from paloma.scoring import Scorer, make_batch
 from paloma.tokens import DEFAULT_CACHE, TokenizedDocuments, tokenize, tokenizer_hash
 from paloma.windows import Window, document_windows
 
+MAX_PADDING = 0.05  # the share of a row a batch may pad before it is closed early (once half full)
 FLUSH_SECONDS = 10.0  # how often finished documents' records are made durable
 
 
@@ -131,7 +132,8 @@ def make_schedule(docs: list[PlannedDocument], batch_tokens: int) -> list[list[t
     """All windows sorted by length (longest first), packed into batches of at most `batch_tokens`.
 
     Windows of one long document all have length L, so they stay together and the document finishes
-    as early as possible; a batch's width is its first (longest) window's length.
+    as early as possible; a batch's width is its first (longest) window's length. Once half the budget is
+    used, a window more than MAX_PADDING shorter than the width starts a new batch instead.
     """
     items = sorted(
         ((i, w) for i, d in enumerate(docs) for w in d.windows), key=lambda iw: (-iw[1].length, iw[0], iw[1].start)
@@ -140,7 +142,10 @@ def make_schedule(docs: list[PlannedDocument], batch_tokens: int) -> list[list[t
     current: list[tuple[int, Window]] = []
     for item in items:
         width = current[0][1].length if current else item[1].length
-        if current and (len(current) + 1) * width > batch_tokens:
+        full = (len(current) + 1) * width > batch_tokens
+        # a batch at least half full is closed rather than take a row that would be mostly padding
+        too_short = 2 * (len(current) + 1) * width >= batch_tokens and width - item[1].length > MAX_PADDING * width
+        if current and (full or too_short):
             batches.append(current)
             current = []
         current.append(item)
