@@ -364,13 +364,11 @@ def submission_metadata(demo: Demo, suite: Suite, decon: dict, name: str, traini
 
 
 def stage_site(demo: Demo, suite: Suite, submissions: Path) -> Path:
-    """`paloma site build --release paloma-demo`, with the ladder charts on the model pages."""
-    from paloma.analysis.ladder_extension import register
+    """`paloma site build --release paloma-demo` (model pages show the ladder charts the submissions carry)."""
     from paloma.site import build
 
     output = demo.mode_dir / "site"
     started = demo.stage(7, "site", f"leaderboard of release {RELEASE} in {output}")
-    register()
     summary = build(submissions, output, RELEASE, EVAL_SPLIT, suite.registry_path, progress=demo.progress)
     demo.done(started, f"{summary.pages} pages for {summary.submissions} submissions")
     return output / "index.html"

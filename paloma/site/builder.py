@@ -78,6 +78,9 @@ def build(
     progress: bool = True,
 ) -> BuildSummary:
     """Validate the submissions, then render the site for one release and split into `output`."""
+    from paloma.analysis.ladder_extension import register as register_ladder_charts
+
+    register_ladder_charts()  # a family's `extra["ladder"]` fits are drawn as charts, not shown as JSON
     started = time.perf_counter()
     report = validate([submissions_dir], registry_file, progress=progress)
     if report.problems:
