@@ -2,7 +2,7 @@
 
 Run by hand (not in CI), from the repository root:
     PYTHONPATH=. python benchmarks/decon_bench.py --workdir /tmp/decon-bench
-Results are printed as markdown and saved as JSON; docs/perf-decon.md records them.
+Results are printed as markdown and saved as JSON; docs/performance.md records them.
 
 The text is real English (sentences of the docstrings of Python's standard library, recombined into
 paragraphs and documents), so paragraph lengths and character mixes resemble prose, not random tokens.

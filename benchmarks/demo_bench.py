@@ -1,4 +1,4 @@
-"""Time `paloma demo` from scratch, per stage, in wall and CPU seconds (run by hand; see docs/perf-demo.md).
+"""Time `paloma demo` from scratch, per stage, in wall and CPU seconds (run by hand; see docs/performance.md).
 
     python benchmarks/demo_bench.py --quick            # the --quick ladder
     python benchmarks/demo_bench.py                    # the full ladder

@@ -2,7 +2,7 @@
 
 Run by hand (it takes minutes):  python benchmarks/site_bench.py --submissions 1000 --work /tmp/site-bench
 Records: generation, validation and build time, output size, and in headless Chromium (Debian's chromium)
-the leaderboard's load time and the time one sort or filter takes. Results go to docs/perf-site.md by hand.
+the leaderboard's load time and the time one sort or filter takes. Results go to docs/performance.md by hand.
 
 The generated submissions are what `paloma submit` would write: shared per-domain bytes and documents (the
 same data for everyone), shared token counts among fixed-vocabulary models, per-model log-likelihoods, and

@@ -17,7 +17,7 @@ from typing import Any
 
 from paloma.io import atomic_write
 
-# Fast compression by default (docs/perf-decon.md): zlib's level 6 compresses prose at about 22 MB per
+# Fast compression by default (docs/performance.md): zlib's level 6 compresses prose at about 22 MB per
 # CPU-second, below the filter's own speed; ISA-L (`isal`) level 1 runs at about 320 MB/s for files about
 # 16% larger than zlib level 6. Levels above ISA-L's 3 fall back to zlib.
 DEFAULT_GZIP_LEVEL = 1
