@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -182,8 +183,6 @@ class Processes:
     """Rank, world size, device and barriers, through accelerate when launched by it."""
 
     def __init__(self, device: str | None):
-        import os
-
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import PartialState
 
@@ -586,7 +585,7 @@ def dry_run_report(planned: list[PlannedDocument], budget: int, protocol: Protoc
 def provenance(config: EvalConfig, started: str) -> dict:
     import transformers
 
-    hardware = {"cpu": platform.processor() or platform.machine(), "cpus": _cpu_count()}
+    hardware = {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
     if torch.cuda.is_available():
         hardware["gpu"] = torch.cuda.get_device_name(0)
         hardware["gpus"] = torch.cuda.device_count()
@@ -601,12 +600,6 @@ def provenance(config: EvalConfig, started: str) -> dict:
         "started": started,
         "finished": _now(),
     }
-
-
-def _cpu_count() -> int | None:
-    import os
-
-    return os.cpu_count()
 
 
 def _now() -> str:
