@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 def pareto_frontier(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -75,6 +75,16 @@ def _log_ticks(lo: float, hi: float) -> tuple[float, float, list[float]]:
     return lo, hi, ticks
 
 
+def _spaced(ticks: list[Tick], min_gap: float) -> list[Tick]:
+    """Keep every grid line but blank the labels that would crowd the previous label (80M 90M 100M …)."""
+    out, last = [], None
+    for tick in ticks:
+        crowded = last is not None and abs(tick.pos - last) < min_gap
+        out.append(replace(tick, label="") if crowded else tick)
+        last = last if crowded else tick.pos
+    return out
+
+
 def _linear_ticks(lo: float, hi: float) -> tuple[float, float, list[float]]:
     span = hi - lo or abs(hi) or 1.0
     lo, hi = lo - span * 0.08, hi + span * 0.08
@@ -121,8 +131,8 @@ def make_chart(points: list[Point], x_label: str, y_label: str, fmt_x, fmt_y, lo
         margin=margin,
         x_label=x_label,
         y_label=y_label,
-        x_ticks=[Tick(sx(v), fmt_x(v)) for v in x_ticks if x_lo <= v <= x_hi],
-        y_ticks=[Tick(sy(v), fmt_y(v)) for v in y_ticks if y_lo <= v <= y_hi],
+        x_ticks=_spaced([Tick(sx(v), fmt_x(v)) for v in x_ticks if x_lo <= v <= x_hi], min_gap=48),
+        y_ticks=_spaced([Tick(sy(v), fmt_y(v)) for v in y_ticks if y_lo <= v <= y_hi], min_gap=16),
         dots=dots,
         frontier_path=path,
         frontier=frontier,
