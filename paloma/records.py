@@ -35,25 +35,35 @@ def record_files(output: Path) -> list[Path]:
     return sorted((output / RECORDS_DIR).glob("*.jsonl"))
 
 
-def read_records(output: Path) -> Iterator[dict]:
-    """Every complete record of a run folder, across processes and attempts."""
-    files = record_files(output)
-    for path in files:
+def read_records_with_origin(output: Path) -> Iterator[tuple[str, dict]]:
+    """("file:line", record) for every complete record of a run folder, across processes and attempts."""
+    for path in record_files(output):
         with open(path, encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, start=1):
                 if not line.endswith("\n"):
                     break  # the incomplete last line of a killed run
                 try:
-                    yield json.loads(line)
+                    yield f"{path}:{line_no}", json.loads(line)
                 except json.JSONDecodeError:
                     raise PalomaError(f"{path}:{line_no}: corrupt record") from None
+
+
+def read_records(output: Path) -> Iterator[dict]:
+    """Every complete record of a run folder, across processes and attempts."""
+    for _, record in read_records_with_origin(output):
+        yield record
+
+
+def record_key(record: dict) -> str:
+    """The record's unique key (records written before keys existed: source/domain/id)."""
+    return record.get("key") or f"{record['source']}/{record['domain']}/{record['id']}"
 
 
 def load_records(output: Path) -> list[dict]:
     """Records of a run, each document once (a resumed run never writes a key twice, but be safe)."""
     seen: dict[str, dict] = {}
     for record in read_records(output):
-        seen.setdefault(record["key"], record)
+        seen.setdefault(record_key(record), record)
     return list(seen.values())
 
 

@@ -92,3 +92,23 @@ def test_a_merge_of_a_model_with_itself_evaluates_identically(tiny, release, run
     merged = merge(make_recipe([tiny["models"]["llama"], tiny["models"]["llama"]]), tmp_path / "self-merge")
     run = _evaluate(merged, release, tmp_path / "eval", token_stats=False)
     assert run.domain_sums == runs["llama"].domain_sums
+
+
+def test_records_of_a_killed_and_resumed_run_read_like_any_other(tmp_path):
+    """Repeated ids get distinct keys and an incomplete last line is skipped, as the evaluator writes them."""
+    import json
+
+    from paloma.analysis.runs import read_records
+
+    folder = tmp_path / "records"
+    folder.mkdir()
+    rows = [
+        {"key": "c4_en/c4_en/x", "id": "x", "source": "c4_en", "domain": "c4_en", "tokens": 3, "bytes": 9,
+         "nll_sum": 6.0},
+        {"key": "c4_en/c4_en/x#2", "id": "x", "source": "c4_en", "domain": "c4_en", "tokens": 2, "bytes": 5,
+         "nll_sum": 1.0},
+    ]  # fmt: skip
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"key": "c4_en/c4_en/y", "nll'
+    (folder / "rank0-of1-attempt1.jsonl").write_text(text)
+    docs = read_records(folder)[("c4_en", "c4_en")]
+    assert sorted(docs.nll) == [1.0, 6.0]

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from paloma.errors import PalomaError
-from paloma.io import iter_jsonl
 from paloma.metrics import DomainSums
+from paloma.records import read_records_with_origin, record_files, record_key
 
 DomainKey = tuple[str, str]
 RECORD_FIELDS = ("id", "source", "domain", "tokens", "bytes", "nll_sum")
@@ -96,33 +96,29 @@ def load_run(path: str | Path) -> Run:
         raise PalomaError(f"{results_path}: field 'sources' is missing or not an object")
     folder = results_path.parent
     records_dir = folder / "records"
-    has_records = records_dir.is_dir() and any(_record_files(records_dir))
+    has_records = bool(record_files(folder))
     return Run(path=folder, results=results, records_dir=records_dir if has_records else None)
 
 
-def _record_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst")))
-
-
 def read_records(folder: str | Path) -> dict[DomainKey, Documents]:
-    """Per-document records → per-domain arrays sorted by id.
+    """Per-document records of a run's `records/` folder → per-domain arrays sorted by document key.
 
-    A document id seen twice in one domain with the same numbers (a resumed run that rewrote a record) is
-    kept once; with different numbers it is an error, because no analysis can know which one is right.
+    Reads through `paloma.records`, so the incomplete last line of a killed run is skipped as everywhere else.
+    A document key seen twice with the same numbers (a resumed run that rewrote a record) is kept once; with
+    different numbers it is an error, because no analysis can know which one is right.
     """
     columns: dict[DomainKey, dict[str, tuple[float, int, int, str]]] = {}
-    for path in _record_files(Path(folder)):
-        for line_no, record in iter_jsonl(path):
-            missing = [f for f in RECORD_FIELDS if f not in record]
-            if missing:
-                raise PalomaError(f"{path}:{line_no}: record lacks field {missing[0]!r}")
-            key = (str(record["source"]), str(record["domain"]))
-            doc_id = str(record["id"])
-            values = (float(record["nll_sum"]), int(record["tokens"]), int(record["bytes"]), f"{path}:{line_no}")
-            seen = columns.setdefault(key, {}).get(doc_id)
-            if seen is not None and seen[:3] != values[:3]:
-                raise PalomaError(f"{values[3]}: document {doc_id!r} of {key[0]}/{key[1]} also at {seen[3]}")
-            columns[key][doc_id] = values
+    for origin, record in read_records_with_origin(Path(folder).parent):
+        missing = [f for f in RECORD_FIELDS if f not in record]
+        if missing:
+            raise PalomaError(f"{origin}: record lacks field {missing[0]!r}")
+        key = (str(record["source"]), str(record["domain"]))
+        doc_id = record_key(record)
+        values = (float(record["nll_sum"]), int(record["tokens"]), int(record["bytes"]), origin)
+        seen = columns.setdefault(key, {}).get(doc_id)
+        if seen is not None and seen[:3] != values[:3]:
+            raise PalomaError(f"{origin}: document {doc_id!r} of {key[0]}/{key[1]} also at {seen[3]}")
+        columns[key][doc_id] = values
     return {key: _to_documents(docs) for key, docs in columns.items()}
 
 
