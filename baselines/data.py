@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from baselines.config import Config, DataConfig
 from paloma.errors import PalomaError
 from paloma.io import atomic_write, iter_jsonl
+from paloma.tokens import tokenizer_hash
 
 CACHE_FORMAT = "paloma-baselines-tokens/1"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".jsonl.zstd", ".parquet")
@@ -148,10 +149,6 @@ def check_tokenizer(tokenizer, config: Config) -> None:
             f"tokenizer {config.data.tokenizer} has EOS id {tokenizer.eos_token_id} but model.eos_token_id "
             f"is {m.eos_token_id}: set model.eos_token_id={tokenizer.eos_token_id}"
         )
-
-
-def tokenizer_hash(tokenizer) -> str:
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------- packing

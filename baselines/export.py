@@ -206,9 +206,10 @@ def training_record(
 ) -> dict:
     """The contents of paloma_training.json (fields documented in docs/baselines.md), for the checkpoint at
     `state["step"]` (a trainer state as checkpoints store it)."""
-    from baselines.data import local_files, tokenizer_hash
+    from baselines.data import local_files
     from baselines.model import count_parameters
     from baselines.schedule import schedule_fraction
+    from paloma.tokens import tokenizer_hash
 
     d, t, step = config.data, config.train, state["step"]
     params = count_parameters(config.model)
