@@ -36,7 +36,7 @@ def download_dataset(
         raise PalomaError(f"data: dataset {repo_id!r} has no revision {revision!r}") from None
     except LocalEntryNotFoundError:
         raise PalomaError(
-            f"data: {repo_id!r} is not in the local Hugging Face cache and the hub cannot be reached "
+            f"data: {repo_id!r} is not in the hub cache while the hub cannot be reached "
             "(offline mode or no network); download it once with network access, or pass a local folder"
         ) from None
     except HfHubHTTPError as err:

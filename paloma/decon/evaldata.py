@@ -19,10 +19,6 @@ from paloma.registry import Registry, Source
 
 SPLITS = ("val", "test")
 EVAL_SUFFIXES = (".jsonl.gz", ".jsonl.zst", ".jsonl")
-HUB_GATED_HELP = (
-    "allenai/paloma is a gated dataset: accept its licence at https://huggingface.co/datasets/allenai/paloma, "
-    "then log in with `hf auth login` (or set HF_TOKEN) and retry"
-)
 
 
 @dataclass(frozen=True)
@@ -57,30 +53,11 @@ def resolve_eval_data(data: str | Path, revision: str | None = None, token: str 
 
 
 def _download(repo_id: str, revision: str | None, token: str | None) -> EvalData:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from paloma.hub import download_dataset
 
     patterns = [f"*/{split}/*{suffix}" for split in SPLITS for suffix in EVAL_SUFFIXES]
-    try:
-        folder = snapshot_download(
-            repo_id=repo_id, repo_type="dataset", revision=revision, allow_patterns=patterns, token=token
-        )
-    except GatedRepoError:
-        raise PalomaError(f"{repo_id}: access denied. {HUB_GATED_HELP}") from None
-    except RepositoryNotFoundError:
-        raise PalomaError(f"{repo_id}: not found on the hub, or not visible without access. {HUB_GATED_HELP}") from None
-    except LocalEntryNotFoundError as err:
-        raise PalomaError(
-            f"{repo_id}: no such local folder, and not in the hub cache while the hub cannot be reached ({err})"
-        ) from None
-    except HfHubHTTPError as err:
-        status = getattr(err.response, "status_code", None)
-        if status in (401, 403):
-            raise PalomaError(f"{repo_id}: HTTP {status}. {HUB_GATED_HELP}") from None
-        raise PalomaError(f"{repo_id}: download failed ({err})") from None
-    root = Path(folder)
-    # snapshot folders are named after the commit they hold: that commit is the data revision.
-    origin = {"kind": "hub", "repo": repo_id, "requested_revision": revision, "revision": root.name}
+    root, commit = download_dataset(repo_id, revision=revision, allow_patterns=patterns, token=token)
+    origin = {"kind": "hub", "repo": repo_id, "requested_revision": revision, "revision": commit}
     return EvalData(root=root, origin=origin)
 
 
