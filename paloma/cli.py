@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from paloma import __version__
 from paloma.errors import PalomaError
@@ -34,8 +35,15 @@ COMMAND_MODULES = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (`paloma CMD: error: ...`, exit 2) and no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="paloma",
         description="Paloma-style evaluation of language-model fit, per domain.",
     )
@@ -48,18 +56,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # reported by the subcommand that was given them, so the line names it
+        _deepest_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except PalomaError as err:
-        print(f"paloma {args.command}: error: {err}", file=sys.stderr)
+        print(f"paloma {args.command}: error: {one_line(str(err))}", file=sys.stderr)
+        return 2
+    except OSError as err:  # not a directory, permission, disk full: the user's environment, not a bug
+        print(f"paloma {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"paloma {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _deepest_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser that handled the last chosen subcommand."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions else None
+        if chosen is None or chosen not in actions[0].choices:
+            return parser
+        parser = actions[0].choices[chosen]
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def describe_os_error(err: OSError) -> str:
+    """`PATH: what went wrong` (both paths for a failed rename or copy)."""
+    what = err.strerror or type(err).__name__
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return one_line(f"{where}: {what}" if where else f"{what} ({err})")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from paloma.errors import PalomaError
 from paloma.io import write_json
 from paloma.protocol import RUN_FINGERPRINT_FIELDS, Protocol, differences, protocol_from_preset
 from paloma.records import DocumentRecord, RecordWriter, load_records, next_attempt, record_files
-from paloma.registry import Registry, load_registry, load_registry_file
+from paloma.registry import resolve_registry
 from paloma.results import build_results, format_results, write_results
 from paloma.scoring import Scorer, make_batch
 from paloma.tokens import DEFAULT_CACHE, TokenizedDocuments, tokenize, tokenizer_hash
@@ -230,7 +230,7 @@ def evaluate(config: EvalConfig) -> dict:
     """Evaluate a model per domain; returns results (or, with dry_run, the plan) as plain data."""
     started = _now()
     procs = Processes(config.device)
-    registry = _load_registry(config.registry)
+    registry = resolve_registry(config.registry)
     documents, data_info = load_documents(config.data)
     data_info["release"] = registry.release if registry is not None else None
     if not documents:
@@ -433,17 +433,6 @@ def _gather_domains(domains: list[tuple[str, str]], procs: Processes) -> list[tu
 # ------------------------------------------------------------------------------------------------ set-up
 
 
-def _load_registry(name_or_path: str) -> Registry | None:
-    if name_or_path == "none":
-        return None
-    if Path(name_or_path).is_file():
-        return load_registry_file(name_or_path)
-    try:
-        return load_registry(name_or_path)
-    except FileNotFoundError as err:
-        raise PalomaError(str(err)) from None
-
-
 def _load_tokenizer_and_config(config: EvalConfig):
     """The tokenizer and model config alone: enough to plan (and dry-run) without loading weights."""
     from transformers import AutoConfig, AutoTokenizer
@@ -620,7 +609,7 @@ def reaggregate(output: Path, registry: str = "paloma", bootstrap: int = 0, boot
     if previous.is_file():
         old = json.loads(previous.read_text())
         meta.update({k: old[k] for k in ("provenance", "speed") if k in old})
-    results = build_results(records, _load_registry(registry), meta, bootstrap, bootstrap_seed)
+    results = build_results(records, resolve_registry(registry), meta, bootstrap, bootstrap_seed)
     write_results(output, results)
     return results
 

@@ -1,7 +1,10 @@
-"""File helpers shared by every stage: atomic writes and reading compressed JSON lines.
+"""File helpers shared by every stage: atomic writes, output-location checks and reading compressed JSON lines.
 
-Outputs are written to a temporary file beside the target and renamed into place, so a killed run never
-leaves a half-written file; inputs are only ever opened for reading.
+Outputs are written to a temporary file (or folder) beside the target and renamed into place, so a killed run
+never leaves a half-written file; inputs are only ever opened for reading. Temporaries are created with the
+permissions any other new file gets (0644 / 0755 under umask 022), so results, shared token caches and built
+sites stay readable by teammates and web servers, and their names carry the writer's host and process id, so
+the next run of the same output can tell a killed writer's leftovers from a live one's work and remove them.
 """
 
 from __future__ import annotations
@@ -11,21 +14,101 @@ import gzip
 import io
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 from paloma.errors import PalomaError
 
+TEMP_SUFFIX = ".tmp"
+# A temporary of ours: `.<target name>.<host>-<pid>.<random>.tmp` (older versions wrote `.<name>.<random>.tmp`).
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+?)\.(?:(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.)?[a-z0-9_]{6,}\.tmp$")
+# Leftovers without an owner we can check (another host, or the old naming) are removed once this old.
+FOREIGN_TEMP_AGE_S = 24 * 3600
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux), else set and restored."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{_host_tag()}-{os.getpid()}."
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _is_stale(entry: Path, match: re.Match) -> bool:
+    """A temporary whose writer is gone: same host and a dead pid, or an unverifiable owner for a day."""
+    if match["pid"] is not None and match["host"] == _host_tag():
+        return int(match["pid"]) != os.getpid() and not _process_alive(int(match["pid"]))
+    try:
+        return time.time() - entry.lstat().st_mtime > FOREIGN_TEMP_AGE_S
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | Path, target_names: Iterable[str] | None = None) -> list[Path]:
+    """Delete temporaries left in `folder` by killed writers (of `target_names` only, when given).
+
+    Live writers' temporaries (this host, process still running) are never touched, so concurrent processes
+    sharing a folder (several ranks, a shared token cache) are safe. Returns what was removed.
+    """
+    folder = Path(folder)
+    wanted = set(target_names) if target_names is not None else None
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in folder.iterdir():
+            match = _TEMP_NAME.match(entry.name)
+            if not match or (wanted is not None and match["target"] not in wanted) or not _is_stale(entry, match):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            removed.append(entry)
+    return removed
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside `path`; on success rename it over `path`, on error delete it."""
+    """Open a temporary file beside `path`; on success rename it over `path`, on error delete it.
+
+    The file gets mode 0666 & ~umask like any newly created file (mkstemp alone would give 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path.parent, [path.name])
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             handle.flush()
@@ -35,6 +118,46 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a fresh staging folder beside `path`; on success it becomes `path`, on error it is deleted.
+
+    With `replace`, an existing `path` is swapped out and removed only after the new folder is in place;
+    without it an existing `path` must be absent or an empty folder. The staging folder is 0777 & ~umask.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, [path.name, f"{path.name}.old"])
+    staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent))
+    try:
+        staging.chmod(0o777 & ~current_umask())
+        yield staging
+        _move_into_place(staging, path, replace)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _move_into_place(staging: Path, path: Path, replace: bool) -> None:
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()
+    if not path.exists() and not path.is_symlink():
+        os.replace(staging, path)
+        return
+    if not replace:
+        raise PalomaError(f"{path}: exists and is not empty; choose a new folder")
+    old = Path(
+        tempfile.mkdtemp(prefix=_temp_prefix(path.with_name(f"{path.name}.old")), suffix=TEMP_SUFFIX, dir=path.parent)
+    )
+    os.rmdir(old)
+    os.replace(path, old)
+    os.replace(staging, path)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
 
 
 def write_json(path: str | Path, data: object) -> None:
@@ -52,6 +175,68 @@ def _finite(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+# ------------------------------------------------------------------------------------ output checks
+
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """Every existing ancestor of `path` is a folder, and the nearest one is writable."""
+    ancestor = _nearest_existing(path.parent)
+    for parent in [path.parent, *path.parent.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise PalomaError(f"{path}: cannot create the {what}: {parent} is not a folder")
+        if parent == ancestor:
+            break
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PalomaError(f"{path}: cannot create the {what}: {ancestor} is not writable")
+
+
+def check_output_file(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any work, an output file that is a folder, cannot be created, or is one of `inputs`."""
+    path = Path(path)
+    if path.is_dir():
+        raise PalomaError(f"{path}: is a folder; the output here is a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PalomaError(f"{path}: not writable")
+    _check_creatable(path, "output file")
+    check_not_overlapping(path, inputs)
+    return path
+
+
+def check_output_dir(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any work, an output folder that is a file, cannot be created, or overlaps an input."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PalomaError(f"{path}: is a file; the output here is a folder")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise PalomaError(f"{path}: folder not writable")
+    _check_creatable(path, "output folder")
+    check_not_overlapping(path, inputs)
+    return path
+
+
+def check_not_overlapping(output: str | Path, inputs: Iterable[str | Path]) -> None:
+    """An output must not be an input, contain one, or lie inside one: writing it would rewrite the input."""
+    out = Path(os.path.realpath(output))
+    for given in inputs:
+        src = Path(os.path.realpath(given))
+        if out == src:
+            raise PalomaError(f"{output}: is also an input; choose another output")
+        if src.is_relative_to(out):
+            raise PalomaError(f"{output}: contains the input {given}; choose an output outside it")
+        if src.is_dir() and out.is_relative_to(src):
+            raise PalomaError(f"{output}: lies inside the input folder {given}; choose an output outside it")
+
+
+# ------------------------------------------------------------------------------------ reading
 
 
 def open_binary(path: str | Path) -> IO[bytes]:

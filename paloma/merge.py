@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 import yaml
 
 from paloma.errors import PalomaError
+from paloma.io import atomic_dir
 
 # Config fields that describe where or how a checkpoint was saved, not what it computes.
 CONFIG_FIELDS_IGNORED = frozenset(
@@ -177,17 +176,9 @@ def merge(
     if output.exists() and any(output.iterdir()):
         raise PalomaError(f"{output}: exists and is not empty; choose a new folder")
     model, tokenizer = average_models(recipe, dtype=dtype, trust_remote_code=trust_remote_code)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic_dir(output) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         info = {**recipe.to_dict(), "vocab_hash": vocab_hash(tokenizer), "dtype": str(next(model.parameters()).dtype)}
         (staging / "merge.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        if output.exists():
-            output.rmdir()
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from paloma.errors import PalomaError
 from paloma.resources import data_dir
 
 GROUPS = ("standard", "fine-grained", "disparities", "fringe")
@@ -133,10 +134,10 @@ def parse_registry(raw: dict, origin: str = "<registry>") -> Registry:
             for s in raw["sources"]
         )
     except KeyError as err:
-        raise ValueError(f"{origin}: a source lacks the field {err.args[0]!r}") from None
+        raise PalomaError(f"{origin}: a source lacks the field {err.args[0]!r}") from None
     for source in sources:
         if source.group not in GROUPS:
-            raise ValueError(f"{origin}: source {source.name!r} has unknown group {source.group!r}")
+            raise PalomaError(f"{origin}: source {source.name!r} has unknown group {source.group!r}")
     return Registry(
         release=raw.get("release", Path(origin).stem),
         sources=sources,
@@ -148,7 +149,15 @@ def parse_registry(raw: dict, origin: str = "<registry>") -> Registry:
 
 def load_registry_file(path: str | Path) -> Registry:
     path = Path(path)
-    return parse_registry(json.loads(path.read_text(encoding="utf-8")), origin=str(path))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PalomaError(f"{path}: no such registry file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PalomaError(f"{path}: not a JSON registry ({err})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
+        raise PalomaError(f"{path}: not a registry (expected an object with a 'sources' list)")
+    return parse_registry(raw, origin=str(path))
 
 
 @cache
@@ -156,5 +165,15 @@ def load_registry(release: str = "paloma") -> Registry:
     """Load a shipped release's registry (default: Paloma)."""
     path = data_dir("domains") / f"{release}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no registry named {release!r} ships with paloma (looked for {path})")
+        shipped = ", ".join(sorted(p.stem for p in path.parent.glob("*.json")))
+        raise PalomaError(f"no registry named {release!r} ships with paloma (shipped: {shipped}; or pass a JSON file)")
     return load_registry_file(path)
+
+
+def resolve_registry(name_or_path: str) -> Registry | None:
+    """`--registry` as every command takes it: a shipped release's name, a JSON file, or 'none' for no registry."""
+    if name_or_path == "none":
+        return None
+    if name_or_path.endswith(".json") or Path(name_or_path).is_file():
+        return load_registry_file(name_or_path)
+    return load_registry(name_or_path)

@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
@@ -23,9 +25,17 @@ def installed(tmp_path_factory):
         cwd=REPO_ROOT, check=True,
     )  # fmt: skip
     (wheel,) = (root / "dist").glob("paloma_eval-*.whl")
-    # the venv sees the already-installed dependencies (torch, transformers, ...) but gets paloma from the wheel
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", root / "venv"], check=True)
+    # The venv sees this environment's installed dependencies (torch, transformers, ...) through a plain path
+    # entry, whose own .pth files (this checkout's editable install among them) are not processed; paloma
+    # itself comes from the wheel.
+    subprocess.run([sys.executable, "-m", "venv", root / "venv"], check=True)
     python = root / "venv" / "bin" / "python"
+    new_site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (Path(new_site) / "dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", wheel], check=True)
     return {"wheel": wheel, "bin": root / "venv" / "bin", "python": python, "cwd": root}
 

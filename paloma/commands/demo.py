@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from paloma.demo.run import run_demo
+    from paloma.io import check_output_dir
 
+    check_output_dir(args.output)
     run_demo(args.output, quick=args.quick, progress=not args.no_progress)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from paloma.errors import PalomaError
 from paloma.registry import load_registry
 from paloma.table import format_table
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         source = registry.get(args.source)
         if source is None:
             known = ", ".join(s.name for s in registry.sources)
-            raise SystemExit(f"paloma domains: error: unknown source {args.source!r} (known: {known})")
+            raise PalomaError(f"--source: unknown source {args.source!r} (known: {known})")
         rows = [[d, source.is_code_domain(d)] for d in source.domains]
         print(format_table(["domain", "code"], rows))
         return 0

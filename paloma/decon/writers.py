@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from paloma.io import atomic_write
+from paloma.io import atomic_dir, atomic_write
 
 # Fast compression by default (docs/performance.md): zlib's level 6 compresses prose at about 22 MB per
 # CPU-second, below the filter's own speed; ISA-L (`isal`) level 1 runs at about 320 MB/s for files about
@@ -104,13 +102,5 @@ def parquet_compression(path: Path) -> str:
 
 def save_dataset_atomically(dataset: Any, target: Path) -> None:
     """`save_to_disk` into a temporary folder beside `target`, then swap it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        dataset.save_to_disk(str(tmp))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(target, replace=True) as staging:
+        dataset.save_to_disk(str(staging))

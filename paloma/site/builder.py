@@ -11,9 +11,7 @@ import csv
 import datetime as dt
 import io
 import math
-import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from tqdm import tqdm
 
 from paloma import __version__
 from paloma.errors import PalomaError
+from paloma.io import atomic_dir
 from paloma.registry import Registry
 from paloma.resources import data_dir
 from paloma.site.entries import ALL, Entry, assign_ranks, comparable, make_entry, purpose_groups
@@ -103,15 +102,9 @@ def build(
     assign_ranks(entries, groups)
     output = Path(output)
     _check_replaceable(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic_dir(output, replace=True) as staging:
         pages = SiteWriter(staging, entries, registry, release, split, progress).write_all()
         (staging / SITE_MARKER).write_text(f"paloma {__version__} site of release {release}, split {split}\n")
-        _replace_dir(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
     return BuildSummary(output, release, split, len(entries), pages, size, time.perf_counter() - started)
 
@@ -137,18 +130,6 @@ def _check_replaceable(output: Path) -> None:
     """Only an empty folder or a site paloma built (it holds SITE_MARKER) may be replaced."""
     if output.exists() and not (output.is_dir() and ((output / SITE_MARKER).is_file() or not any(output.iterdir()))):
         raise PalomaError(f"{output} exists and is not a paloma site: refusing to replace it")
-
-
-def _replace_dir(staging: Path, output: Path) -> None:
-    """Swap the finished site into place, so a failed build never leaves half a site."""
-    if output.exists():
-        old = output.with_name(f".{output.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(output, old)
-        os.replace(staging, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, output)
 
 
 class SiteWriter:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from paloma.errors import PalomaError
 from paloma.registry import Registry, load_registry, load_registry_file
+from paloma.resources import data_dir
 from paloma.submissions.protocol_check import protocol_differences
 from paloma.submissions.recompute import recompute, same_number
 from paloma.submissions.schema import Submission
@@ -109,18 +110,13 @@ class RegistryCache:
         if isinstance(registry_files, (str, Path)):
             registry_files = [registry_files]
         for path in registry_files or ():
-            try:
-                registry = load_registry_file(path)
-            except (OSError, ValueError) as err:
-                raise PalomaError(f"{path}: cannot load the registry ({err})") from None
+            registry = load_registry_file(path)
             self._by_release[registry.release] = registry
 
     def get(self, release: str) -> Registry | None:
         if release not in self._by_release:
-            try:
-                self._by_release[release] = load_registry(release)
-            except FileNotFoundError:
-                self._by_release[release] = None
+            shipped = data_dir("domains") / f"{release}.json"
+            self._by_release[release] = load_registry(release) if shipped.is_file() else None
         return self._by_release[release]
 
 
