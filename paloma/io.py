@@ -134,10 +134,28 @@ def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     try:
         staging.chmod(0o777 & ~current_umask())
         yield staging
+        make_readable(staging)
         _move_into_place(staging, path, replace)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def make_readable(path: str | Path) -> None:
+    """Give every file and folder below `path` the mode a new one gets under the umask (0644 / 0755 under 022).
+
+    Some writers create private files whatever the umask (safetensors writes 0600; mkstemp does too); outputs
+    that others must read (models, checkpoints, caches) pass through here. Executables stay executable.
+    """
+    mask = current_umask()
+    for entry in [Path(path), *Path(path).rglob("*")]:
+        if entry.is_symlink():
+            continue
+        current = entry.stat().st_mode & 0o777
+        executable = entry.is_dir() or current & 0o111
+        wanted = (0o777 if executable else 0o666) & ~mask
+        if current != wanted:
+            entry.chmod(wanted)
 
 
 def _move_into_place(staging: Path, path: Path, replace: bool) -> None:

@@ -21,8 +21,20 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     from tests.conftest import run_paloma
 
     cwd = tmp_path_factory.mktemp("newcomer")
-    proc = run_paloma("demo", "--quick", check=True, timeout=1800, cwd=cwd)
+    proc = run_paloma("demo", "--quick", check=True, timeout=1800, cwd=cwd, umask=0o022)
     return cwd / "paloma-demo", proc.stdout
+
+
+def test_every_output_is_readable_like_any_other_file(demo):
+    """Under umask 022 all of it (eval runs, decon outputs, models, submissions, fits, the site) is 0644 / 0755:
+    teammates on a shared cluster and a web server can read it."""
+    root, _ = demo
+    wrong = [
+        (str(p.relative_to(root)), oct(p.stat().st_mode & 0o777))
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink() and (p.stat().st_mode & 0o777) != (0o755 if p.is_dir() else 0o644)
+    ]
+    assert not wrong, wrong[:20]
 
 
 @pytest.fixture(scope="module")

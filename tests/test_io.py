@@ -40,6 +40,18 @@ def test_files_and_folders_honour_the_umask(tmp_path, umask022):
     assert mode(tmp_path / "site") == 0o755
 
 
+def test_private_files_written_by_libraries_become_readable(tmp_path, umask022):
+    import torch
+    from safetensors.torch import save_file
+
+    with atomic_dir(tmp_path / "model") as staging:
+        save_file({"w": torch.zeros(2)}, staging / "model.safetensors")  # safetensors writes 0600
+        (staging / "run.sh").write_text("#!/bin/sh\n")
+        (staging / "run.sh").chmod(0o700)
+    assert mode(tmp_path / "model" / "model.safetensors") == 0o644
+    assert mode(tmp_path / "model" / "run.sh") == 0o755
+
+
 def test_a_stricter_umask_is_honoured_too(tmp_path):
     old = os.umask(0o077)
     try:
