@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_paloma
-from leaderboard_factory import eval_output, metadata, write_tiny_registry
+from leaderboard_factory import eval_output, metadata, write_decon_report, write_tiny_registry
 
 from paloma.errors import PalomaError
 from paloma.registry import load_registry_file
@@ -139,7 +139,7 @@ def test_pareto_page_marks_the_frontier(site):
     html = (site["out"] / "pareto.html").read_text()
     first_view = html.split('data-view="all"')[1].split('data-view="guidelines"')[0]
     against_parameters = first_view.split("<h2>Against parameters</h2>")[1].split("<h2>")[0]
-    caption = against_parameters.split("On the frontier:")[1]
+    caption = against_parameters.split('class="table-wrap frontier-table"')[1]
     fits = {}
     for name in MODELS:
         sub = json.loads((site["root"] / "subs" / name / "submission.json").read_text())
@@ -179,12 +179,12 @@ def test_markup_in_submission_fields_renders_as_text(tmp_path):
         training_data=evil,
         tokenizer=evil,
         model_id=evil,
-        links=[{"label": evil, "url": "https://example.org/?q=<b>&x=\"'"}],
+        links=[{"label": "paper", "url": "https://example.org/?q=<b>&x=\"'"}],
         extra={"notes": evil},
     )
     with pytest.raises(PalomaError, match="not an http"):
         submit(out, meta, tmp_path / "subs", registry_file)
-    meta["links"] = [{"label": evil, "url": "https://example.org/a"}]
+    meta["links"] = [{"label": "paper", "url": "https://example.org/a"}]
     submit(out, meta, tmp_path / "subs", registry_file)
     build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
     for page in (tmp_path / "site").rglob("*.html"):
@@ -329,15 +329,21 @@ def test_a_release_without_submissions_builds_an_empty_site(tmp_path):
 
 def test_decontamination_evidence_is_linked(tmp_path):
     registry_file = write_tiny_registry(tmp_path)
-    report = tmp_path / "report.json"
-    report.write_text(json.dumps({"dry_run": False, "index": {"checksum": "blake2b-256:" + "cd" * 32}}))
+    report = write_decon_report(tmp_path / "decon", registry_file)
+    checksum = json.loads(report.read_text())["index"]["checksum"]
     out = eval_output(tmp_path / "eval", registry_file, model="clean")
-    meta = metadata("clean", decontamination={"report": str(report), "removed_fraction": 0.0062})
-    submit(out, meta, tmp_path / "subs", registry_file)
+    submit(out, metadata("clean", decontamination={"report": str(report)}), tmp_path / "subs", registry_file)
+    out = eval_output(tmp_path / "eval-url", registry_file, model="claims")
+    url = {"report": "https://example.org/report.json", "index_checksum": checksum}
+    submit(out, metadata("claims", decontamination=url), tmp_path / "subs", registry_file)
     build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
     html = (tmp_path / "site" / "models" / "clean.html").read_text()
-    assert "blake2b-256:" + "cd" * 32 in html and "0.620% of documents removed" in html
+    assert checksum in html and "50.000% of documents removed" in html
     assert 'href="../data/submissions/clean-decon-report.json"' in html
     copied = tmp_path / "site" / "data" / "submissions" / "clean-decon-report.json"
     assert copied.read_bytes() == report.read_bytes()
-    assert '<span class="badge on" title="Decontaminated against the benchmark">Decontaminated</span>' in html
+    assert 'class="badge on" title="Decontaminated: the report was checked against the release"' in html
+    weaker = (tmp_path / "site" / "models" / "claims.html").read_text()
+    assert 'class="badge weak"' in weaker and "Decontamination claimed" in weaker
+    rows = {r["name"]: r for r in json.loads((tmp_path / "site" / "data" / "leaderboard.json").read_text())["rows"]}
+    assert rows["clean"]["evidence"] == "checked" and rows["claims"]["evidence"] == "linked"
