@@ -108,11 +108,30 @@ def fixed_vocabulary_tokenizer(folder: Path):
     return folder
 
 
+def _shared_release(folder: Path, registry_file: Path) -> Path:
+    """The evaluation data of one test world, written once: the manifest and the decon index read the same files."""
+    data = folder / "release"
+    if not data.is_dir():
+        write_tiny_release(data, registry_file)
+    return data
+
+
+@functools.cache
+def fixed_vocabulary_hash() -> str:
+    """`paloma.tokens.tokenizer_hash` of the fixed-vocabulary tokenizer, as `paloma eval` would record it."""
+    from transformers import AutoTokenizer
+
+    from paloma.tokens import tokenizer_hash
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return tokenizer_hash(AutoTokenizer.from_pretrained(fixed_vocabulary_tokenizer(Path(tmp))))
+
+
 def write_tiny_manifest(folder: Path, registry_file: Path, split: str = "val", tokens: bool = True) -> Path:
     """`paloma release manifest` of the factory's documents, beside the registry file (where validation finds it)."""
     from paloma.submissions.manifest import build_manifest, manifest_name
 
-    data = write_tiny_release(folder / "release", registry_file)
+    data = _shared_release(folder, registry_file)
     tokenizer = str(fixed_vocabulary_tokenizer(folder / "fixed-tokenizer")) if tokens else None
     manifest = build_manifest(data, split, load_registry_file(registry_file), tokenizer, progress=False)
     path = Path(registry_file).with_name(manifest_name(manifest["release"], split))
@@ -125,15 +144,15 @@ def write_decon_report(folder: Path, registry_file: Path) -> Path:
     from paloma.decon import build_index
     from paloma.decon.filter import REPORT_NAME, filter_files
 
-    data = write_tiny_release(folder / "release", registry_file)
+    data = _shared_release(folder, registry_file)
     index = build_index(data, min_words=5, progress=False)
-    corpus = folder / "corpus.jsonl"
+    corpus = folder / "decon-corpus.jsonl"
     leaked = documents("alpha", "a1", "val")[0]
     rows = [{"id": "leak", "text": f"intro line\n{leaked}"}, {"id": "clean", "text": "nothing from the benchmark"}]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    report = filter_files(index, [corpus], folder / "filtered", progress=False)
+    report = filter_files(index, [corpus], folder / "decon-filtered", progress=False)
     assert report["totals"]["removed_documents"] == 1
-    return folder / "filtered" / REPORT_NAME
+    return folder / "decon-filtered" / REPORT_NAME
 
 
 def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: str, seed: str, skip=()) -> list[dict]:
@@ -213,7 +232,7 @@ def eval_output(
     results.update(
         schema="paloma-results/1",
         protocol=made.with_(
-            prefix_token_id=0, tokenizer_hash="sha256:" + ("ab" if fixed_vocabulary else "cd") * 8
+            prefix_token_id=0, tokenizer_hash=fixed_vocabulary_hash() if fixed_vocabulary else "sha256:own-vocabulary"
         ).to_dict(),
         model={
             "name_or_path": f"org/{model}",

@@ -44,22 +44,25 @@ def text_problem(value: str, allow_newlines: bool = False) -> str | None:
 
 @cache
 def _prototypes() -> dict[str, str]:
-    """Each character with look-alikes → one representative of its class (ASCII preferred, then lowest)."""
+    """Each character with look-alikes → one representative of its class: an ASCII lower-case letter where the
+    class has one (so case folding and look-alike mapping agree: O, 0 and Cyrillic О all become o), else ASCII."""
     from confusable_homoglyphs import confusables
 
-    data = confusables.confusables_data
+    def preference(c: str) -> tuple:
+        return (not c.isascii(), not (c.isalpha() and c.islower()), not c.isalpha(), len(c), c)
+
     prototypes: dict[str, str] = {}
-    for char, homoglyphs in data.items():
-        group = {char, *(h["c"] for h in homoglyphs)}
-        prototypes[char] = min(group, key=lambda c: (not c.isascii(), len(c), c))
+    for char, homoglyphs in confusables.confusables_data.items():
+        prototypes[char] = min({char, *(h["c"] for h in homoglyphs)}, key=preference)
     return prototypes
 
 
 def skeleton(value: str) -> str:
-    """A key under which look-alike names collide: case-folded, compatibility-normalised, prototypes."""
-    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", value).casefold())
+    """A key under which look-alike names collide: look-alikes mapped to one prototype, case folded, twice
+    (a prototype may fold to a character that has a prototype of its own), spaces collapsed."""
     prototypes = _prototypes()
-    mapped = "".join(prototypes.get(ch, ch) for ch in folded if not unicodedata.combining(ch))
-    # a second pass: a prototype may itself have one (e.g. a Cyrillic letter whose class is Latin)
-    mapped = "".join(prototypes.get(ch, ch) for ch in unicodedata.normalize("NFKD", mapped.casefold()))
-    return " ".join(mapped.split())
+    text = unicodedata.normalize("NFKC", value)
+    for _ in range(2):
+        text = unicodedata.normalize("NFKD", "".join(prototypes.get(ch, ch) for ch in text).casefold())
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.split())
