@@ -181,12 +181,12 @@ CASES = [
         "xss-ladder-parameters",
         _set("extra", {"ladder": {"parameters": XSS, "points": [{"name": "a", "n": 1e6, "d": 1e8}], "fits": []}}),
         "extra.ladder.parameters: Input should be 'non_embedding' or 'total'",
-    ),  # fmt: skip
+    ),
     Hostile(
         "ladder-wrong-type",
         _set("extra", {"ladder": {"points": [{"name": "a", "n": 1e6, "d": 1e8}], "fits": "x"}}),
         "extra.ladder.fits: Input should be a valid list",
-    ),  # fmt: skip
+    ),
     Hostile(
         "ladder-nan-law",
         _set(
@@ -205,7 +205,7 @@ CASES = [
             },
         ),
         "extra: extra holds a non-finite number",
-    ),  # fmt: skip
+    ),
     Hostile("extra-deep", _set("extra", {"notes": _deep(12)}), "extra is nested deeper than 8 levels"),
     Hostile("json-very-deep", _set("extra", {"notes": DEEP}), "JSON nested deeper than 32 levels"),
     Hostile("extra-huge", _too_big, "more than the 524288 allowed"),
@@ -217,7 +217,7 @@ CASES = [
         "report-outside-folder",
         _set("guidelines.decontamination.report", "../x.json"),
         "must be a plain file name beside submission.json",
-    ),  # fmt: skip
+    ),
     # one entry that broke the build for everyone
     Hostile(
         "parameters-10-400",
@@ -353,12 +353,12 @@ CASES = [
             }
         ),
         "the index was built from other data (fingerprint",
-    ),  # fmt: skip
+    ),
     Hostile(
         "decon-missing-source",
         _report(lambda r: {**r, "index": {**r["index"], "data": {**r["index"]["data"], "sources": ["alpha"]}}}),
         "the index does not cover source(s) beta, delta, gamma",
-    ),  # fmt: skip
+    ),
     Hostile("ci-nan", _ci([float("nan"), 1.0]), "results.alpha.a1.ci.bpb.0: must be a finite number"),
     Hostile("ci-negative", _ci([-1.0, 1.0]), "must be ordered (low ≤ high) and ≥ 0"),
     Hostile("ci-inverted", _ci([5.0, 1.0]), "the bpb interval [5.0, 1.0] must be ordered"),
@@ -368,7 +368,7 @@ CASES = [
         "nan-lr-fraction",
         _set("checkpoint", {"run": "r", "lr_schedule_fraction": float("nan")}),
         "checkpoint.lr_schedule_fraction: must be a finite number (NaN and infinity are not numbers here)",
-    ),  # fmt: skip
+    ),
     Hostile("unknown-field", _set("colour", "blue"), "colour: unknown field (not in schema paloma-submission/1)"),
 ]
 
