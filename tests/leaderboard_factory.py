@@ -67,14 +67,14 @@ def count_tokens(text: str, fixed_vocabulary: bool) -> int:
     return math.ceil(len(text.encode("utf-8")) / 4)
 
 
-def write_tiny_release(root: Path, registry_file: Path, splits=("val", "test")) -> Path:
+def write_tiny_release(root: Path, registry_file: Path, splits=("val", "test"), count: int = 4) -> Path:
     """The factory's documents on disk in Paloma's layout (what `paloma eval` and `paloma release manifest` read)."""
     from fixtures import write_release
 
     registry = load_registry_file(registry_file)
     for split in splits:
         docs = {
-            (source, None if registry.get(source).single_domain else domain): documents(source, domain, split)
+            (source, None if registry.get(source).single_domain else domain): documents(source, domain, split, count)
             for source, domain in registry.domain_pairs(public_only=True)
         }
         write_release(root, docs, split=split)
@@ -82,17 +82,17 @@ def write_tiny_release(root: Path, registry_file: Path, splits=("val", "test")) 
 
 
 @functools.cache
-def _data_revision(registry_text: str, split: str) -> str:
+def _data_revision(registry_text: str, split: str, count: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         registry_file = Path(tmp) / "registry.json"
         registry_file.write_text(registry_text, encoding="utf-8")
-        write_tiny_release(Path(tmp) / "data", registry_file, splits=(split,))
+        write_tiny_release(Path(tmp) / "data", registry_file, splits=(split,), count=count)
         return load_documents(DataSpec(path=str(Path(tmp) / "data"), split=split))[1]["revision"]
 
 
-def data_revision(registry_file: Path, split: str) -> str:
+def data_revision(registry_file: Path, split: str, count: int = 4) -> str:
     """The data revision `paloma eval` records for the factory's documents (read back from disk, as it would)."""
-    return _data_revision(Path(registry_file).read_text(encoding="utf-8"), split)
+    return _data_revision(Path(registry_file).read_text(encoding="utf-8"), split, count)
 
 
 def fixed_vocabulary_tokenizer(folder: Path):
@@ -155,7 +155,9 @@ def write_decon_report(folder: Path, registry_file: Path) -> Path:
     return folder / "decon-filtered" / REPORT_NAME
 
 
-def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: str, seed: str, skip=()) -> list[dict]:
+def records(
+    registry: Registry, quality: float, fixed_vocabulary: bool, split: str, seed: str, skip=(), count: int = 4
+) -> list[dict]:
     """Per-document records of one model: nll per token varies with the domain and the model's quality."""
     rng = random.Random(seed)
     out = []
@@ -163,7 +165,7 @@ def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: s
         if (source, domain) in skip:
             continue
         difficulty = 1.5 + (sum(map(ord, domain)) % 17) / 10
-        for i, text in enumerate(documents(source, domain, split)):
+        for i, text in enumerate(documents(source, domain, split, count)):
             tokens = count_tokens(text, fixed_vocabulary)
             per_token = difficulty * quality * rng.uniform(0.9, 1.1) * (1.0 if fixed_vocabulary else 1.3)
             out.append(
@@ -218,17 +220,19 @@ def eval_output(
     skip=(),
     protocol: dict | None = None,
     with_ci: bool = False,
+    documents_per_domain: int = 4,
 ) -> Path:
     """Write a `paloma eval`-like output folder (results.json) and return it."""
     registry = load_registry_file(registry_file)
-    docs = records(registry, quality, fixed_vocabulary, split, model, skip)
+    docs = records(registry, quality, fixed_vocabulary, split, model, skip, documents_per_domain)
     results = aggregate_records(docs, registry)
     if with_ci:
         for (source, domain), interval in bootstrap_intervals(docs, seed=model).items():
             results["sources"][source]["domains"][domain]["ci"] = interval
     overrides = {"max_length": registry.protocol.get("max_length"), **(protocol or {})}
     preset = overrides.pop("preset", "paloma")
-    made = protocol_from_preset(preset, split=split, data_revision=data_revision(registry_file, split), **overrides)
+    revision = data_revision(registry_file, split, documents_per_domain)
+    made = protocol_from_preset(preset, split=split, data_revision=revision, **overrides)
     results.update(
         schema="paloma-results/1",
         protocol=made.with_(
