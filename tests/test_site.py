@@ -347,3 +347,29 @@ def test_decontamination_evidence_is_linked(tmp_path):
     assert 'class="badge weak"' in weaker and "Decontamination claimed" in weaker
     rows = {r["name"]: r for r in json.loads((tmp_path / "site" / "data" / "leaderboard.json").read_text())["rows"]}
     assert rows["clean"]["evidence"] == "checked" and rows["claims"]["evidence"] == "linked"
+
+
+def test_outputs_are_readable_by_others_under_umask_022(tmp_path):
+    """Submission files, the site (assets included), the schema and a manifest: 0644 files in 0755 folders."""
+    import os
+    import stat
+
+    from leaderboard_factory import write_tiny_manifest
+
+    old = os.umask(0o022)
+    try:
+        registry_file = write_tiny_registry(tmp_path)
+        manifest = write_tiny_manifest(tmp_path, registry_file, "val")
+        report = write_decon_report(tmp_path, registry_file)
+        out = eval_output(tmp_path / "eval", registry_file, model="m")
+        submit(out, metadata("m", decontamination={"report": str(report)}), tmp_path / "subs", registry_file)
+        build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
+        assert run_paloma("submissions", "schema", "--output", tmp_path / "v1.json").returncode == 0
+    finally:
+        os.umask(old)
+    outputs = [manifest, tmp_path / "v1.json", *(tmp_path / "subs").rglob("*"), tmp_path / "site"]
+    outputs += list((tmp_path / "site").rglob("*"))
+    assert len(outputs) > 20
+    for path in outputs:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))

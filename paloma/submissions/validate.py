@@ -230,7 +230,7 @@ def check_submission(loaded: Loaded, registry: Registry | None, manifest: Manife
         release = sub.benchmark.release
         return [*problems, Problem(loaded.at("benchmark.release"), f"unknown release {release!r} (no registry)")]
     problems += _check_decontamination_report(loaded, registry, manifest)
-    problems += _check_domains(loaded, registry)
+    problems += _check_domains(loaded, registry, manifest)
     problems += _check_aggregates(loaded, registry)
     if manifest is not None:
         problems += _check_against_manifest(loaded, manifest)
@@ -329,7 +329,12 @@ def _coverage_problems(data: object, registry: Registry, manifest: Manifest | No
 # ---- domains, aggregates, manifest -------------------------------------------------------------------------
 
 
-def _check_domains(loaded: Loaded, registry: Registry) -> list[Problem]:
+def _check_domains(loaded: Loaded, registry: Registry, manifest: Manifest | None = None) -> list[Problem]:
+    """Every domain of the release's public sources, none outside it; a domain the manifest records as empty
+    (no documents in this split) may be absent, since an evaluation has nothing to report for it."""
+    empty = {
+        (s, d) for s, ds in (manifest.domains.items() if manifest else ()) for d, c in ds.items() if not c["documents"]
+    }
     problems = []
     results = loaded.submission.results
     for source, domains in results.items():
@@ -348,7 +353,7 @@ def _check_domains(loaded: Loaded, registry: Registry) -> list[Problem]:
             continue
         if entry.undivided_allowed and set(present) == {entry.name}:
             continue
-        missing = [d for d in entry.domains if d not in present]
+        missing = [d for d in entry.domains if d not in present and (entry.name, d) not in empty]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             problems.append(Problem(loaded.at(f"results.{entry.name}"), f"{len(missing)} domain(s) missing: {shown}"))
