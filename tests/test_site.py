@@ -373,3 +373,37 @@ def test_outputs_are_readable_by_others_under_umask_022(tmp_path):
     for path in outputs:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_one_bad_entry_stops_the_build_with_one_line_naming_it(site, tmp_path):
+    """A merged submission with 10**400 parameters (which overflowed compute) is named; the old site stays."""
+    subs = tmp_path / "subs"
+    for name in MODELS:
+        (subs / name).mkdir(parents=True)
+        (subs / name / "submission.json").write_text((site["root"] / "subs" / name / "submission.json").read_text())
+    run_paloma("site", "build", "--submissions", subs, "--output", tmp_path / "www", "--registry",
+               site["registry_file"], check=True)  # fmt: skip
+    before = (tmp_path / "www" / "index.html").read_text()
+    path = subs / "large" / "submission.json"
+    path.write_text(path.read_text().replace('"parameters": 900000000', '"parameters": 1' + "0" * 400))
+    proc = run_paloma("site", "build", "--submissions", subs, "--output", tmp_path / "www", "--registry",
+                      site["registry_file"])  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert (
+        "invalid submissions, nothing built" in proc.stderr and "large/submission.json: model.parameters" in proc.stderr
+    )
+    assert (tmp_path / "www" / "index.html").read_text() == before
+
+
+def test_an_entry_that_cannot_be_rendered_is_named(monkeypatch, site, tmp_path):
+    """Past validation, a failure inside one submission's page names it instead of a traceback."""
+    from paloma.site import builder
+
+    def broken(self, entry):
+        raise OverflowError("math range error")
+
+    monkeypatch.setattr(builder.SiteWriter, "write_submission", broken)
+    with pytest.raises(PalomaError, match=r"submission '(small|medium|large|other-vocab)' cannot be rendered "
+                                          r"\(OverflowError: math range error\); nothing built"):  # fmt: skip
+        build(site["root"] / "subs", tmp_path / "www", registry_file=site["registry_file"], progress=False)
+    assert not (tmp_path / "www").exists()

@@ -295,6 +295,9 @@ def test_submit_cli_with_yaml_and_flags(tmp_path, registry_file):
     )
     assert proc.returncode == 0, proc.stderr
     assert "git checkout -b submission/cli-model" in proc.stdout and "open a pull request" in proc.stdout
+    # the validation step works as printed: it names the registry this release needs
+    step = next(line for line in proc.stdout.splitlines() if "paloma submissions validate" in line)
+    assert step.strip() == f"1. paloma submissions validate {tmp_path / 'subs'} --registry {registry_file}"
     sub = json.loads((tmp_path / "subs" / "cli-model" / "submission.json").read_text())
     assert sub["model"]["display_name"] == "CLI Model" and sub["model"]["training_tokens"] == 3_000_000_000
     assert sub["model"]["links"] == [{"label": "paper", "url": "https://a.b/c"}]

@@ -194,7 +194,9 @@ def ladder_svg(ladder: dict, targets: Sequence[str] | None = None, max_panels: i
     for r, row in enumerate(legend):
         for colour, label, x in row:
             parts.append(svg.text(x, rows * PANEL_H + 18 + 22 * r, label, font_size=12, fill=colour, **FONT))
-    return svg.document(width, height, *parts, width=width, height=height)
+    # a standalone file: a viewBox to scale, and a natural size for viewers that need one
+    return svg.element("svg", *parts, xmlns="http://www.w3.org/2000/svg", viewBox=f"0 0 {width} {height}",
+                       width=width, height=height)  # fmt: skip
 
 
 def write_ladder_outputs(ladder: dict, folder: str | Path) -> list[Path]:
