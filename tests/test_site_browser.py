@@ -52,7 +52,7 @@ def site(tmp_path_factory) -> Path:
                                  with_ci=name in ("medium", "large"), documents_per_domain=DOCUMENTS)  # fmt: skip
         _with_training_tokens(outs[name], tokens)
     ladder = fit_runs([load_run(outs[n]) for n in ("small", "medium", "large", "run-b-half", "run-b-final")],
-                      levels=("suite", "source"), predict=(7e9, 1.4e11))  # fmt: skip
+                      levels=("suite", "source"), predict=(7e9, 1.4e11), loo=False)  # fmt: skip
     for name, (_, fixed, _, tokens, fraction) in MODELS.items():
         meta = metadata(name, fixed_vocabulary=fixed, training_tokens=tokens, description=f"About {name}: {EVIL}")
         if name == "small":

@@ -134,7 +134,7 @@ def read_limited_json(path: Path, what: str = "file") -> tuple[object | None, Pr
         return None, Problem(str(path), f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     except OSError as err:
         return None, Problem(str(path), f"cannot read ({err.strerror})")
-    if _depth(raw) > MAX_JSON_DEPTH:
+    if isinstance(raw, (dict, list)) and _depth(raw) > MAX_JSON_DEPTH:
         return None, Problem(str(path), f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return raw, None
 
@@ -147,8 +147,8 @@ def _depth(value: object) -> int:
         deepest = max(deepest, depth)
         if depth > MAX_JSON_DEPTH:
             break
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        stack.extend((child, depth + 1) for child in children)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
 
