@@ -72,7 +72,7 @@ def test_manifest_counts_every_domain_and_streams_in_batches(tmp_path, monkeypat
     from paloma.submissions.manifest import TOKENIZE_BATCH, build_manifest
 
     registry_file = write_tiny_registry(tmp_path)
-    data = write_tiny_release(tmp_path / "data", registry_file, splits=("val",), count=300)
+    data = write_tiny_release(tmp_path / "data", registry_file, splits=("val",), count=100)
     batches: list[int] = []
     real = tokens.tokenize
     monkeypatch.setattr(
@@ -80,15 +80,15 @@ def test_manifest_counts_every_domain_and_streams_in_batches(tmp_path, monkeypat
     )
     tokenizer = str(fixed_vocabulary_tokenizer(tmp_path / "tok"))
     manifest = build_manifest(data, "val", load_registry_file(registry_file), tokenizer, progress=False)
-    assert max(batches) <= TOKENIZE_BATCH and sum(batches) == 7 * 300  # never the whole split at once
+    assert max(batches) <= TOKENIZE_BATCH and sum(batches) == 7 * 100  # never the whole split at once
     independent = _independent_counts(data, "val")
     for (source, domain), (docs, n_bytes) in independent.items():
         entry = manifest["domains"][source][domain]
         assert (entry["documents"], entry["bytes"]) == (docs, n_bytes)
-        words = [len(documents(source, domain, "val", 300)[i].split()) for i in range(300)]
+        words = [len(documents(source, domain, "val", 100)[i].split()) for i in range(100)]
         assert entry["words"] == sum(words)
     assert manifest["data_revision"] == load_documents(DataSpec(path=str(data), split="val"))[1]["revision"]
-    assert manifest["totals"]["documents"] == 2100 and manifest["totals"]["domains"] == 7
+    assert manifest["totals"]["documents"] == 700 and manifest["totals"]["domains"] == 7
 
 
 def test_manifest_fingerprints_follow_the_release_protocol(tmp_path):

@@ -293,6 +293,8 @@ def test_rank_and_model_columns_stay_when_the_table_scrolls(open_page):
         after = page.eval_on_selector("#leaderboard tbody tr td.model-col", "td => td.getBoundingClientRect().left")
         rank_after = page.eval_on_selector("#leaderboard tbody tr td.rank", "td => td.getBoundingClientRect().left")
         assert (after, rank_after) == (before, rank_before)
+        box = page.eval_on_selector("#leaderboard tbody tr td.rank input", "i => i.getBoundingClientRect().left")
+        assert box >= rank_after  # the tick box is whole, inside its sticky cell
         if width == PHONE[0]:
             assert scrollable > 0  # the table does scroll on a phone, and the two columns stayed
             # nothing shows through the sticky columns: they are opaque

@@ -26,11 +26,13 @@ from paloma.submissions.validate import (
     Loaded,
     ManifestCache,
     ManifestFiles,
+    Problem,
     RegistryCache,
     RegistryFiles,
-    _as_list,
+    as_paths,
     check_consistency,
     check_submission,
+    decon_report_problems,
     read_limited_json,
     report_checksum,
     validate,
@@ -206,8 +208,6 @@ def _check_before_writing(
         if not (report_src and "decontamination.report" in p.where)
     ]
     if report_src is not None and registry is not None:
-        from paloma.submissions.validate import Problem, decon_report_problems
-
         messages = decon_report_problems(
             _read_report(report_src), loaded.submission.guidelines.decontamination.index_checksum, registry, manifest
         )
@@ -230,8 +230,8 @@ def pull_request_steps(
 ) -> str:
     """What to do next, with the options the validation needs (a release not shipped with paloma)."""
     folder = target.parent
-    options = "".join(f" --registry {shlex.quote(str(p))}" for p in _as_list(registry_files))
-    options += "".join(f" --manifest {shlex.quote(str(p))}" for p in _as_list(manifest_files))
+    options = "".join(f" --registry {shlex.quote(str(p))}" for p in as_paths(registry_files))
+    options += "".join(f" --manifest {shlex.quote(str(p))}" for p in as_paths(manifest_files))
     return "\n".join(
         [
             f"Wrote {target}",

@@ -82,7 +82,8 @@ class Report:
         return not self.problems
 
 
-def _as_list(value: str | Path | Sequence[str | Path] | None) -> list[str | Path]:
+def as_paths(value: str | Path | Sequence[str | Path] | None) -> list[str | Path]:
+    """One path or several (the `--registry` and `--manifest` options may be given once or repeated)."""
     return [value] if isinstance(value, (str, Path)) else list(value or ())
 
 
@@ -183,7 +184,7 @@ class RegistryCache:
     def __init__(self, registry_files: RegistryFiles = None) -> None:
         self._by_release: dict[str, Registry | None] = {}
         self.files: dict[str, Path] = {}
-        for path in _as_list(registry_files):
+        for path in as_paths(registry_files):
             registry = load_registry_file(path)
             self._by_release[registry.release] = registry
             self.files[registry.release] = Path(path)
@@ -202,7 +203,7 @@ class ManifestCache:
     def __init__(self, manifest_files: ManifestFiles = None, registries: RegistryCache | None = None) -> None:
         self.registries = registries or RegistryCache()
         self._found: dict[tuple[str, str], Manifest | None] = {}
-        for path in _as_list(manifest_files):
+        for path in as_paths(manifest_files):
             manifest = load_manifest(path)
             self._found[(manifest.release, manifest.split)] = manifest
 

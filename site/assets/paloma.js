@@ -216,6 +216,12 @@ const PALOMA = (() => {
     // The column chooser: one checkbox per source of the selected group (the suite value stays).
     function renderChooser(s) {
       const group = data.groups.find((g) => g.key === s.group) || data.groups[0];
+      if (state.chooserGroup === group.key) {
+        // same boxes: update them in place, so a keyboard user keeps focus on the box just toggled
+        for (const box of $$("input[data-source]", chooser)) box.checked = !state.hidden.has(box.dataset.source);
+        return;
+      }
+      state.chooserGroup = group.key;
       const boxes = group.sources.map((name) => {
         const src = data.sources[sourceIndex.get(name)];
         const box = el("input", { type: "checkbox", "data-source": name });
