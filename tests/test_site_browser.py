@@ -467,3 +467,23 @@ def test_long_leaderboards_show_rows_in_pages(browser, tmp_path):
     assert len(model_names(page)) == 130 and page.is_hidden("#show-more")
     assert errors == []
     page.close()
+
+
+def test_at_1400_px_half_of_palomas_sixteen_sources_are_in_view(browser, tmp_path):
+    """With the real registry: rank, model, suite and 8 of 16 sources without scrolling; the rest one scroll
+    (or the column chooser) away, while rank and model stay."""
+    registry = REPO_ROOT / "domains" / "paloma.json"
+    for i, quality in enumerate((1.0, 0.9, 1.1)):
+        out = eval_output(tmp_path / f"eval-{i}", registry, model=f"m{i}", quality=quality, split="test")
+        submit(out, metadata(f"paloma-model-{i}"), tmp_path / "subs")
+    build(tmp_path / "subs", tmp_path / "site", progress=False)
+    page = browser.new_page(viewport={"width": DESKTOP[0], "height": DESKTOP[1]})
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    in_view = page.eval_on_selector_all(
+        "#leaderboard thead th[data-key^='src:']",
+        f"ths => ths.filter(th => th.getBoundingClientRect().right <= {DESKTOP[0]}).length",
+    )
+    assert page.eval_on_selector_all("#leaderboard thead th[data-key^='src:']", "ths => ths.length") == 16
+    assert in_view >= 8
+    screenshot(page, "leaderboard-paloma-1400")
+    page.close()
