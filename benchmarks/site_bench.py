@@ -1,8 +1,9 @@
 """Benchmark: build the leaderboard site from many generated submissions over all public Paloma domains.
 
 Run by hand (it takes minutes):  python benchmarks/site_bench.py --submissions 1000 --work /tmp/site-bench
-Records: generation, validation and build time, output size, and in headless Chromium (Debian's chromium)
-the leaderboard's load time and the time one sort or filter takes. Results go to docs/performance.md by hand.
+Records: generation, validation (against a release manifest of the generated counts) and build time, output
+size, and in headless Chromium (Debian's chromium) the leaderboard's load time and the time one sort or filter
+takes. Results go to docs/performance.md by hand.
 
 The generated submissions are what `paloma submit` would write: shared per-domain bytes and documents (the
 same data for everyone), shared token counts among fixed-vocabulary models, per-model log-likelihoods, and
@@ -25,9 +26,12 @@ from tqdm import tqdm
 
 from paloma import metrics
 from paloma.io import write_json
+from paloma.protocol import protocol_from_preset
 from paloma.registry import load_registry
 from paloma.site.builder import build
-from paloma.submissions.protocol_check import BENCHMARK_PROTOCOL
+from paloma.submissions.manifest import FORMAT, preset_fingerprints
+
+DATA_REVISION = "sha256:0123456789abcdef"  # one (generated) release for every submission
 
 
 def domain_data(registry, rng: random.Random) -> dict:
@@ -84,7 +88,7 @@ def make_submission(i: int, registry, shared: dict, rng: random.Random) -> dict:
             "fixed_vocabulary": fixed,
         },
         "benchmark": {"release": "paloma", "split": "test"},
-        "protocol": {**BENCHMARK_PROTOCOL, "fingerprint": f"sha256:{i:064x}"},
+        "protocol": protocol_from_preset("paloma", split="test", data_revision=DATA_REVISION).to_dict(),
         "results": {
             source: {
                 domain: {k: getattr(s, k) for k in ("nll_sum", "tokens", "bytes", "documents")}
@@ -100,6 +104,25 @@ def make_submission(i: int, registry, shared: dict, rng: random.Random) -> dict:
     }
 
 
+def manifest(registry, shared: dict) -> dict:
+    """The release manifest the generated submissions were "evaluated" on: their shared counts, per domain."""
+    domains: dict = {}
+    for (source, domain), d in shared.items():
+        counts = {"documents": d["documents"], "bytes": d["bytes"], "tokens": d["tokens"], "empty_documents": 0}
+        domains.setdefault(source, {})[domain] = counts
+    return {
+        "format": FORMAT,
+        "release": "paloma",
+        "split": "test",
+        "data_revision": DATA_REVISION,
+        "reference_preset": "paloma",
+        "fingerprints": preset_fingerprints(registry, "test", DATA_REVISION),
+        "tokenizer": None,
+        "decon": {},
+        "domains": domains,
+    }
+
+
 def generate(folder: Path, count: int) -> float:
     started = time.perf_counter()
     registry = load_registry("paloma")
@@ -109,6 +132,7 @@ def generate(folder: Path, count: int) -> float:
     for i in tqdm(range(count), desc="generating", unit="submission"):
         sub = make_submission(i, registry, shared, rng)
         write_json(folder / sub["name"] / "submission.json", sub)
+    write_json(folder.parent / "paloma.test.manifest.json", manifest(registry, shared))
     return time.perf_counter() - started
 
 
@@ -182,7 +206,7 @@ def main() -> int:
     gen_seconds = generate(work / "submissions", args.submissions)
     n_in, size_in = folder_size(work / "submissions")
     cpu_started = time.process_time()
-    summary = build(work / "submissions", work / "site")
+    summary = build(work / "submissions", work / "site", manifest_files=[work / "paloma.test.manifest.json"])
     build_cpu = time.process_time() - cpu_started
     n_out, size_out = folder_size(work / "site")
     index_size = (work / "site" / "index.html").stat().st_size

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "paloma.commands.submit",
     "paloma.commands.submissions",
     "paloma.commands.site",
+    "paloma.commands.release",
     "paloma.commands.compare",
     "paloma.commands.ladder",
     "paloma.commands.merge",

@@ -7,16 +7,19 @@ evaluator does. No aggregate is typed by hand.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import re
+import tempfile
 from pathlib import Path
 
+from paloma.data import DataSpec, load_documents
 from paloma.io import write_json
 from paloma.metrics import aggregate_records
+from paloma.protocol import protocol_from_preset
 from paloma.registry import Registry, load_registry_file
-from paloma.submissions.protocol_check import BENCHMARK_PROTOCOL
 
 ZEN = (
     "beautiful is better than ugly explicit implicit simple complex complicated flat nested sparse dense "
@@ -64,7 +67,97 @@ def count_tokens(text: str, fixed_vocabulary: bool) -> int:
     return math.ceil(len(text.encode("utf-8")) / 4)
 
 
-def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: str, seed: str, skip=()) -> list[dict]:
+def write_tiny_release(root: Path, registry_file: Path, splits=("val", "test"), count: int = 4) -> Path:
+    """The factory's documents on disk in Paloma's layout (what `paloma eval` and `paloma release manifest` read)."""
+    from fixtures import write_release
+
+    registry = load_registry_file(registry_file)
+    for split in splits:
+        docs = {
+            (source, None if registry.get(source).single_domain else domain): documents(source, domain, split, count)
+            for source, domain in registry.domain_pairs(public_only=True)
+        }
+        write_release(root, docs, split=split)
+    return root
+
+
+@functools.cache
+def _data_revision(registry_text: str, split: str, count: int) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        registry_file = Path(tmp) / "registry.json"
+        registry_file.write_text(registry_text, encoding="utf-8")
+        write_tiny_release(Path(tmp) / "data", registry_file, splits=(split,), count=count)
+        return load_documents(DataSpec(path=str(Path(tmp) / "data"), split=split))[1]["revision"]
+
+
+def data_revision(registry_file: Path, split: str, count: int = 4) -> str:
+    """The data revision `paloma eval` records for the factory's documents (read back from disk, as it would)."""
+    return _data_revision(Path(registry_file).read_text(encoding="utf-8"), split, count)
+
+
+def fixed_vocabulary_tokenizer(folder: Path):
+    """A real tokenizer that counts as `count_tokens(text, True)` does: words and single punctuation marks."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, "<eos>": 1, **{w: i + 2 for i, w in enumerate(sorted(set(WORDS)))}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="<eos>")
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _shared_release(folder: Path, registry_file: Path) -> Path:
+    """The evaluation data of one test world, written once: the manifest and the decon index read the same files."""
+    data = folder / "release"
+    if not data.is_dir():
+        write_tiny_release(data, registry_file)
+    return data
+
+
+@functools.cache
+def fixed_vocabulary_hash() -> str:
+    """`paloma.tokens.tokenizer_hash` of the fixed-vocabulary tokenizer, as `paloma eval` would record it."""
+    from transformers import AutoTokenizer
+
+    from paloma.tokens import tokenizer_hash
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return tokenizer_hash(AutoTokenizer.from_pretrained(fixed_vocabulary_tokenizer(Path(tmp))))
+
+
+def write_tiny_manifest(folder: Path, registry_file: Path, split: str = "val", tokens: bool = True) -> Path:
+    """`paloma release manifest` of the factory's documents, beside the registry file (where validation finds it)."""
+    from paloma.submissions.manifest import build_manifest, manifest_name
+
+    data = _shared_release(folder, registry_file)
+    tokenizer = str(fixed_vocabulary_tokenizer(folder / "fixed-tokenizer")) if tokens else None
+    manifest = build_manifest(data, split, load_registry_file(registry_file), tokenizer, progress=False)
+    path = Path(registry_file).with_name(manifest_name(manifest["release"], split))
+    write_json(path, manifest)
+    return path
+
+
+def write_decon_report(folder: Path, registry_file: Path) -> Path:
+    """A real `paloma decon filter --report` of a small corpus against the factory's evaluation data."""
+    from paloma.decon import build_index
+    from paloma.decon.filter import REPORT_NAME, filter_files
+
+    data = _shared_release(folder, registry_file)
+    index = build_index(data, min_words=5, progress=False)
+    corpus = folder / "decon-corpus.jsonl"
+    leaked = documents("alpha", "a1", "val")[0]
+    rows = [{"id": "leak", "text": f"intro line\n{leaked}"}, {"id": "clean", "text": "nothing from the benchmark"}]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = filter_files(index, [corpus], folder / "decon-filtered", progress=False)
+    assert report["totals"]["removed_documents"] == 1
+    return folder / "decon-filtered" / REPORT_NAME
+
+
+def records(
+    registry: Registry, quality: float, fixed_vocabulary: bool, split: str, seed: str, skip=(), count: int = 4
+) -> list[dict]:
     """Per-document records of one model: nll per token varies with the domain and the model's quality."""
     rng = random.Random(seed)
     out = []
@@ -72,7 +165,7 @@ def records(registry: Registry, quality: float, fixed_vocabulary: bool, split: s
         if (source, domain) in skip:
             continue
         difficulty = 1.5 + (sum(map(ord, domain)) % 17) / 10
-        for i, text in enumerate(documents(source, domain, split)):
+        for i, text in enumerate(documents(source, domain, split, count)):
             tokens = count_tokens(text, fixed_vocabulary)
             per_token = difficulty * quality * rng.uniform(0.9, 1.1) * (1.0 if fixed_vocabulary else 1.3)
             out.append(
@@ -127,24 +220,24 @@ def eval_output(
     skip=(),
     protocol: dict | None = None,
     with_ci: bool = False,
+    documents_per_domain: int = 4,
 ) -> Path:
     """Write a `paloma eval`-like output folder (results.json) and return it."""
     registry = load_registry_file(registry_file)
-    docs = records(registry, quality, fixed_vocabulary, split, model, skip)
+    docs = records(registry, quality, fixed_vocabulary, split, model, skip, documents_per_domain)
     results = aggregate_records(docs, registry)
     if with_ci:
         for (source, domain), interval in bootstrap_intervals(docs, seed=model).items():
             results["sources"][source]["domains"][domain]["ci"] = interval
+    overrides = {"max_length": registry.protocol.get("max_length"), **(protocol or {})}
+    preset = overrides.pop("preset", "paloma")
+    revision = data_revision(registry_file, split, documents_per_domain)
+    made = protocol_from_preset(preset, split=split, data_revision=revision, **overrides)
     results.update(
         schema="paloma-results/1",
-        protocol={
-            **BENCHMARK_PROTOCOL,
-            "prefix_token_id": 0,
-            "dtype": "float32",
-            "split": split,
-            "fingerprint": f"sha256:{abs(hash((model, split))):016x}",
-            **(protocol or {}),
-        },
+        protocol=made.with_(
+            prefix_token_id=0, tokenizer_hash=fixed_vocabulary_hash() if fixed_vocabulary else "sha256:own-vocabulary"
+        ).to_dict(),
         model={
             "name_or_path": f"org/{model}",
             "revision": "main",

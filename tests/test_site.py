@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_paloma
-from leaderboard_factory import eval_output, metadata, write_tiny_registry
+from leaderboard_factory import eval_output, metadata, write_decon_report, write_tiny_registry
 
 from paloma.errors import PalomaError
 from paloma.registry import load_registry_file
@@ -139,7 +139,7 @@ def test_pareto_page_marks_the_frontier(site):
     html = (site["out"] / "pareto.html").read_text()
     first_view = html.split('data-view="all"')[1].split('data-view="guidelines"')[0]
     against_parameters = first_view.split("<h2>Against parameters</h2>")[1].split("<h2>")[0]
-    caption = against_parameters.split("On the frontier:")[1]
+    caption = against_parameters.split('class="table-wrap frontier-table"')[1]
     fits = {}
     for name in MODELS:
         sub = json.loads((site["root"] / "subs" / name / "submission.json").read_text())
@@ -179,12 +179,12 @@ def test_markup_in_submission_fields_renders_as_text(tmp_path):
         training_data=evil,
         tokenizer=evil,
         model_id=evil,
-        links=[{"label": evil, "url": "https://example.org/?q=<b>&x=\"'"}],
+        links=[{"label": "paper", "url": "https://example.org/?q=<b>&x=\"'"}],
         extra={"notes": evil},
     )
     with pytest.raises(PalomaError, match="not an http"):
         submit(out, meta, tmp_path / "subs", registry_file)
-    meta["links"] = [{"label": evil, "url": "https://example.org/a"}]
+    meta["links"] = [{"label": "paper", "url": "https://example.org/a"}]
     submit(out, meta, tmp_path / "subs", registry_file)
     build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
     for page in (tmp_path / "site").rglob("*.html"):
@@ -329,15 +329,81 @@ def test_a_release_without_submissions_builds_an_empty_site(tmp_path):
 
 def test_decontamination_evidence_is_linked(tmp_path):
     registry_file = write_tiny_registry(tmp_path)
-    report = tmp_path / "report.json"
-    report.write_text(json.dumps({"dry_run": False, "index": {"checksum": "blake2b-256:" + "cd" * 32}}))
+    report = write_decon_report(tmp_path / "decon", registry_file)
+    checksum = json.loads(report.read_text())["index"]["checksum"]
     out = eval_output(tmp_path / "eval", registry_file, model="clean")
-    meta = metadata("clean", decontamination={"report": str(report), "removed_fraction": 0.0062})
-    submit(out, meta, tmp_path / "subs", registry_file)
+    submit(out, metadata("clean", decontamination={"report": str(report)}), tmp_path / "subs", registry_file)
+    out = eval_output(tmp_path / "eval-url", registry_file, model="claims")
+    url = {"report": "https://example.org/report.json", "index_checksum": checksum}
+    submit(out, metadata("claims", decontamination=url), tmp_path / "subs", registry_file)
     build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
     html = (tmp_path / "site" / "models" / "clean.html").read_text()
-    assert "blake2b-256:" + "cd" * 32 in html and "0.620% of documents removed" in html
+    assert checksum in html and "50.000% of documents removed" in html
     assert 'href="../data/submissions/clean-decon-report.json"' in html
     copied = tmp_path / "site" / "data" / "submissions" / "clean-decon-report.json"
     assert copied.read_bytes() == report.read_bytes()
-    assert '<span class="badge on" title="Decontaminated against the benchmark">Decontaminated</span>' in html
+    assert 'class="badge on" title="Decontaminated: the report was checked against the release"' in html
+    weaker = (tmp_path / "site" / "models" / "claims.html").read_text()
+    assert 'class="badge weak"' in weaker and "Decontamination claimed" in weaker
+    rows = {r["name"]: r for r in json.loads((tmp_path / "site" / "data" / "leaderboard.json").read_text())["rows"]}
+    assert rows["clean"]["evidence"] == "checked" and rows["claims"]["evidence"] == "linked"
+
+
+def test_outputs_are_readable_by_others_under_umask_022(tmp_path):
+    """Submission files, the site (assets included), the schema and a manifest: 0644 files in 0755 folders."""
+    import os
+    import stat
+
+    from leaderboard_factory import write_tiny_manifest
+
+    old = os.umask(0o022)
+    try:
+        registry_file = write_tiny_registry(tmp_path)
+        manifest = write_tiny_manifest(tmp_path, registry_file, "val")
+        report = write_decon_report(tmp_path, registry_file)
+        out = eval_output(tmp_path / "eval", registry_file, model="m")
+        submit(out, metadata("m", decontamination={"report": str(report)}), tmp_path / "subs", registry_file)
+        build(tmp_path / "subs", tmp_path / "site", registry_file=registry_file, progress=False)
+        assert run_paloma("submissions", "schema", "--output", tmp_path / "v1.json").returncode == 0
+    finally:
+        os.umask(old)
+    outputs = [manifest, tmp_path / "v1.json", *(tmp_path / "subs").rglob("*"), tmp_path / "site"]
+    outputs += list((tmp_path / "site").rglob("*"))
+    assert len(outputs) > 20
+    for path in outputs:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_one_bad_entry_stops_the_build_with_one_line_naming_it(site, tmp_path):
+    """A merged submission with 10**400 parameters (which overflowed compute) is named; the old site stays."""
+    subs = tmp_path / "subs"
+    for name in MODELS:
+        (subs / name).mkdir(parents=True)
+        (subs / name / "submission.json").write_text((site["root"] / "subs" / name / "submission.json").read_text())
+    run_paloma("site", "build", "--submissions", subs, "--output", tmp_path / "www", "--registry",
+               site["registry_file"], check=True)  # fmt: skip
+    before = (tmp_path / "www" / "index.html").read_text()
+    path = subs / "large" / "submission.json"
+    path.write_text(path.read_text().replace('"parameters": 900000000', '"parameters": 1' + "0" * 400))
+    proc = run_paloma("site", "build", "--submissions", subs, "--output", tmp_path / "www", "--registry",
+                      site["registry_file"])  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert (
+        "invalid submissions, nothing built" in proc.stderr and "large/submission.json: model.parameters" in proc.stderr
+    )
+    assert (tmp_path / "www" / "index.html").read_text() == before
+
+
+def test_an_entry_that_cannot_be_rendered_is_named(monkeypatch, site, tmp_path):
+    """Past validation, a failure inside one submission's page names it instead of a traceback."""
+    from paloma.site import builder
+
+    def broken(self, entry):
+        raise OverflowError("math range error")
+
+    monkeypatch.setattr(builder.SiteWriter, "write_submission", broken)
+    with pytest.raises(PalomaError, match=r"submission '(small|medium|large|other-vocab)' cannot be rendered "
+                                          r"\(OverflowError: math range error\); nothing built"):  # fmt: skip
+        build(site["root"] / "subs", tmp_path / "www", registry_file=site["registry_file"], progress=False)
+    assert not (tmp_path / "www").exists()

@@ -1,7 +1,9 @@
-"""The built site in headless Chromium, opened from disk: sorting, filters, tooltips, links, no console errors.
+"""The built site in headless Chromium, opened from disk: sorting, filters, tooltips, links, layout, no errors.
 
-Uses Debian's chromium (installed by .ci/run) through Playwright; no browser is downloaded. Screenshots of
-each page type are kept in test-artifacts/site/.
+Layouts are checked at 1400×900 (a laptop) and 390×844 (a phone): sticky rank and model columns, at least
+four labelled ticks per chart axis, chart text of at least 11 px, and no page wider than the screen except
+the leaderboard table's own scroll area. Uses Debian's chromium (installed by .ci/run) through Playwright; no
+browser is downloaded. Screenshots of each page type are kept in test-artifacts/site/.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import pytest
 from conftest import REPO_ROOT
 from leaderboard_factory import eval_output, metadata, write_tiny_registry
 
+from paloma.analysis.ladder import fit_runs
+from paloma.analysis.ladder_extension import ladder_extra
+from paloma.analysis.runs import load_run
 from paloma.site.builder import build
 from paloma.submissions.submit import submit
 
@@ -22,6 +27,9 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "site"
 EVIL = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2>"
+DESKTOP, PHONE = (1400, 900), (390, 844)
+LONG_NAME = "An Extremely Verbose Model Name " * 6 + "Final"  # 197 characters
+DOCUMENTS = 12  # enough per domain for the compare page to show intervals
 
 MODELS = {  # name: (quality, fixed vocabulary, parameters, training tokens, checkpoint)
     "small": (1.2, True, 100_000_000, 4_000_000_000, None),
@@ -37,15 +45,33 @@ MODELS = {  # name: (quality, fixed vocabulary, parameters, training tokens, che
 def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser-site")
     registry_file = write_tiny_registry(root)
-    for name, (quality, fixed, params, tokens, fraction) in MODELS.items():
-        out = eval_output(root / f"eval-{name}", registry_file, model=name, quality=quality, fixed_vocabulary=fixed,
-                          parameters=params, non_embedding_parameters=params // 2)  # fmt: skip
+    outs = {}
+    for name, (quality, fixed, params, tokens, _) in MODELS.items():
+        outs[name] = eval_output(root / f"eval-{name}", registry_file, model=name, quality=quality,
+                                 fixed_vocabulary=fixed, parameters=params, non_embedding_parameters=params // 2,
+                                 with_ci=name in ("medium", "large"), documents_per_domain=DOCUMENTS)  # fmt: skip
+        _with_training_tokens(outs[name], tokens)
+    ladder = fit_runs([load_run(outs[n]) for n in ("small", "medium", "large", "run-b-half", "run-b-final")],
+                      levels=("suite", "source"), predict=(7e9, 1.4e11), loo=False)  # fmt: skip
+    for name, (_, fixed, _, tokens, fraction) in MODELS.items():
         meta = metadata(name, fixed_vocabulary=fixed, training_tokens=tokens, description=f"About {name}: {EVIL}")
+        if name == "small":
+            meta["display_name"] = LONG_NAME
+        if name == "large":
+            meta["extra"] = {"ladder": ladder_extra(ladder)}
         if fraction is not None:
             meta["checkpoint"] = {"run": "run-b", "lr_schedule_fraction": fraction}
-        submit(out, meta, root / "subs", registry_file)
+        submit(outs[name], meta, root / "subs", registry_file)
     build(root / "subs", root / "out", registry_file=registry_file, progress=False)
     return root / "out"
+
+
+def _with_training_tokens(out: Path, tokens: int) -> None:
+    """The ladder fit reads D from results.json, as `paloma eval` records it for models trained by baselines/."""
+    path = out / "results.json"
+    results = json.loads(path.read_text())
+    results["model"]["training_tokens"] = tokens
+    path.write_text(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +93,7 @@ def open_page(browser, site):
     errors: list[str] = []
     pages = []
 
-    def opener(path: str, width: int = 1280, height: int = 900):
+    def opener(path: str, width: int = DESKTOP[0], height: int = DESKTOP[1]):
         page = browser.new_page(viewport={"width": width, "height": height})
         page.on("console", lambda m: errors.append(f"{path}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"{path}: {e}"))
@@ -108,9 +134,13 @@ def expected_order(site: Path, fixed_only: bool = False) -> list[str]:
     return [r["label"] for r in sorted(rows, key=lambda r: r["suite"]["all"]["bpb"])]
 
 
+def horizontal_overflow(page) -> float:
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
 def test_table_sorts_when_a_header_is_clicked(open_page, site):
     page = open_page("index.html")
-    assert model_names(page) == expected_order(site)
+    assert model_names(page) == [LONG_NAME if n == "Small" else n for n in expected_order(site)]
     assert column(page, "rank") == ["1", "2", "3", "4", "5"]
     page.click("#leaderboard th[data-key=params] button")
     params = [float(v.rstrip("M")) for v in column(page, "params")]
@@ -160,7 +190,8 @@ def test_rank_is_within_the_selected_group(open_page, site):
     page = open_page("index.html")
     assert "Other Vocab" in expected_order(site)[:2]  # ranked second overall...
     page.check("input[name=vocab]")
-    assert model_names(page) == expected_order(site, fixed_only=True)  # ...and left out here
+    shown = [LONG_NAME if n == "Small" else n for n in expected_order(site, fixed_only=True)]
+    assert model_names(page) == shown  # ...and left out here
     assert column(page, "rank") == ["1", "2", "3", "4"]
 
 
@@ -200,7 +231,7 @@ def test_compare_page_counts_wins_and_lists_changes(open_page):
     page.wait_for_selector("text=Domains won by B")
     assert "bits per byte (the vocabularies differ)" in page.text_content("#compare-out")
     rows = page.eval_on_selector_all("#compare-out table.sortable tbody tr", "trs => trs.length")
-    assert rows == 7
+    assert rows == 4 + 7  # the four sources, then all seven domains
     page.click("#swap")
     assert page.evaluate("location.hash") == "#a=other-vocab&b=medium"
     screenshot(page, "compare")
@@ -235,15 +266,170 @@ def test_every_page_loads_without_console_errors(open_page, site):
         screenshot(open_page(path), name)
 
 
-def test_phone_layout_scrolls_tables_not_the_page(open_page):
-    page = open_page("index.html", width=390, height=844)
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0
-    assert page.is_visible("#leaderboard tbody tr:first-child td.model-col a")
-    screenshot(page, "leaderboard-phone")
-    page = open_page("models/large.html", width=390, height=844)
-    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-    screenshot(page, "submission-phone")
+PAGE_TYPES = ["index.html", "pareto.html", "compare.html#a=medium&b=large", "models/large.html", "models/small.html",
+              "sources/alpha.html", "sources.html", "about.html"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PAGE_TYPES)
+def test_no_page_is_wider_than_a_phone(open_page, path):
+    """Only the leaderboard table scrolls sideways, inside its own area; every page fits 390 px."""
+    page = open_page(path, *PHONE)
+    page.wait_for_load_state("load")
+    if path.startswith("compare"):
+        page.wait_for_selector("text=Domains won by B")
+    assert horizontal_overflow(page) <= 0
+    name = path.split("#")[0].replace("/", "-").removesuffix(".html")
+    screenshot(page, f"{name}-phone")
+
+
+def test_rank_and_model_columns_stay_when_the_table_scrolls(open_page):
+    for width, height in (DESKTOP, PHONE):
+        page = open_page("index.html", width, height)
+        wrap = page.locator(".table-wrap").first
+        before = page.eval_on_selector("#leaderboard tbody tr td.model-col", "td => td.getBoundingClientRect().left")
+        rank_before = page.eval_on_selector("#leaderboard tbody tr td.rank", "td => td.getBoundingClientRect().left")
+        scrollable = wrap.evaluate("w => w.scrollWidth - w.clientWidth")
+        wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+        after = page.eval_on_selector("#leaderboard tbody tr td.model-col", "td => td.getBoundingClientRect().left")
+        rank_after = page.eval_on_selector("#leaderboard tbody tr td.rank", "td => td.getBoundingClientRect().left")
+        assert (after, rank_after) == (before, rank_before)
+        box = page.eval_on_selector("#leaderboard tbody tr td.rank input", "i => i.getBoundingClientRect().left")
+        assert box >= rank_after  # the tick box is whole, inside its sticky cell
+        if width == PHONE[0]:
+            assert scrollable > 0  # the table does scroll on a phone, and the two columns stayed
+            # nothing shows through the sticky columns: they are opaque
+            assert page.eval_on_selector("#leaderboard td.rank", "td => getComputedStyle(td).backgroundColor") not in (
+                "rgba(0, 0, 0, 0)", "transparent")  # fmt: skip
+            screenshot(page, "leaderboard-phone-scrolled")
+
+
+def test_long_names_are_truncated_with_a_tooltip(open_page):
+    page = open_page("index.html")
+    link = page.locator("#leaderboard td.model-col a", has_text="An Extremely Verbose").first
+    assert link.get_attribute("title") == LONG_NAME
+    assert link.evaluate("a => a.scrollWidth > a.clientWidth")  # cut with an ellipsis, the full name on hover
+    box = link.bounding_box()
+    assert box["height"] < 30  # one line, so the scores stay beside it
+    suite = page.locator("#leaderboard thead th.suite").bounding_box()
+    assert suite["x"] + suite["width"] <= DESKTOP[0]  # the suite score is on screen at 1400 px
+    screenshot(page, "leaderboard-desktop")
+
+
+def test_best_value_per_column_is_marked(open_page, site):
+    page = open_page("index.html")
+    columns = page.eval_on_selector_all("#leaderboard thead th", "ths => ths.map(th => th.dataset.key || '')")
+    for key in [k for k in columns if k == "suite" or k.startswith("src:")]:
+        cells = column(page, key)
+        index = columns.index(key) + 1
+        marked = page.eval_on_selector_all(
+            f"#leaderboard tbody td:nth-child({index})", "tds => tds.map(td => td.classList.contains('best'))"
+        )
+        values = [float(c.lstrip("★ ")) for c in cells]
+        assert marked.count(True) == values.count(min(values)) >= 1, key
+        assert values[marked.index(True)] == min(values)
+
+
+def test_column_chooser_parameter_filter_and_sort_live_in_the_url(open_page):
+    page = open_page("index.html")
+    page.click("#columns-chooser summary")
+    page.uncheck("#chooser-body input[data-source=beta]")
+    headers = page.eval_on_selector_all("#leaderboard thead th", "ths => ths.map(th => th.textContent)")
+    assert "Beta" not in headers and "Alpha" in headers
+    page.select_option("select[name=pmin]", str(300_000_000))
+    assert all(float(v.rstrip("MB")) * (1e9 if v.endswith("B") else 1e6) >= 3e8 for v in column(page, "params"))
+    page.click("#leaderboard th[data-key=tokens] button")
+    page.click("#leaderboard th[data-key=tokens] button")
+    shown = model_names(page)
+    url = page.url
+    assert "hide=beta" in url and "pmin=300000000" in url and "sort=tokens" in url and "dir=desc" in url
+    again = open_page("index.html#" + url.split("#", 1)[1])
+    assert model_names(again) == shown
+    headers = again.eval_on_selector_all("#leaderboard thead th", "ths => ths.map(th => th.textContent)")
+    assert "Beta" not in headers and again.get_attribute("th[data-key=tokens]", "aria-sort") == "descending"
+
+
+def _tick_labels(page, view: str = "all") -> list[list[str]]:
+    """Per chart of a view: the x labels and the y labels that are shown (non-empty)."""
+    return page.eval_on_selector_all(
+        f"section[data-view={view}] svg.chart-svg",
+        """svgs => svgs.map(svg => {
+            const texts = Array.from(svg.querySelectorAll('.axis text:not(.axis-label)'));
+            const bottom = svg.viewBox.baseVal.height - 64;
+            const x = texts.filter(t => +t.getAttribute('y') > bottom && t.textContent).map(t => t.textContent);
+            const y = texts.filter(t => +t.getAttribute('y') <= bottom && t.textContent).map(t => t.textContent);
+            return [x, y];
+        })""",
+    )
+
+
+def test_pareto_axes_have_four_labels_readable_on_a_phone(open_page):
+    for width, height in (DESKTOP, PHONE):
+        page = open_page("pareto.html", width, height)
+        for x_labels, y_labels in _tick_labels(page):
+            assert len(x_labels) >= 4 and len(y_labels) >= 4, (x_labels, y_labels)
+        smallest = page.eval_on_selector_all(
+            "section[data-view=all] svg.chart-svg .axis text",
+            "ts => Math.min(...ts.map(t => parseFloat(getComputedStyle(t).fontSize) * "
+            "t.ownerSVGElement.getScreenCTM().a))",
+        )
+        assert smallest >= 11, (width, smallest)
+        overlap = page.eval_on_selector_all(
+            "section[data-view=all] svg.chart-svg",
+            """svgs => svgs.some(svg => {
+                const boxes = Array.from(svg.querySelectorAll('.axis text')).filter(t => t.textContent)
+                    .map(t => t.getBoundingClientRect());
+                return boxes.some((a, i) => boxes.some((b, j) => j > i && a.left < b.right && b.left < a.right
+                    && a.top < b.bottom && b.top < a.bottom));
+            })""",
+        )
+        assert not overlap
+        screenshot(page, f"pareto-{width}")
+
+
+def test_every_chart_point_is_reachable_by_keyboard_and_the_frontier_is_a_table(open_page):
+    page = open_page("pareto.html")
+    dots = page.locator("section[data-view=all] .chart").first.locator("a.dot")
+    assert dots.count() == 5 and all(dots.nth(i).get_attribute("tabindex") is None for i in range(5))
+    off_front = page.locator("section[data-view=all] .chart").first.locator("a.dot:not(.front)").first
+    off_front.focus()
+    assert page.is_visible("#tooltip") and off_front.get_attribute("data-tip") in page.text_content("#tooltip")
+    table = page.locator("section[data-view=all] .chart").first.locator(".frontier-table tbody tr")
+    front = page.locator("section[data-view=all] .chart").first.locator("a.dot.front")
+    assert table.count() == front.count() >= 1
+
+
+def test_submission_page_draws_the_ladder_readably(open_page):
+    for width, height in (DESKTOP, PHONE):
+        page = open_page("models/large.html", width, height)
+        panels = page.locator(".ladder-panel svg")
+        assert panels.count() == 5  # the suite and four sources
+        smallest = page.eval_on_selector_all(
+            ".ladder-panel svg text",
+            "ts => Math.min(...ts.map(t => parseFloat(t.getAttribute('font-size')) * "
+            "t.ownerSVGElement.getScreenCTM().a))",
+        )
+        assert smallest >= 11 * (0.85 if width == DESKTOP[0] else 1), smallest
+        assert horizontal_overflow(page) <= 0
+        page.locator(".ladder-grid").scroll_into_view_if_needed()
+        screenshot(page, f"submission-ladder-{width}")
+
+
+def test_compare_switches_metric_and_shows_intervals(open_page):
+    page = open_page("compare.html#a=medium&b=large")
+    page.wait_for_selector("text=Domains won by B")
+    names = page.eval_on_selector_all(
+        ".card-name", "ns => ns.map(n => [n.textContent, getComputedStyle(n).textTransform])"
+    )
+    assert names[:2] == [["Medium", "none"], ["Large", "none"]]
+    intervals = page.eval_on_selector_all("#compare-out td.ci", "tds => tds.map(td => td.textContent)")
+    assert intervals and all("…" in t for t in intervals)  # both carry intervals from 12 documents per domain
+    page.check("input[name=metric][value=ppl]")
+    page.wait_for_selector("text=Compared in perplexity")
+    assert "metric=ppl" in page.url
+    page.select_option("#pick-b", "other-vocab")
+    page.wait_for_selector("text=the vocabularies differ")
+    assert page.is_disabled("input[name=metric][value=ppl]")
+    screenshot(page, "compare-desktop")
 
 
 def test_empty_leaderboard_has_no_errors(browser, tmp_path):
@@ -280,4 +466,24 @@ def test_long_leaderboards_show_rows_in_pages(browser, tmp_path):
     page.click("#show-more")
     assert len(model_names(page)) == 130 and page.is_hidden("#show-more")
     assert errors == []
+    page.close()
+
+
+def test_at_1400_px_half_of_palomas_sixteen_sources_are_in_view(browser, tmp_path):
+    """With the real registry: rank, model, suite and 8 of 16 sources without scrolling; the rest one scroll
+    (or the column chooser) away, while rank and model stay."""
+    registry = REPO_ROOT / "domains" / "paloma.json"
+    for i, quality in enumerate((1.0, 0.9, 1.1)):
+        out = eval_output(tmp_path / f"eval-{i}", registry, model=f"m{i}", quality=quality, split="test")
+        submit(out, metadata(f"paloma-model-{i}"), tmp_path / "subs")
+    build(tmp_path / "subs", tmp_path / "site", progress=False)
+    page = browser.new_page(viewport={"width": DESKTOP[0], "height": DESKTOP[1]})
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    in_view = page.eval_on_selector_all(
+        "#leaderboard thead th[data-key^='src:']",
+        f"ths => ths.filter(th => th.getBoundingClientRect().right <= {DESKTOP[0]}).length",
+    )
+    assert page.eval_on_selector_all("#leaderboard thead th[data-key^='src:']", "ths => ths.length") == 16
+    assert in_view >= 8
+    screenshot(page, "leaderboard-paloma-1400")
     page.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT, run_paloma
-from leaderboard_factory import eval_output, metadata, write_tiny_registry
+from leaderboard_factory import eval_output, metadata, write_decon_report, write_tiny_registry
 
 from paloma.errors import PalomaError
 from paloma.submissions.protocol_check import BENCHMARK_PROTOCOL, protocol_differences
@@ -221,30 +221,27 @@ def test_folder_must_be_named_after_the_submission_and_names_unique(tmp_path, re
     assert any("name: 'model-a' is also used by" in p for p in found)
 
 
-DECON_REPORT = {  # the shape `paloma decon filter --report` writes
-    "dry_run": False,
-    "index": {"checksum": "blake2b-256:" + "ab" * 32, "format_version": 1},
-    "totals": {"documents": 1000, "removed_documents": 12, "removal_rate_documents": 0.012},
-}
-
-
 def test_decontamination_needs_evidence(tmp_path, registry_file):
-    report = tmp_path / "decon-report.json"
-    report.write_text(json.dumps(DECON_REPORT))
+    report = write_decon_report(tmp_path / "decon", registry_file)
+    real = json.loads(report.read_text())
+    checksum = real["index"]["checksum"]
     path = make(tmp_path, registry_file, "model-a", decontamination={"report": str(report)})
     sub = json.loads(path.read_text())
     assert sub["guidelines"]["decontamination"] == {
         "met": True,
-        "index_checksum": "blake2b-256:" + "ab" * 32,
+        "index_checksum": checksum,
         "report": "decon-report.json",
-        "removed_fraction": 0.012,
+        "removed_fraction": 0.5,
     }
     assert (path.parent / "decon-report.json").read_bytes() == report.read_bytes()
-    assert problems(tmp_path, registry_file) == []
+    report_ = validate([tmp_path / "submissions"], registry_file)
+    assert report_.problems == [] and report_.submissions[0].decon_evidence == "checked"
     copied = path.parent / "decon-report.json"
-    copied.write_text(json.dumps({**DECON_REPORT, "dry_run": True, "index": {"checksum": "blake2b-256:" + "cd" * 32}}))
+    copied.write_text(
+        json.dumps({**real, "dry_run": True, "index": {**real["index"], "checksum": "blake2b-256:" + "cd" * 32}})
+    )
     found = problems(tmp_path, registry_file)
-    assert any(f"the report cites index blake2b-256:{'cd' * 32}, not blake2b-256:{'ab' * 32}" in p for p in found)
+    assert any(f"the report cites index blake2b-256:{'cd' * 32}, not {checksum}" in p for p in found)
     assert any("the report is of a dry run, which removes nothing" in p for p in found)
     copied.unlink()
     (found,) = problems(tmp_path, registry_file)
@@ -279,7 +276,8 @@ def test_cli_reports_each_problem_and_exits_non_zero(tmp_path, registry_file):
     proc = run_paloma("submissions", "validate", tmp_path / "submissions", "--registry", registry_file)
     assert proc.returncode == 1
     assert "protocol.window is 'packed', the benchmark's is 'disjoint-right-aligned'" in proc.stderr
-    assert "1 problem(s) in 1 for tiny/val" in proc.stderr
+    assert "protocol.fingerprint is" in proc.stderr  # recomputed from the fields, so it no longer matches
+    assert "2 problem(s) in 1 for tiny/val" in proc.stderr
 
 
 def test_submit_cli_with_yaml_and_flags(tmp_path, registry_file):
@@ -297,6 +295,9 @@ def test_submit_cli_with_yaml_and_flags(tmp_path, registry_file):
     )
     assert proc.returncode == 0, proc.stderr
     assert "git checkout -b submission/cli-model" in proc.stdout and "open a pull request" in proc.stdout
+    # the validation step works as printed: it names the registry this release needs
+    step = next(line for line in proc.stdout.splitlines() if "paloma submissions validate" in line)
+    assert step.strip() == f"1. paloma submissions validate {tmp_path / 'subs'} --registry {registry_file}"
     sub = json.loads((tmp_path / "subs" / "cli-model" / "submission.json").read_text())
     assert sub["model"]["display_name"] == "CLI Model" and sub["model"]["training_tokens"] == 3_000_000_000
     assert sub["model"]["links"] == [{"label": "paper", "url": "https://a.b/c"}]

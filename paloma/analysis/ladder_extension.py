@@ -1,40 +1,30 @@
-"""Show scaling-ladder fits on leaderboard pages: the site extension for a submission's `extra["ladder"]`.
+"""The part of a ladder fit that a submission carries in `extra["ladder"]`, as plain data.
 
-A submission from a ladder (e.g. `paloma demo`) may carry the fits of its ladder (`paloma ladder fit`,
-suite and source targets). The site draws them with the same chart as `ladder.svg`, from the numbers only:
-labels are escaped by `ladder_svg`, and data that is not a well-formed ladder is shown as escaped JSON.
+A submission from a ladder (e.g. `paloma demo`) may carry the fits of its ladder (`paloma ladder fit`, suite
+and source targets). This module only hands the site plain data; the site (`paloma.site.extras`) validates
+it with the submission schema and draws it with `paloma.analysis.ladder_chart`. Nothing here imports the
+site, so the dependency runs one way: site → analysis.
 """
 
 from __future__ import annotations
 
-import json
-
-from paloma.analysis.ladder_chart import ladder_svg
+import math
 
 KEY = "ladder"
-TITLE = "Scaling ladder: L(N, D) = E + A/N^α + B/D^β"
 SUMMARY_TARGETS = ("suite", "source")  # the levels a submission carries (domains stay in fits.json)
 
 
 def ladder_extra(ladder: dict, levels: tuple[str, ...] = SUMMARY_TARGETS) -> dict:
     """The part of a `fit_runs` result that a submission carries: the points and the suite/source fits."""
-    fits = [f for f in ladder["fits"] if f["target"].split(":")[0] in levels]
+    fits = [
+        {k: fit[k] for k in ("target", "law", "observed", "loo_mean_abs_rel_error", "prediction") if _given(fit.get(k))}
+        for fit in ladder["fits"]
+        if fit["target"].split(":")[0] in levels
+    ]
     keep = ("metric", "unit", "parameters", "points", "predict", "huber_delta")
-    return {**{k: ladder.get(k) for k in keep}, "fits": fits}
+    return {**{k: ladder[k] for k in keep if ladder.get(k) is not None}, "fits": fits}
 
 
-def render_ladder(value, submission, env) -> str:
-    """The chart of the carried fits, or the value as escaped JSON when it is not a ladder."""
-    try:
-        svg = ladder_svg(value)
-    except (KeyError, TypeError, ValueError, IndexError):
-        text = json.dumps(value, indent=1, ensure_ascii=False, default=str)
-        return env.from_string("<pre class='extra'>{{ text }}</pre>").render(text=text)
-    note = "Each panel: one target's observed losses (dots) and the fitted law; hover a dot for N, D and loss."
-    return env.from_string("<p>{{ note }}</p>").render(note=note) + svg
-
-
-def register() -> None:
-    from paloma.site import register_extension
-
-    register_extension(KEY, TITLE, render_ladder)
+def _given(value: object) -> bool:
+    """Present and, for a number, finite (a NaN leave-one-out error means there was none)."""
+    return value is not None and not (isinstance(value, float) and not math.isfinite(value))

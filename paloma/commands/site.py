@@ -22,11 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument(
         "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
     )
+    make.add_argument(
+        "--manifest", action="append", help="release manifest of a release not shipped with paloma (repeatable)"
+    )
     make.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    summary = build(args.submissions, args.output, args.release, args.split, args.registry)
+    summary = build(
+        args.submissions, args.output, args.release, args.split, args.registry, manifest_files=args.manifest
+    )
     print(
         f"Built {summary.pages} pages for {summary.submissions} submission(s) to {summary.release} "
         f"({summary.split}) in {summary.seconds:.1f} s: {summary.output}/index.html "

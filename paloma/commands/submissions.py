@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 
+from paloma.io import atomic_write, check_output_file
 from paloma.submissions.schema import json_schema
 from paloma.submissions.validate import validate
 
@@ -19,17 +20,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
     )
+    check.add_argument(
+        "--manifest", action="append", help="release manifest of a release not shipped with paloma (repeatable)"
+    )
     check.set_defaults(func=run_validate)
     schema = actions.add_parser("schema", help="print the JSON Schema of the submission format")
+    schema.add_argument("--output", help="write it to this file instead (e.g. submissions/schema/v1.json)")
     schema.set_defaults(func=run_schema)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    report = validate(args.paths, args.registry, progress=True)
+    report = validate(args.paths, args.registry, progress=True, manifest_files=args.manifest)
+    for note in report.notes:
+        print(f"note: {note}")
     for problem in report.problems:
         print(problem, file=sys.stderr)
     releases = Counter(f"{x.submission.benchmark.release}/{x.submission.benchmark.split}" for x in report.submissions)
-    summary = ", ".join(f"{n} for {label}" for label, n in sorted(releases.items())) or "none found"
+    summary = ", ".join(f"{n} for {label}" for label, n in sorted(releases.items())) or (
+        f"no submission.json found under {', '.join(map(str, args.paths))}"
+    )
     if report.problems:
         print(f"paloma submissions validate: {len(report.problems)} problem(s) in {summary}", file=sys.stderr)
         return 1
@@ -38,5 +47,11 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=1))
+    text = json.dumps(json_schema(), indent=1) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    with atomic_write(check_output_file(args.output)) as handle:
+        handle.write(text)
+    print(f"Wrote {args.output}")
     return 0

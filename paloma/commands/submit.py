@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from paloma.commands._args import fraction, non_negative_int, positive_int
 from paloma.submissions.submit import pull_request_steps, read_metadata, submit
+
+
+def link(text: str) -> dict[str, str]:
+    """`LABEL=URL`, checked by argparse so a malformed link is one line before any work."""
+    label, sep, url = text.partition("=")
+    if not sep or not label.strip() or not url.strip():
+        raise argparse.ArgumentTypeError(f"expected LABEL=URL, got {text!r}")
+    return {"label": label.strip(), "url": url.strip()}
+
+
+link.__name__ = "LABEL=URL"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", help="unique id: lower-case letters, digits, '-', '_', '.'")
     parser.add_argument("--display-name", help="the model's name as shown on the site")
     parser.add_argument("--organisation")
-    parser.add_argument("--link", action="append", metavar="LABEL=URL", help="a link (repeatable)")
+    parser.add_argument("--link", action="append", type=link, metavar="LABEL=URL", help="a link (repeatable)")
     parser.add_argument("--model-id", help="default: the model recorded in results.json")
     parser.add_argument("--revision", help="default: the revision recorded in results.json")
-    parser.add_argument("--training-tokens", type=int)
+    parser.add_argument("--training-tokens", type=positive_int)
     parser.add_argument("--tokenizer")
     parser.add_argument("--training-data", help="what the model was trained on")
     parser.add_argument("--description")
@@ -31,12 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--decon-report", help="the report written by `paloma decon` (copied beside the submission)")
     parser.add_argument("--decon-index-checksum", help="checksum of the decontamination index (default: from report)")
     parser.add_argument("--run", help="training run id, when this is one checkpoint of a run")
-    parser.add_argument("--step", type=int, help="training step of the checkpoint")
-    parser.add_argument("--lr-schedule-fraction", type=float, help="fraction of the LR schedule done (1.0 = final)")
+    parser.add_argument("--step", type=non_negative_int, help="training step of the checkpoint")
+    parser.add_argument(
+        "--lr-schedule-fraction", type=fraction, help="fraction of the LR schedule done, in (0, 1] (1.0 = final)"
+    )
     parser.add_argument("--release", help="benchmark release (default: recorded in results.json, else paloma)")
     parser.add_argument("--submissions", default="submissions", help="submissions folder (default: submissions)")
     parser.add_argument(
         "--registry", action="append", help="registry file of a release not shipped with paloma (repeatable)"
+    )
+    parser.add_argument(
+        "--manifest", action="append", help="release manifest of a release not shipped with paloma (repeatable)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing submission of that name")
     parser.set_defaults(func=run)
@@ -49,7 +66,7 @@ def metadata_from_args(args: argparse.Namespace) -> dict:
     simple += ("training_data", "description", "fixed_vocabulary", "fixed_training_order", "release")
     meta.update({key: getattr(args, key) for key in simple if getattr(args, key) is not None})
     if args.link:
-        meta["links"] = [dict(zip(("label", "url"), item.split("=", 1), strict=False)) for item in args.link]
+        meta["links"] = args.link
     decon = dict(meta.get("decontamination") or {})
     if args.decon_report:
         decon["report"] = args.decon_report
@@ -66,6 +83,6 @@ def metadata_from_args(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     meta = metadata_from_args(args)
-    target = submit(args.results, meta, args.submissions, args.registry, args.overwrite)
-    print(pull_request_steps(target, target.parent.name))
+    target = submit(args.results, meta, args.submissions, args.registry, args.overwrite, args.manifest)
+    print(pull_request_steps(target, target.parent.name, args.registry, args.manifest))
     return 0

@@ -319,6 +319,7 @@ def stage_submit(demo: Demo, suite: Suite, decon: dict, runs: dict[str, Path], l
 
     folder = demo.mode_dir / "submissions"
     started = demo.stage(6, "submit", f"{len(runs)} submissions to {folder}, then validate them")
+    write_release_manifest(suite)  # validation checks each submission against it, not only against the others
     extra = {KEY: ladder_extra(ladder)}
     for name, run in runs.items():
         target = folder / f"demo-{name}" / "submission.json"
@@ -332,6 +333,17 @@ def stage_submit(demo: Demo, suite: Suite, decon: dict, runs: dict[str, Path], l
         raise PalomaError(f"demo submissions are invalid: {'; '.join(map(str, report.problems[:3]))}")
     demo.done(started, f"{len(report.submissions)} submissions valid for release {RELEASE}")
     return folder
+
+
+def write_release_manifest(suite: Suite) -> Path:
+    """`paloma release manifest` of the demo's release and split, beside its registry (where validation looks)."""
+    from paloma.registry import load_registry_file
+    from paloma.submissions.manifest import build_manifest, manifest_name
+
+    path = suite.registry_path.with_name(manifest_name(RELEASE, EVAL_SPLIT))
+    registry = load_registry_file(suite.registry_path)
+    write_json(path, build_manifest(suite.suite_dir, EVAL_SPLIT, registry, str(suite.tokenizer_dir), progress=False))
+    return path
 
 
 def submission_metadata(demo: Demo, suite: Suite, decon: dict, name: str, training_tokens: int, extra: dict) -> dict:

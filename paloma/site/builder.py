@@ -21,15 +21,15 @@ from tqdm import tqdm
 
 from paloma import __version__
 from paloma.errors import PalomaError
-from paloma.io import atomic_dir
+from paloma.io import atomic_dir, check_not_overlapping, check_output_dir
 from paloma.registry import Registry
 from paloma.resources import data_dir
 from paloma.site.entries import ALL, Entry, assign_ranks, comparable, make_entry, purpose_groups
 from paloma.site.extras import render_extras
 from paloma.site.pareto import Point, make_chart
-from paloma.site.render import fmt_count, fmt_metric, make_environment, round_sig, safe_json
+from paloma.site.render import csv_cell, fmt_count, fmt_metric, make_environment, round_sig, safe_json
 from paloma.site.stability import LEVEL, REPLICATES, leaderboard_stability
-from paloma.submissions.validate import Loaded, RegistryCache, RegistryFiles, validate
+from paloma.submissions.validate import Loaded, ManifestFiles, RegistryCache, RegistryFiles, validate
 
 GROUP_LABELS = {
     ALL: "All sources",
@@ -40,6 +40,10 @@ GROUP_LABELS = {
 }
 METRIC_LABELS = {"bpb": "bits per byte", "ppl": "perplexity"}
 TOP_MODELS_PER_SOURCE = 10
+PARAMETER_STEPS = [m * 10.0**e for e in range(7, 13) for m in (1, 3) if m * 10.0**e <= 1e12]  # 10M … 1T
+# A domain's bootstrap interval from fewer documents than this is not shown on the compare page: with one
+# document it has zero width, and with a handful its coverage is far below the nominal 95%.
+MIN_DOCUMENTS_FOR_INTERVAL = 10
 SITE_MARKER = ".paloma-site"  # marks a folder as a site paloma built, which a later build may replace
 
 
@@ -75,13 +79,21 @@ def build(
     split: str | None = None,
     registry_file: RegistryFiles = None,
     progress: bool = True,
+    manifest_files: ManifestFiles = None,
 ) -> BuildSummary:
-    """Validate the submissions, then render the site for one release and split into `output`."""
-    from paloma.analysis.ladder_extension import register as register_ladder_charts
+    """Validate the submissions, then render the site for one release and split into `output`.
 
-    register_ladder_charts()  # a family's `extra["ladder"]` fits are drawn as charts, not shown as JSON
+    The output location is checked first (before any submission is read); any invalid submission stops the
+    build with one line and leaves the previous site in place.
+    """
     started = time.perf_counter()
-    report = validate([submissions_dir], registry_file, progress=progress)
+    output = Path(output)
+    if not Path(submissions_dir).exists():
+        raise PalomaError(f"{submissions_dir}: no such file or folder")
+    check_output_dir(output)
+    check_not_overlapping(output, [submissions_dir])
+    _check_replaceable(output)
+    report = validate([submissions_dir], registry_file, progress=progress, manifest_files=manifest_files)
     if report.problems:
         shown = "; ".join(map(str, report.problems[:3]))
         more = (
@@ -94,19 +106,29 @@ def build(
     registry = RegistryCache(registry_file).get(release)
     if registry is None:
         raise PalomaError(f"no registry for release {release!r} (pass --registry FILE)")
-    entries = [
-        make_entry(x.submission, x.path, registry, x.recomputed)
-        for x in tqdm(chosen, desc="aggregating", unit="submission", disable=not progress)
-    ]
+    entries = [_entry(x, registry) for x in tqdm(chosen, desc="aggregating", unit="submission", disable=not progress)]
     groups = list(purpose_groups(registry))
     assign_ranks(entries, groups)
-    output = Path(output)
-    _check_replaceable(output)
     with atomic_dir(output, replace=True) as staging:
         pages = SiteWriter(staging, entries, registry, release, split, progress).write_all()
         (staging / SITE_MARKER).write_text(f"paloma {__version__} site of release {release}, split {split}\n")
     size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
     return BuildSummary(output, release, split, len(entries), pages, size, time.perf_counter() - started)
+
+
+def _entry(loaded: Loaded, registry: Registry) -> Entry:
+    return _one_entry(loaded.submission.name, make_entry, loaded.submission, loaded.path, registry, loaded.recomputed,
+                      preset=loaded.preset, decon_evidence=loaded.decon_evidence)  # fmt: skip
+
+
+def _one_entry(name: str, work, *args, **kwargs):
+    """Run one submission's part of the build; a failure names the submission (one line, nothing built)."""
+    try:
+        return work(*args, **kwargs)
+    except (ArithmeticError, ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as err:
+        raise PalomaError(
+            f"submission {name!r} cannot be rendered ({type(err).__name__}: {err}); nothing built"
+        ) from None
 
 
 def _select(loaded: list[Loaded], release: str | None, split: str | None) -> tuple[str, str, list[Loaded]]:
@@ -141,7 +163,7 @@ class SiteWriter:
         self.out, self.entries, self.registry, self.progress = out, entries, registry, progress
         self.groups = purpose_groups(registry)
         self.public = list(registry.public())
-        self.finals = [e for e in entries if e.submission.is_final]
+        self.finals = [e for e in entries if e.submission.is_final and e.reference]
         self.env = make_environment()
         demo = release != "paloma"
         self.site = SiteContext(
@@ -157,14 +179,14 @@ class SiteWriter:
         self.pages = 0
 
     def write_all(self) -> int:
-        shutil.copytree(data_dir("site") / "assets", self.out / "assets")
+        _copy_assets(data_dir("site") / "assets", self.out / "assets")
         self.write_leaderboard()
         self.write_pareto()
         self.write_sources()
         self.write_compare()
         self.page("about.html", "about.html", title="About", description="How the leaderboard is made.")
         for entry in tqdm(self.entries, desc="submission pages", unit="page", disable=not self.progress):
-            self.write_submission(entry)
+            _one_entry(entry.name, self.write_submission, entry)
         return self.pages
 
     def page(self, path: str, template: str, **context) -> None:
@@ -185,13 +207,14 @@ class SiteWriter:
         sources = [
             {"name": s.name, "label": s.paper_name, "group": s.group, "domains": len(s.domains)} for s in self.public
         ]
-        stability = leaderboard_stability(self.entries, self.groups)
+        stability = leaderboard_stability([e for e in self.entries if e.reference], self.groups)
         rows = [self.leaderboard_row(e, stability) for e in self.entries]
         return {
             "release": self.site.release,
             "split": self.site.split,
             "groups": [{"key": g, "label": GROUP_LABELS.get(g, g), "sources": m} for g, m in self.groups.items()],
             "sources": sources,
+            "protocols": sorted({e.preset for e in self.entries if not e.reference}),
             "fractions": sorted(
                 {e.submission.checkpoint.lr_schedule_fraction for e in self.entries if e.submission.checkpoint}
             ),
@@ -211,6 +234,8 @@ class SiteWriter:
             "tokens": sub.model.training_tokens,
             "compute": entry.compute,
             "decon": guidelines.decontamination.met,
+            "evidence": entry.decon_evidence,
+            "protocol": entry.preset,
             "order": guidelines.fixed_training_order,
             "vocab": guidelines.fixed_vocabulary,
             "run": sub.checkpoint.run if sub.checkpoint else None,
@@ -240,27 +265,34 @@ class SiteWriter:
             description=description,
             data=data,
             groups=[(g, GROUP_LABELS.get(g, g)) for g in self.groups],
+            param_steps=[(int(v), fmt_count(v)) for v in PARAMETER_STEPS],
         )
 
     def leaderboard_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(
-            ["name", "display_name", "organisation", "parameters", "non_embedding_parameters", "training_tokens"]
-            + ["decontaminated", "fixed_training_order", "fixed_vocabulary", "run", "lr_schedule_fraction"]
-            + [f"suite_{g}_macro_{m}" for g in self.groups for m in ("bpb", "ppl")]
-            + [f"{s.name}_macro_{m}" for s in self.public for m in ("bpb", "ppl")]
-        )
+        header = ["name", "display_name", "organisation", "parameters", "non_embedding_parameters"]
+        header += ["training_tokens", "decontaminated", "decontamination_evidence", "fixed_training_order"]
+        header += ["fixed_vocabulary", "protocol", "run", "lr_schedule_fraction"]
+        header += [f"suite_{g}_macro_{m}" for g in self.groups for m in ("bpb", "ppl")]
+        writer.writerow(map(csv_cell, header + [f"{s.name}_macro_{m}" for s in self.public for m in ("bpb", "ppl")]))
         for e in self.entries:
             sub = e.submission
             writer.writerow(
-                [sub.name, sub.model.display_name, sub.model.organisation, sub.model.parameters]
-                + [sub.model.non_embedding_parameters, sub.model.training_tokens]
-                + [sub.guidelines.decontamination.met, sub.guidelines.fixed_training_order]
-                + [sub.guidelines.fixed_vocabulary, sub.checkpoint.run if sub.checkpoint else ""]
-                + [sub.checkpoint.lr_schedule_fraction if sub.checkpoint else ""]
-                + [_csv_num(e.fit(m, g)) for g in self.groups for m in ("bpb", "ppl")]
-                + [_csv_num(e.sources.get(s.name, {}).get(f"macro_{m}")) for s in self.public for m in ("bpb", "ppl")]
+                map(
+                    csv_cell,
+                    [sub.name, sub.model.display_name, sub.model.organisation, sub.model.parameters]
+                    + [sub.model.non_embedding_parameters, sub.model.training_tokens]
+                    + [sub.guidelines.decontamination.met, e.decon_evidence, sub.guidelines.fixed_training_order]
+                    + [sub.guidelines.fixed_vocabulary, e.preset, sub.checkpoint.run if sub.checkpoint else ""]
+                    + [sub.checkpoint.lr_schedule_fraction if sub.checkpoint else ""]
+                    + [_csv_num(e.fit(m, g)) for g in self.groups for m in ("bpb", "ppl")]
+                    + [
+                        _csv_num(e.sources.get(s.name, {}).get(f"macro_{m}"))
+                        for s in self.public
+                        for m in ("bpb", "ppl")
+                    ],
+                )
             )
         return buffer.getvalue()
 
@@ -297,6 +329,8 @@ class SiteWriter:
                 label=e.submission.model.display_name,
                 href=f"models/{e.name}.html",
                 detail=f"{fmt_metric(e.fit('bpb'), 'bpb')} bits per byte · {fmt_x(cost(e))}",
+                cost_label=fmt_x(cost(e)),
+                fit_label=fmt_metric(e.fit("bpb"), "bpb"),
             )
             for e in entries
         ]
@@ -366,7 +400,8 @@ class SiteWriter:
                 m: [round_sig(e.sources.get(s, {}).get("domains", {}).get(d, {}).get(m)) for s, d in domains]
                 for m in ("bpb", "ppl")
             }
-            payload = {"name": e.name, **per_domain}
+            intervals = {f"{m}_ci": [_interval(e, s, d, m) for s, d in domains] for m in ("bpb", "ppl")}
+            payload = {"name": e.name, **per_domain, **intervals}
             self.write_data(f"models/{e.name}.js", f"PALOMA.registerModel({safe_json(payload)});\n")
             models.append(
                 {
@@ -375,6 +410,7 @@ class SiteWriter:
                     "org": e.submission.model.organisation,
                     "vocab": e.submission.guidelines.fixed_vocabulary,
                     "final": e.submission.is_final,
+                    "protocol": e.preset,
                     "bpb": round_sig(e.fit("bpb")),
                     "ppl": round_sig(e.fit("ppl")),
                 }
@@ -386,7 +422,11 @@ class SiteWriter:
             "compare.html",
             title="Compare two models",
             description="Per-domain differences between two models: who wins where, most improved and regressed.",
-            compare={"domains": [[labels[s], d] for s, d in domains], "models": models},
+            compare={
+                "domains": [[labels[s], d] for s, d in domains],
+                "models": models,
+                "min_documents": MIN_DOCUMENTS_FOR_INTERVAL,
+            },
         )
 
     # -- one page per submission -----------------------------------------------------------------------------
@@ -400,7 +440,7 @@ class SiteWriter:
         if decon.met and decon.report:
             if decon.report.startswith(("http://", "https://")):
                 report_href = decon.report
-            else:
+            else:  # validation checked it: a plain file inside the submission's folder, a real `paloma decon` report
                 shutil.copyfile(
                     entry.path.parent / decon.report, self.out / "data" / "submissions" / f"{name}-decon-report.json"
                 )
@@ -434,6 +474,15 @@ class SiteWriter:
         )
 
 
+def _interval(entry: Entry, source: str, domain: str, metric: str) -> list[float] | None:
+    """The submission's own bootstrap interval of one domain, where it has one from enough documents."""
+    sums = entry.submission.results.get(source, {}).get(domain)
+    if sums is None or sums.ci is None or sums.documents < MIN_DOCUMENTS_FOR_INTERVAL:
+        return None
+    bounds = getattr(sums.ci, metric)
+    return [round_sig(bounds[0]), round_sig(bounds[1])] if bounds else None
+
+
 def _fmt_flops(value: float) -> str:
     """Compute in scientific notation, as scaling papers write it: 3e21, 1.5e22."""
     mantissa, _, exponent = f"{value:.1e}".partition("e")
@@ -464,5 +513,17 @@ def _domains_csv(entry: Entry) -> str:
             m = entry.sources[source]["domains"][domain]
             ci = sums.ci.ppl if sums.ci and sums.ci.ppl else ("", "")
             counts = [sums.documents, sums.tokens, sums.bytes, repr(sums.nll_sum)]
-            writer.writerow([source, domain, *counts, _csv_num(m["ppl"]), _csv_num(m["bpb"]), *ci])
+            row = [source, domain, *counts, _csv_num(m["ppl"]), _csv_num(m["bpb"]), *ci]
+            writer.writerow(map(csv_cell, row))
     return buffer.getvalue()
+
+
+def _copy_assets(source: Path, target: Path) -> None:
+    """Copy the stylesheet and script as new files, so they get the umask's modes (0644/0755), not the package's."""
+    for path in sorted(source.rglob("*")):
+        destination = target / path.relative_to(source)
+        if path.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)

@@ -17,6 +17,7 @@ from paloma.submissions.recompute import domain_sums
 from paloma.submissions.schema import Submission
 
 ALL = "all"
+REFERENCE_PRESET = "paloma"  # the leaderboard's comparability group; other presets are shown apart
 
 
 @dataclass
@@ -26,6 +27,13 @@ class Entry:
     sources: dict[str, dict]  # source → metrics.source_metrics of every source submitted
     suites: dict[str, dict]  # purpose group → metrics.suite_metrics over that group's public sources
     ranks: dict[str, int] = field(default_factory=dict)  # "<group>/<metric>" → rank among comparable finals
+    preset: str = REFERENCE_PRESET  # the protocol preset it was evaluated with
+    decon_evidence: str = "none"  # "checked", "linked" (a URL nobody checked) or "none"
+
+    @property
+    def reference(self) -> bool:
+        """In the leaderboard's comparability group (the release's reference protocol)."""
+        return self.preset == REFERENCE_PRESET
 
     @property
     def name(self) -> str:
@@ -53,8 +61,16 @@ def purpose_groups(registry: Registry) -> dict[str, list[str]]:
     return groups
 
 
-def make_entry(submission: Submission, path: Path, registry: Registry, full: dict | None = None) -> Entry:
-    """`full` is `paloma.metrics.aggregate` of all the submission's sums, when validation computed it already."""
+def make_entry(
+    submission: Submission,
+    path: Path,
+    registry: Registry,
+    full: dict | None = None,
+    preset: str | None = None,
+    decon_evidence: str = "none",
+) -> Entry:
+    """`full` is `paloma.metrics.aggregate` of all the submission's sums, when validation computed it already;
+    `preset` the release preset its fingerprint matched (default: the preset the protocol records)."""
     by_domain = domain_sums(submission)
     full = full if full is not None else metrics.aggregate(by_domain, registry)
     suites = {}
@@ -65,7 +81,8 @@ def make_entry(submission: Submission, path: Path, registry: Registry, full: dic
             {name: m for name, m in full["sources"].items() if name in chosen},
             registry,
         )
-    return Entry(submission=submission, path=path, sources=full["sources"], suites=suites)
+    preset = preset or submission.protocol.preset
+    return Entry(submission, path, full["sources"], suites, preset=preset, decon_evidence=decon_evidence)
 
 
 def comparable(entry: Entry, metric: str) -> bool:
@@ -77,7 +94,7 @@ def assign_ranks(entries: list[Entry], groups: list[str]) -> None:
     """Rank final models per group and metric (1 = best); equal values share a rank."""
     for group in groups:
         for metric in ("bpb", "ppl"):
-            pool = [e for e in entries if e.submission.is_final and comparable(e, metric)]
+            pool = [e for e in entries if e.submission.is_final and e.reference and comparable(e, metric)]
             pool = [e for e in pool if math.isfinite(e.fit(metric, group))]
             pool.sort(key=lambda e: e.fit(metric, group))
             rank, previous = 0, None

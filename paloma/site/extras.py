@@ -1,9 +1,11 @@
-"""A hook for site extensions: submissions may carry optional `extra` data, keyed by extension name.
+"""Extension data on submission pages: a submission's `extra`, drawn or shown as escaped JSON.
 
-An analysis (e.g. scaling-ladder fits over a run's checkpoints, rank stability) registers a renderer for its
-key; the submission page then shows a section titled by the extension. Renderers receive the value and the
-submission and return HTML, which they must build with the autoescaping jinja environment they are given
-(never by pasting strings). Keys without a renderer are shown as escaped JSON, so no data is hidden.
+`extra.ladder` (a scaling-ladder fit, validated by the schema's `LadderExtra`) is drawn with
+`paloma.analysis.ladder_chart`: the site asks the analysis for SVG panels of plain data, and the analysis
+knows nothing of the site (one direction only). Other keys may have a renderer registered by a site
+extension (`register_extension`); a renderer receives the value and the submission and returns HTML built
+with the autoescaping jinja environment it is given (never by pasting strings). Keys without a renderer are
+shown as escaped JSON, so no data is hidden; the schema bounds their size and depth.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
-from paloma.submissions.schema import Submission
+from paloma.submissions.schema import LadderExtra, Submission
 
 Renderer = Callable[[Any, Submission, Environment], str]
+LADDER_TITLE = "Scaling ladder: L(N, D) = E + A/N^α + B/D^β"
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,22 @@ def register_extension(key: str, title: str, render: Renderer) -> None:
     _EXTENSIONS[key] = Extension(title, render)
 
 
+def render_ladder(ladder: LadderExtra, env: Environment) -> Markup:
+    """The carried fits as a grid of SVG panels (each one escapes its own text) with an HTML legend."""
+    from paloma.analysis.ladder_chart import ladder_panels, legend_items
+
+    data = ladder.model_dump(mode="json")
+    template = env.get_template("ladder.html")
+    panels = [Markup(p) for p in ladder_panels(data)]  # built by paloma.svg, which escapes every value
+    return Markup(template.render(unit=ladder.unit, legend=legend_items(data), panels=panels))
+
+
 def render_extras(submission: Submission, env: Environment) -> list[tuple[str, Markup]]:
     sections = []
-    for key, value in submission.extra.items():
+    extra = submission.extra
+    if extra.ladder is not None:
+        sections.append((LADDER_TITLE, render_ladder(extra.ladder, env)))
+    for key, value in (extra.model_extra or {}).items():
         extension = _EXTENSIONS.get(key)
         if extension is None:
             text = json.dumps(value, indent=1, ensure_ascii=False, default=str)

@@ -41,6 +41,8 @@ class Point:
     label: str
     href: str
     detail: str
+    cost_label: str = ""
+    fit_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,41 @@ class Chart:
     frontier: list[Point]
 
 
-def _log_ticks(lo: float, hi: float) -> tuple[float, float, list[float]]:
-    """Padded axis limits and ticks at 1, 2, 5 × 10^k (every integer multiple when the range is narrow)."""
-    lo, hi = lo / 1.25, hi * 1.25
+# Chart geometry in viewBox units. Text is sized by the stylesheet: 13 units on wide screens, 20 on phones
+# (the chart is then drawn about 0.57 times its size, so labels stay ≥ 11 px); tick labels are thinned for the
+# larger size, so they never collide at either.
+WIDTH, HEIGHT, MARGIN = 600, 400, (16, 24, 64, 92)
+LABEL_CHAR_WIDTH, LABEL_HEIGHT = 12.5, 26  # at the phone size
+MIN_LABELS = 4
+
+
+def _nice_linear(lo: float, hi: float, count: int) -> list[float]:
+    """Round values (steps of 1, 2, 2.5 or 5 × 10^k) in [lo, hi], at least `count` of them where possible."""
+    span = hi - lo
+    for exponent in range(math.floor(math.log10(span)) + 1, math.floor(math.log10(span)) - 3, -1):
+        for mantissa in (5, 2.5, 2, 1):
+            step = mantissa * 10.0**exponent
+            ticks = [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+            if len(ticks) >= count:
+                return [float(f"{t:.12g}") for t in ticks]
+    return [lo, hi]
+
+
+def _log_candidates(lo: float, hi: float) -> list[list[float]]:
+    """Tick sets for a log axis, coarse to fine: 1·10^k, 1-2-5, 1-2-3-5, every integer multiple, then round
+    linear values for ranges too narrow for any of those."""
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    span = math.log10(hi) - math.log10(lo)
-    steps = range(1, 10) if span <= 1.2 else (1, 2, 3, 5) if span <= 2.5 else (1, 2, 5) if span <= 4 else (1,)
-    ticks = [m * 10.0**e for e in range(a, b + 1) for m in steps if lo <= m * 10.0**e <= hi]
-    return lo, hi, ticks
+    sets = []
+    for steps in ((1,), (1, 2, 5), (1, 2, 3, 5), range(1, 10)):
+        sets.append([m * 10.0**e for e in range(a, b + 1) for m in steps if lo <= m * 10.0**e <= hi])
+    sets += [_nice_linear(lo, hi, count) for count in (MIN_LABELS, 6)]
+    return sets
+
+
+def _log_ticks(lo: float, hi: float) -> tuple[float, float, list[list[float]]]:
+    """Padded axis limits (at least a factor of 1.6 wide) and candidate tick sets."""
+    lo, hi = lo / 1.25, hi * 1.25
+    return lo, hi, _log_candidates(lo, hi)
 
 
 def _spaced(ticks: list[Tick], min_gap: float) -> list[Tick]:
@@ -85,16 +114,27 @@ def _spaced(ticks: list[Tick], min_gap: float) -> list[Tick]:
     return out
 
 
-def _linear_ticks(lo: float, hi: float) -> tuple[float, float, list[float]]:
+def _labelled(ticks: list[Tick]) -> int:
+    return sum(1 for t in ticks if t.label)
+
+
+def _choose_ticks(candidates: list[list[float]], place, fmt, gap) -> list[Tick]:
+    """The coarsest tick set that keeps at least MIN_LABELS readable labels (else the one with the most)."""
+    best: list[Tick] = []
+    for values in candidates:
+        ticks = [Tick(place(v), fmt(v)) for v in values]
+        spaced = _spaced(ticks, max((gap(t) for t in ticks), default=0))
+        if _labelled(spaced) >= MIN_LABELS:
+            return spaced
+        if _labelled(spaced) > _labelled(best):
+            best = spaced
+    return best
+
+
+def _linear_ticks(lo: float, hi: float) -> tuple[float, float, list[list[float]]]:
     span = hi - lo or abs(hi) or 1.0
     lo, hi = lo - span * 0.08, hi + span * 0.08
-    step = 10 ** math.floor(math.log10((hi - lo) / 4))
-    for m in (1, 2, 5, 10):
-        if (hi - lo) / (m * step) <= 6:
-            step *= m
-            break
-    first = math.ceil(lo / step) * step
-    return lo, hi, [first + k * step for k in range(int((hi - first) / step) + 1)]
+    return lo, hi, [_nice_linear(lo, hi, count) for count in (MIN_LABELS, 6)]
 
 
 def make_chart(points: list[Point], x_label: str, y_label: str, fmt_x, fmt_y, log_y: bool = False) -> Chart | None:
@@ -102,14 +142,14 @@ def make_chart(points: list[Point], x_label: str, y_label: str, fmt_x, fmt_y, lo
     usable = [p for p in points if p.cost > 0 and math.isfinite(p.fit) and (p.fit > 0 or not log_y)]
     if not usable:
         return None
-    width, height, margin = 720, 440, (16, 24, 56, 84)
+    width, height, margin = WIDTH, HEIGHT, MARGIN
     top, right, bottom, left = margin
-    x_lo, x_hi, x_ticks = _log_ticks(min(p.cost for p in usable), max(p.cost for p in usable))
+    x_lo, x_hi, x_candidates = _log_ticks(min(p.cost for p in usable), max(p.cost for p in usable))
     fits = [p.fit for p in usable]
     if log_y:
-        y_lo, y_hi, y_ticks = _log_ticks(min(fits), max(fits))
+        y_lo, y_hi, y_candidates = _log_ticks(min(fits), max(fits))
     else:
-        y_lo, y_hi, y_ticks = _linear_ticks(min(fits), max(fits))
+        y_lo, y_hi, y_candidates = _linear_ticks(min(fits), max(fits))
 
     def sx(v: float) -> float:
         t = (math.log10(v) - math.log10(x_lo)) / (math.log10(x_hi) - math.log10(x_lo))
@@ -124,15 +164,22 @@ def make_chart(points: list[Point], x_label: str, y_label: str, fmt_x, fmt_y, lo
     frontier = sorted((usable[i] for i in on_front), key=lambda p: (p.cost, p.fit))
     path = _step_path([(sx(p.cost), sy(p.fit)) for p in frontier], width - right)
     dots = [(sx(p.cost), sy(p.fit), p, i in on_front) for i, p in enumerate(usable)]
-    dots.sort(key=lambda d: d[3])  # frontier members drawn last, on top
+    dots.sort(key=lambda d: (d[3], d[0]))  # frontier members drawn last, on top; then left to right (tab order)
+    x_ticks = _choose_ticks(
+        [[v for v in c if x_lo <= v <= x_hi] for c in x_candidates], sx, fmt_x,
+        lambda t: LABEL_CHAR_WIDTH * len(t.label) + 10,
+    )  # fmt: skip
+    y_ticks = _choose_ticks(
+        [[v for v in c if y_lo <= v <= y_hi] for c in y_candidates], sy, fmt_y, lambda t: LABEL_HEIGHT
+    )
     return Chart(
         width=width,
         height=height,
         margin=margin,
         x_label=x_label,
         y_label=y_label,
-        x_ticks=_spaced([Tick(sx(v), fmt_x(v)) for v in x_ticks if x_lo <= v <= x_hi], min_gap=48),
-        y_ticks=_spaced([Tick(sy(v), fmt_y(v)) for v in y_ticks if y_lo <= v <= y_hi], min_gap=16),
+        x_ticks=x_ticks,
+        y_ticks=y_ticks,
         dots=dots,
         frontier_path=path,
         frontier=frontier,

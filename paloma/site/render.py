@@ -80,6 +80,21 @@ def safe_url(url: str | None) -> str:
     return url if url and re.match(r"^https?://", url) else "#"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), @SUM(...)); tab and
+# carriage return are on OWASP's list too.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe (OWASP's advice).
+
+    Numbers are written by us and are never negative; only text from submissions is changed.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(data_dir("site") / "templates")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,22 @@ import yaml
 from pydantic import ValidationError
 
 from paloma.errors import PalomaError
-from paloma.io import atomic_write
+from paloma.io import atomic_write, check_output_dir
 from paloma.submissions.schema import SCHEMA_ID, Submission
 from paloma.submissions.validate import (
+    MAX_FILE_BYTES,
     SUBMISSION_FILE,
     Loaded,
+    ManifestCache,
+    ManifestFiles,
+    Problem,
     RegistryCache,
     RegistryFiles,
+    as_paths,
     check_consistency,
     check_submission,
+    decon_report_problems,
+    read_limited_json,
     report_checksum,
     validate,
 )
@@ -129,20 +137,28 @@ def submit(
     submissions_dir: str | Path = "submissions",
     registry_file: RegistryFiles = None,
     overwrite: bool = False,
+    manifest_files: ManifestFiles = None,
 ) -> Path:
     """Write `<submissions_dir>/<name>/submission.json` (and the decon report beside it); return its path."""
+    check_output_dir(submissions_dir, [results_path])
     _, results = read_results(results_path)
     decon = meta.get("decontamination") or {}
-    report_src = Path(decon["report"]) if decon.get("report") else None
+    report_value = decon.get("report")
+    report_url = (
+        report_value if isinstance(report_value, str) and report_value.startswith(("http://", "https://")) else None
+    )
+    report_src = Path(report_value) if report_value and not report_url else None
     if report_src is not None and not report_src.is_file():
         raise PalomaError(f"{report_src}: decontamination report not found")
+    if report_src is not None and report_src.stat().st_size > MAX_FILE_BYTES:
+        raise PalomaError(f"{report_src}: the decontamination report is larger than {MAX_FILE_BYTES} bytes")
     if report_src is not None:
         # `paloma decon filter --report` records the index it used and the share of documents it removed.
         report = _read_report(report_src)
         decon.setdefault("index_checksum", report_checksum(report))
         totals = report.get("totals") if isinstance(report.get("totals"), dict) else {}
         decon.setdefault("removed_fraction", totals.get("removal_rate_documents"))
-    raw = build_submission(results, meta, DECON_REPORT_NAME if report_src else None)
+    raw = build_submission(results, meta, DECON_REPORT_NAME if report_src else report_url)
     try:
         submission = Submission.model_validate(raw)
     except ValidationError as err:
@@ -154,7 +170,7 @@ def submit(
     target = folder / SUBMISSION_FILE
     if target.exists() and not overwrite:
         raise PalomaError(f"{target} exists already (use --overwrite to replace it)")
-    _check_before_writing(Loaded(target, submission), report_src, submissions_dir, registry_file)
+    _check_before_writing(Loaded(target, submission), report_src, submissions_dir, registry_file, manifest_files)
     if report_src is not None:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_write(folder / DECON_REPORT_NAME, "wb") as handle, open(report_src, "rb") as src:
@@ -166,44 +182,64 @@ def submit(
 
 
 def _read_report(report: Path) -> dict:
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
+    data, _ = read_limited_json(report, "decontamination report")
     return data if isinstance(data, dict) else {}
 
 
 def _check_before_writing(
-    loaded: Loaded, report_src: Path | None, submissions_dir: str | Path, registry_file: RegistryFiles
+    loaded: Loaded,
+    report_src: Path | None,
+    submissions_dir: str | Path,
+    registry_file: RegistryFiles,
+    manifest_files: ManifestFiles,
 ) -> None:
-    """Run the pull-request checks now, against the submissions already in the folder."""
+    """Run the pull-request checks now, against the submissions already in the folder.
+
+    The decontamination report is checked where it is now (it is copied beside the submission only on success).
+    """
     registries = RegistryCache(registry_file)
+    benchmark = loaded.submission.benchmark
+    registry = registries.get(benchmark.release)
+    manifests = ManifestCache(manifest_files, registries)
+    manifest = manifests.get(benchmark.release, benchmark.split)
     problems = [
         p
-        for p in check_submission(loaded, registries.get(loaded.submission.benchmark.release))
+        for p in check_submission(loaded, registry, manifest)
         if not (report_src and "decontamination.report" in p.where)
     ]
+    if report_src is not None and registry is not None:
+        messages = decon_report_problems(
+            _read_report(report_src), loaded.submission.guidelines.decontamination.index_checksum, registry, manifest
+        )
+        problems += [Problem(f"{report_src}", m) for m in messages]
     existing = Path(submissions_dir)
     others = []
     if existing.is_dir() and any(existing.rglob(SUBMISSION_FILE)):
-        others = [x for x in validate([existing], registry_file).submissions if x.path != loaded.path]
-    problems += [p for p in check_consistency([*others, loaded]) if str(loaded.path) in p.where]
+        others = [x for x in validate([existing], registry_file, manifest_files=manifest_files).submissions]
+        others = [x for x in others if x.path != loaded.path]
+    with_manifest = {(benchmark.release, benchmark.split)} if manifest is not None else set()
+    problems += [p for p in check_consistency([*others, loaded], with_manifest) if str(loaded.path) in p.where]
     if problems:
         shown = "; ".join(str(p) for p in problems[:3])
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise PalomaError(f"the submission would not pass validation: {shown}{more}")
 
 
-def pull_request_steps(target: Path, submission_name: str) -> str:
+def pull_request_steps(
+    target: Path, submission_name: str, registry_files: RegistryFiles = None, manifest_files: ManifestFiles = None
+) -> str:
+    """What to do next, with the options the validation needs (a release not shipped with paloma)."""
     folder = target.parent
+    options = "".join(f" --registry {shlex.quote(str(p))}" for p in as_paths(registry_files))
+    options += "".join(f" --manifest {shlex.quote(str(p))}" for p in as_paths(manifest_files))
     return "\n".join(
         [
             f"Wrote {target}",
             "",
             "To submit it to the leaderboard:",
-            f"  1. paloma submissions validate {folder.parent}",
+            f"  1. paloma submissions validate {shlex.quote(str(folder.parent))}{options}",
             f"  2. git checkout -b submission/{submission_name}",
-            f"  3. git add {folder} && git commit -m 'Submission: {submission_name}'",
+            f"  3. git add {shlex.quote(str(folder))} && git commit -m 'Submission: {submission_name}'",
             "  4. git push -u origin HEAD, then open a pull request on GitHub.",
             "     The 'validate submissions' check runs on it; once merged, the site rebuilds itself.",
         ]

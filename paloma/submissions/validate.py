@@ -1,18 +1,28 @@
 """Validation of submissions: each one on its own, then all submissions of one release and split together.
 
-Checks (each failure is one `Problem` naming the file and the field):
-- the schema (`paloma.submissions.schema`), names safe and unique, the folder named after the submission;
+Submissions come from strangers' pull requests, so this is a trust boundary. Checks (each failure is one
+`Problem` naming the file and the field):
+- files: plain files inside the submissions tree (no symbolic links), at most MAX_FILE_BYTES, JSON nested at
+  most MAX_JSON_DEPTH deep; the schema (`paloma.submissions.schema`: bounded numbers, visible text, a typed
+  and bounded `extra`), names safe and unique, the folder named after the submission;
+- display names: no two of a release share a confusable skeleton (`paloma.submissions.text`);
 - the claimed aggregates equal those recomputed from the sums with `paloma.metrics`;
-- the protocol is the benchmark's (`protocol_check`);
+- the protocol is the benchmark's, and its fingerprint is recomputed from its fields (`protocol_check`);
 - every domain of the release's public sources is present, and no domain outside the release;
-- decontamination evidence: the report file exists beside submission.json;
-- across submissions of a release and split: bytes and documents per domain agree (they do not depend on the
-  tokenizer, so a partial or altered evaluation shows up), and tokens agree among fixed-vocabulary ones.
+- against the release manifest of the release and split (`paloma.submissions.manifest`), when there is one:
+  exact documents and bytes per domain, exact tokens for the fixed vocabulary, the data revision and the
+  fingerprint of one of the release's presets;
+- decontamination evidence: a report file that parses as a `paloma decon filter` report, cites the claimed
+  index and covers the release's evaluation data;
+- without a manifest, across submissions of a release and split: bytes and documents per domain agree, and
+  tokens agree among fixed-vocabulary ones (a note says the check is only relative).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +34,18 @@ from tqdm import tqdm
 from paloma.errors import PalomaError
 from paloma.registry import Registry, load_registry, load_registry_file
 from paloma.resources import data_dir
-from paloma.submissions.protocol_check import protocol_differences
+from paloma.submissions.manifest import Manifest, load_manifest, manifest_name
+from paloma.submissions.protocol_check import integrity_problems, protocol_differences
 from paloma.submissions.recompute import recompute, same_number
 from paloma.submissions.schema import Submission
+from paloma.submissions.text import skeleton
 
 SUBMISSION_FILE = "submission.json"
+MAX_FILE_BYTES = 5 * 1024 * 1024  # per submission.json and per decontamination report
+MAX_JSON_DEPTH = 32
 # Registry files given by the user (one per release), on top of the registries shipped with paloma.
 RegistryFiles = str | Path | Sequence[str | Path] | None
+ManifestFiles = str | Path | Sequence[str | Path] | None
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,8 @@ class Loaded:
     path: Path
     submission: Submission
     recomputed: dict | None = field(default=None, repr=False)  # paloma.metrics.aggregate of its sums, once checked
+    preset: str | None = None  # the release preset its fingerprint belongs to (None: no manifest to say)
+    decon_evidence: str = "none"  # "checked" (a report that covers the release), "linked" (a URL), "none"
 
     def at(self, field_path: str = "") -> str:
         return f"{self.path}: {field_path}" if field_path else str(self.path)
@@ -58,34 +75,89 @@ class Loaded:
 class Report:
     submissions: list[Loaded] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be checked, said once
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def find_submission_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Submission files under the given folders (recursively) or given directly, in a stable order."""
+def as_paths(value: str | Path | Sequence[str | Path] | None) -> list[str | Path]:
+    """One path or several (the `--registry` and `--manifest` options may be given once or repeated)."""
+    return [value] if isinstance(value, (str, Path)) else list(value or ())
+
+
+def find_submission_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Submission files under the given folders (never following links) or given directly, in a stable order.
+
+    Symbolic links anywhere in the tree are problems: a link to a file outside the repository would be
+    validated and published as if it were part of the pull request.
+    """
     found: list[Path] = []
+    problems: list[Problem] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
+        if path.is_symlink():
+            problems.append(Problem(str(path), "is a symbolic link; submissions must be plain files and folders"))
+        elif path.is_file():
             found.append(path)
         elif path.is_dir():
-            found.extend(p for p in sorted(path.rglob(SUBMISSION_FILE)) if "schema" not in p.parts)
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(dirs + files):
+                    entry = Path(folder, name)
+                    if entry.is_symlink():
+                        problems.append(Problem(str(entry), "is a symbolic link; links are not allowed in submissions"))
+                    elif name == SUBMISSION_FILE and name in files:
+                        found.append(entry)
         else:
             raise PalomaError(f"{path}: no such file or folder")
-    return found
+    return found, problems
+
+
+def read_limited_json(path: Path, what: str = "file") -> tuple[object | None, Problem | None]:
+    """A regular file of at most MAX_FILE_BYTES, parsed as JSON nested at most MAX_JSON_DEPTH deep."""
+    try:
+        info = path.lstat()
+    except OSError as err:
+        return None, Problem(str(path), f"cannot read ({err.strerror})")
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        return None, Problem(str(path), f"the {what} must be a regular file, not a link or special file")
+    if info.st_size > MAX_FILE_BYTES:
+        return None, Problem(str(path), f"the {what} is {info.st_size} bytes, more than the {MAX_FILE_BYTES} allowed")
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return None, Problem(str(path), f"not UTF-8 text (byte {err.start})")
+    except json.JSONDecodeError as err:
+        return None, Problem(f"{path}:{err.lineno}", f"invalid JSON ({err.msg})")
+    except RecursionError:
+        return None, Problem(str(path), f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    except OSError as err:
+        return None, Problem(str(path), f"cannot read ({err.strerror})")
+    if isinstance(raw, (dict, list)) and _depth(raw) > MAX_JSON_DEPTH:
+        return None, Problem(str(path), f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return raw, None
+
+
+def _depth(value: object) -> int:
+    """Nesting depth, without recursion (a deep document must not crash the check meant to stop it)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def load_submission(path: Path) -> tuple[Submission | None, list[Problem]]:
     """Parse one file against the schema; schema errors become one problem per field."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [Problem(str(path), f"cannot read ({err})")]
-    except json.JSONDecodeError as err:
-        return None, [Problem(f"{path}:{err.lineno}", f"invalid JSON ({err.msg})")]
+    raw, problem = read_limited_json(path, "submission file")
+    if problem is not None:
+        return None, [problem]
     try:
         return Submission.model_validate(raw), []
     except ValidationError as err:
@@ -93,12 +165,16 @@ def load_submission(path: Path) -> tuple[Submission | None, list[Problem]]:
             Problem(f"{path}: {'.'.join(map(str, e['loc'])) or '(top level)'}", _schema_message(e))
             for e in err.errors()
         ]
+    except RecursionError:
+        return None, [Problem(str(path), "too deeply nested to validate")]
 
 
 def _schema_message(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown field (not in schema paloma-submission/1)"
+    if error["type"] == "finite_number":
+        return "must be a finite number (NaN and infinity are not numbers here)"
     return message
 
 
@@ -107,11 +183,11 @@ class RegistryCache:
 
     def __init__(self, registry_files: RegistryFiles = None) -> None:
         self._by_release: dict[str, Registry | None] = {}
-        if isinstance(registry_files, (str, Path)):
-            registry_files = [registry_files]
-        for path in registry_files or ():
+        self.files: dict[str, Path] = {}
+        for path in as_paths(registry_files):
             registry = load_registry_file(path)
             self._by_release[registry.release] = registry
+            self.files[registry.release] = Path(path)
 
     def get(self, release: str) -> Registry | None:
         if release not in self._by_release:
@@ -120,19 +196,45 @@ class RegistryCache:
         return self._by_release[release]
 
 
-def check_submission(loaded: Loaded, registry: Registry | None) -> list[Problem]:
-    """Every check that needs only this submission and its release's registry."""
+class ManifestCache:
+    """Manifests by (release, split): files given by the user, else `<release>.<split>.manifest.json` beside the
+    release's registry file, else the one shipped with paloma (domains/)."""
+
+    def __init__(self, manifest_files: ManifestFiles = None, registries: RegistryCache | None = None) -> None:
+        self.registries = registries or RegistryCache()
+        self._found: dict[tuple[str, str], Manifest | None] = {}
+        for path in as_paths(manifest_files):
+            manifest = load_manifest(path)
+            self._found[(manifest.release, manifest.split)] = manifest
+
+    def get(self, release: str, split: str) -> Manifest | None:
+        key = (release, split)
+        if key not in self._found:
+            candidates = [data_dir("domains") / manifest_name(release, split)]
+            if release in self.registries.files:
+                candidates.insert(0, self.registries.files[release].with_name(manifest_name(release, split)))
+            path = next((p for p in candidates if p.is_file()), None)
+            self._found[key] = load_manifest(path) if path else None
+        return self._found[key]
+
+
+def check_submission(loaded: Loaded, registry: Registry | None, manifest: Manifest | None = None) -> list[Problem]:
+    """Every check that needs only this submission, its release's registry and manifest."""
     sub = loaded.submission
     problems = [Problem(loaded.at(), m) for m in _check_location(loaded)]
     release_protocol = registry.protocol if registry is not None else None
-    differences = protocol_differences(sub.protocol.model_dump(), release_protocol)
+    protocol = sub.protocol.model_dump()
+    differences = protocol_differences(protocol, release_protocol)
+    differences += integrity_problems(protocol, sub.benchmark.split)
     problems += [Problem(loaded.at("protocol"), m) for m in differences]
-    problems += _check_decontamination_report(loaded)
     if registry is None:
         release = sub.benchmark.release
         return [*problems, Problem(loaded.at("benchmark.release"), f"unknown release {release!r} (no registry)")]
-    problems += _check_domains(loaded, registry)
+    problems += _check_decontamination_report(loaded, registry, manifest)
+    problems += _check_domains(loaded, registry, manifest)
     problems += _check_aggregates(loaded, registry)
+    if manifest is not None:
+        problems += _check_against_manifest(loaded, manifest)
     return problems
 
 
@@ -143,25 +245,30 @@ def _check_location(loaded: Loaded) -> list[str]:
     return []
 
 
-def _check_decontamination_report(loaded: Loaded) -> list[Problem]:
+# ---- decontamination evidence ------------------------------------------------------------------------------
+
+
+def _check_decontamination_report(loaded: Loaded, registry: Registry, manifest: Manifest | None) -> list[Problem]:
     decon = loaded.submission.guidelines.decontamination
-    if not decon.met or not decon.report or decon.report.startswith(("http://", "https://")):
+    if not decon.met or not decon.report:
+        return []
+    if decon.report.startswith(("http://", "https://")):
+        loaded.decon_evidence = "linked"  # shown with a weaker label: nobody checked what the URL holds
         return []
     where = loaded.at("guidelines.decontamination.report")
-    report = loaded.path.parent / decon.report
-    if not report.is_file():
+    folder = loaded.path.parent
+    report = folder / decon.report
+    if not report.exists() and not report.is_symlink():
         return [Problem(where, f"{report} does not exist")]
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return [Problem(where, f"{report} is not a JSON report of `paloma decon`")]
-    problems = []
-    cited = report_checksum(data) if isinstance(data, dict) else None
-    if cited is not None and cited != decon.index_checksum:
-        problems.append(Problem(where, f"the report cites index {cited}, not {decon.index_checksum}"))
-    if isinstance(data, dict) and data.get("dry_run") is True:
-        problems.append(Problem(where, "the report is of a dry run, which removes nothing"))
-    return problems
+    if report.resolve().parent != folder.resolve():
+        return [Problem(where, f"{report} resolves outside the submission folder")]
+    data, problem = read_limited_json(report, "decontamination report")
+    if problem is not None:
+        return [Problem(where, problem.message)]
+    messages = decon_report_problems(data, decon.index_checksum, registry, manifest)
+    if not messages:
+        loaded.decon_evidence = "checked"
+    return [Problem(where, m) for m in messages]
 
 
 def report_checksum(report: dict) -> str | None:
@@ -170,7 +277,65 @@ def report_checksum(report: dict) -> str | None:
     return (index.get("checksum") if isinstance(index, dict) else None) or report.get("index_checksum")
 
 
-def _check_domains(loaded: Loaded, registry: Registry) -> list[Problem]:
+def decon_report_problems(
+    data: object, claimed: str | None, registry: Registry, manifest: Manifest | None
+) -> list[str]:
+    """Why `data` is not evidence of decontamination against this release (empty when it is).
+
+    It must parse as a `paloma decon filter --report` (docs/decon.md: `index` with its checksum and data,
+    `totals` with documents read and removed, `dry_run` false); fields added by later versions are accepted.
+    """
+    if not isinstance(data, dict):
+        return ["the report is not a JSON object of `paloma decon filter --report`"]
+    index, totals = data.get("index"), data.get("totals")
+    if not isinstance(index, dict) or not isinstance(index.get("checksum"), str):
+        return ["the report has no index.checksum: it is not a `paloma decon filter` report"]
+    if not isinstance(totals, dict) or not all(
+        isinstance(totals.get(k), int) and totals[k] >= 0 for k in ("documents", "removed_documents")
+    ):
+        return ["the report has no totals.documents and totals.removed_documents: not a `paloma decon filter` report"]
+    problems = []
+    if data.get("dry_run") is not False:
+        problems.append("the report is of a dry run, which removes nothing")
+    if index["checksum"] != claimed:
+        problems.append(f"the report cites index {index['checksum']}, not {claimed}")
+    problems += _coverage_problems(index.get("data"), registry, manifest)
+    return problems
+
+
+def _coverage_problems(data: object, registry: Registry, manifest: Manifest | None) -> list[str]:
+    """The index was built from this release's evaluation data: every prose source, both splits, same files."""
+    if not isinstance(data, dict):
+        return ["the report's index has no data section (which evaluation data it holds)"]
+    indexed = set(data.get("sources") or ()) - set(data.get("excluded_code_sources") or ())
+    required = (
+        set(manifest.decon.get("sources", ())) if manifest else {s.name for s in registry.public() if not s.is_code}
+    )
+    missing = sorted(required - indexed)
+    problems = []
+    if missing:
+        problems.append(f"the index does not cover source(s) {', '.join(missing[:5])} of release {registry.release!r}")
+    if not {"val", "test"} <= set(data.get("splits") or ()):
+        problems.append("the index does not cover both splits (val and test)")
+    if manifest is not None:
+        for key, name in (("fingerprint", "fingerprint"), ("hub_revision", "revision")):
+            if key in manifest.decon and data.get(name) != manifest.decon[key]:
+                problems.append(
+                    f"the index was built from other data ({name} {data.get(name)!r}, "
+                    f"the release's is {manifest.decon[key]!r})"
+                )
+    return problems
+
+
+# ---- domains, aggregates, manifest -------------------------------------------------------------------------
+
+
+def _check_domains(loaded: Loaded, registry: Registry, manifest: Manifest | None = None) -> list[Problem]:
+    """Every domain of the release's public sources, none outside it; a domain the manifest records as empty
+    (no documents in this split) may be absent, since an evaluation has nothing to report for it."""
+    empty = {
+        (s, d) for s, ds in (manifest.domains.items() if manifest else ()) for d, c in ds.items() if not c["documents"]
+    }
     problems = []
     results = loaded.submission.results
     for source, domains in results.items():
@@ -189,7 +354,7 @@ def _check_domains(loaded: Loaded, registry: Registry) -> list[Problem]:
             continue
         if entry.undivided_allowed and set(present) == {entry.name}:
             continue
-        missing = [d for d in entry.domains if d not in present]
+        missing = [d for d in entry.domains if d not in present and (entry.name, d) not in empty]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             problems.append(Problem(loaded.at(f"results.{entry.name}"), f"{len(missing)} domain(s) missing: {shown}"))
@@ -221,24 +386,91 @@ def _mismatch(loaded: Loaded, field_path: str, claimed: float | None, fresh: flo
     return Problem(loaded.at(field_path), f"claimed {claimed!r} but the sums give {fresh!r}")
 
 
-def check_consistency(submissions: list[Loaded]) -> list[Problem]:
-    """Cross-checks among all submissions: unique names, and equal counts per domain within a release+split."""
+def _check_against_manifest(loaded: Loaded, manifest: Manifest) -> list[Problem]:
+    """Exact counts per domain, the release's data revision and one of its preset fingerprints."""
+    sub = loaded.submission
+    label = f"the {manifest.release}/{manifest.split} manifest"
     problems = []
-    by_name = defaultdict(list)
-    for loaded in submissions:
-        by_name[loaded.submission.name].append(loaded)
-    for name, same in by_name.items():
-        if len(same) > 1:
-            others = ", ".join(str(x.path) for x in same[1:])
-            problems.append(Problem(same[0].at("name"), f"{name!r} is also used by {others}"))
+    protocol = sub.protocol
+    if protocol.data_revision != manifest.data_revision:
+        message = f"protocol.data_revision is {protocol.data_revision!r}, {label} has {manifest.data_revision!r}"
+        problems.append(Problem(loaded.at("protocol.data_revision"), message))
+    loaded.preset = manifest.preset_of(protocol.fingerprint)
+    if loaded.preset is None:
+        presets = ", ".join(manifest.fingerprints)
+        message = f"protocol.fingerprint {protocol.fingerprint!r} is not one of {label}'s presets ({presets})"
+        problems.append(Problem(loaded.at("protocol.fingerprint"), message))
+    tokenizer = manifest.tokenizer or {}
+    fixed = sub.guidelines.fixed_vocabulary
+    recorded_hash = (protocol.model_extra or {}).get("tokenizer_hash")
+    if fixed and tokenizer.get("hash") and recorded_hash and recorded_hash != tokenizer["hash"]:
+        message = (
+            f"fixed vocabulary claimed, but the tokenizer is {recorded_hash!r}, the release's {tokenizer['hash']!r}"
+        )
+        problems.append(Problem(loaded.at("guidelines.fixed_vocabulary"), message))
+    for source, domains in manifest.domains.items():
+        for domain, expected in domains.items():
+            sums = sub.results.get(source, {}).get(domain)
+            if sums is None:
+                continue  # reported by the registry check when the domain is one of the release's
+            where = loaded.at(f"results.{source}.{domain}")
+            problems += [Problem(where, m) for m in _domain_differences(sums, expected, fixed, label)]
+    return problems
+
+
+def _domain_differences(sums, expected: dict[str, int], fixed_vocabulary: bool, label: str) -> list[str]:
+    keys = ["documents", "bytes"] + (["tokens"] if fixed_vocabulary and "tokens" in expected else [])
+    messages = [
+        f"{key} is {getattr(sums, key)}, {label} has {expected[key]} (a partial or altered evaluation?)"
+        for key in keys
+        if getattr(sums, key) != expected.get(key)
+    ]
+    if not messages and expected.get("documents", 0) > expected.get("empty_documents", 0) and sums.tokens == 0:
+        messages.append("tokens is 0 for a domain with text (a zeroed domain?)")
+    return messages
+
+
+# ---- across submissions ------------------------------------------------------------------------------------
+
+
+def check_consistency(submissions: list[Loaded], with_manifest: set[tuple[str, str]] = frozenset()) -> list[Problem]:
+    """Cross-checks among all submissions: unique names and display names, and (for a release and split that
+    has no manifest) equal counts per domain."""
+    problems = _unique_names(submissions)
     groups = defaultdict(list)
     for loaded in submissions:
         groups[(loaded.submission.benchmark.release, loaded.submission.benchmark.split)].append(loaded)
     for (release, split), group in groups.items():
+        if (release, split) in with_manifest:
+            continue
         label = f"{release}/{split}"
         problems += _agreement(group, ("bytes", "documents"), label, "submissions")
         fixed = [x for x in group if x.submission.guidelines.fixed_vocabulary]
         problems += _agreement(fixed, ("tokens",), label, "fixed-vocabulary submissions")
+    return problems
+
+
+def _unique_names(submissions: list[Loaded]) -> list[Problem]:
+    problems = []
+    by_name = defaultdict(list)
+    by_look = defaultdict(list)
+    for loaded in submissions:
+        by_name[loaded.submission.name].append(loaded)
+        by_look[(loaded.submission.benchmark.release, skeleton(loaded.submission.model.display_name))].append(loaded)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            others = ", ".join(str(x.path) for x in same[1:])
+            problems.append(Problem(same[0].at("name"), f"{name!r} is also used by {others}"))
+    for (release, _), same in by_look.items():
+        names = {x.submission.name for x in same}
+        if len(names) > 1:
+            first = same[0].submission.model.display_name
+            for loaded in same[1:]:
+                message = (
+                    f"{loaded.submission.model.display_name!r} looks like {first!r} of {same[0].path} "
+                    f"(display names of release {release!r} must be distinguishable)"
+                )
+                problems.append(Problem(loaded.at("model.display_name"), message))
     return problems
 
 
@@ -269,18 +501,33 @@ def _agreement(group: list[Loaded], keys: tuple[str, ...], label: str, who: str)
     return problems
 
 
-def validate(paths: Iterable[str | Path], registry_file: RegistryFiles = None, progress: bool = False) -> Report:
+def validate(
+    paths: Iterable[str | Path],
+    registry_file: RegistryFiles = None,
+    progress: bool = False,
+    manifest_files: ManifestFiles = None,
+) -> Report:
     """Validate every submission found under `paths`, alone and against each other."""
     report = Report()
     registries = RegistryCache(registry_file)
-    files = find_submission_files(paths)
+    manifests = ManifestCache(manifest_files, registries)
+    files, report.problems = find_submission_files(paths)
     for path in tqdm(files, desc="validating", unit="submission", disable=not progress or len(files) < 50):
         submission, problems = load_submission(path)
         report.problems += problems
         if submission is None:
             continue
         loaded = Loaded(path, submission)
-        report.problems += check_submission(loaded, registries.get(submission.benchmark.release))
+        benchmark = submission.benchmark
+        manifest = manifests.get(benchmark.release, benchmark.split)
+        report.problems += check_submission(loaded, registries.get(benchmark.release), manifest)
         report.submissions.append(loaded)
-    report.problems += check_consistency(report.submissions)
+    groups = sorted({(x.submission.benchmark.release, x.submission.benchmark.split) for x in report.submissions})
+    with_manifest = {g for g in groups if manifests.get(*g) is not None}
+    for release, split in sorted(set(groups) - with_manifest):
+        report.notes.append(
+            f"no release manifest for {release}/{split}: document, byte and token counts were checked only "
+            "against the other submissions (run `paloma release manifest` to check each one on its own)"
+        )
+    report.problems += check_consistency(report.submissions, with_manifest)
     return report

@@ -12,6 +12,7 @@ const PALOMA = (() => {
       if (value === null || value === undefined || value === false) continue;
       if (key === "text") node.textContent = value;
       else if (key === "class") node.className = value;
+      else if (key === "style") Object.assign(node.style, value); // CSSOM: allowed by the page's CSP
       else node.setAttribute(key, value === true ? "" : String(value));
     }
     for (const child of [].concat(children)) if (child) node.append(child);
@@ -151,9 +152,14 @@ const PALOMA = (() => {
     // Only the first `limit` rows are in the page at a time, so a sort or a filter stays instant with
     // thousands of submissions; "Show more" raises the limit.
     const PAGE = 100;
-    const state = { sortKey: "rank", sortDir: 1, picked: [], limit: PAGE };
+    const state = { sortKey: "rank", sortDir: 1, picked: [], limit: PAGE, hidden: new Set() };
     const more = $("#show-more");
+    const chooser = $("#chooser-body");
+    const initial = new URLSearchParams(location.hash.slice(1));
+    if (initial.get("sort")) [state.sortKey, state.sortDir] = [initial.get("sort"), initial.get("dir") === "desc" ? -1 : 1];
+    for (const name of (initial.get("hide") || "").split(",")) if (sourceIndex.has(name)) state.hidden.add(name);
     readHash(form);
+    form.addEventListener("submit", (event) => event.preventDefault());
 
     function settings() {
       const f = new FormData(form);
@@ -164,13 +170,19 @@ const PALOMA = (() => {
         vocab: f.has("vocab"),
         group: f.get("group"),
         checkpoints: f.get("checkpoints"),
+        pmin: f.get("pmin") ? Number(f.get("pmin")) : null,
+        pmax: f.get("pmax") ? Number(f.get("pmax")) : null,
+        protocol: f.get("protocol") || "paloma",
         q: (f.get("q") || "").trim().toLowerCase(),
       };
     }
 
     function visibleRows(s) {
       return data.rows.filter((r) => {
-        if (s.decon && !r.decon) return false;
+        if ((r.protocol || "paloma") !== s.protocol) return false; // other presets are shown apart, never mixed
+        if (s.decon && r.evidence !== "checked") return false;
+        if (s.pmin !== null && r.params < s.pmin) return false;
+        if (s.pmax !== null && r.params > s.pmax) return false;
         if (s.order && !r.order) return false;
         if ((s.vocab || s.metric === "ppl") && !r.vocab) return false;
         if (s.checkpoints === "final" && !r.final) return false;
@@ -193,10 +205,46 @@ const PALOMA = (() => {
       ];
       if (s.checkpoints !== "final") cols.push({ key: "frac", label: "LR %", num: true, title: "Fraction of the LR schedule" });
       for (const name of group.sources) {
+        if (state.hidden.has(name)) continue;
         const src = data.sources[sourceIndex.get(name)];
-        cols.push({ key: "src:" + name, label: src.label, num: true, title: src.label + " (" + src.domains + " domains)" });
+        cols.push({ key: "src:" + name, label: src.label, num: true, metric: true, title: src.label + " (" + src.domains + " domains)" });
       }
+      cols[2].metric = true;
       return cols;
+    }
+
+    // The column chooser: one checkbox per source of the selected group (the suite value stays).
+    function renderChooser(s) {
+      const group = data.groups.find((g) => g.key === s.group) || data.groups[0];
+      if (state.chooserGroup === group.key) {
+        // same boxes: update them in place, so a keyboard user keeps focus on the box just toggled
+        for (const box of $$("input[data-source]", chooser)) box.checked = !state.hidden.has(box.dataset.source);
+        return;
+      }
+      state.chooserGroup = group.key;
+      const boxes = group.sources.map((name) => {
+        const src = data.sources[sourceIndex.get(name)];
+        const box = el("input", { type: "checkbox", "data-source": name });
+        box.checked = !state.hidden.has(name);
+        box.addEventListener("change", (event) => {
+          event.stopPropagation();
+          if (box.checked) state.hidden.delete(name);
+          else state.hidden.add(name);
+          render();
+        });
+        return el("label", {}, [box, " " + src.label]);
+      });
+      const all = el("button", { type: "button", class: "button ghost", text: "All" });
+      all.addEventListener("click", () => {
+        for (const name of group.sources) state.hidden.delete(name);
+        render();
+      });
+      const none = el("button", { type: "button", class: "button ghost", text: "None" });
+      none.addEventListener("click", () => {
+        for (const name of group.sources) state.hidden.add(name);
+        render();
+      });
+      chooser.replaceChildren(...boxes, el("span", { class: "chooser-actions" }, [all, none]));
     }
 
     function cellValue(row, key, s, ranks) {
@@ -233,6 +281,7 @@ const PALOMA = (() => {
       for (const col of cols) {
         const attrs = { scope: "col", class: (col.num ? "num" : "") + (col.suite ? " suite" : ""), title: col.title };
         if (col.key === "model") attrs.class = "model-col";
+        if (col.key === "rank") attrs.class = "num rank-col";
         if (col.sortable === false) {
           tr.append(el("th", attrs, col.label));
           continue;
@@ -279,11 +328,16 @@ const PALOMA = (() => {
           const rank = el("span", { text: ranks.has(row) ? String(ranks.get(row)) : "–" });
           tr.append(el("td", { class: "rank num" }, el("label", { class: "pick" }, [box, rank, stability(row, s)])));
         } else if (col.key === "model") {
-          const link = el("a", { href: "models/" + encodeURIComponent(row.name) + ".html", text: row.label });
-          tr.append(el("td", { class: "model-col" }, [link, el("span", { class: "org", text: row.org })]));
+          const link = el("a", { href: "models/" + encodeURIComponent(row.name) + ".html", text: row.label, title: row.label });
+          const org = el("span", { class: "org", text: row.org, title: row.org });
+          const apart = row.protocol && row.protocol !== "paloma" ? el("span", { class: "badge apart", text: row.protocol + " preset" }) : null;
+          tr.append(el("td", { class: "model-col" }, [link, org, apart]));
         } else if (col.key === "guidelines") {
+          const evidence = row.evidence === "checked" ? "D" : row.decon ? "d" : "D";
+          const decon = badge(row.decon, evidence, row.evidence === "checked" ? "Decontaminated (report checked)" : row.decon ? "Decontamination claimed (linked report, not checked)" : "Not decontaminated");
+          if (row.decon && row.evidence !== "checked") decon.className = "badge weak";
           const badges = el("span", { class: "badges mini" }, [
-            badge(row.decon, "D", row.decon ? "Decontaminated" : "Not decontaminated"),
+            decon,
             badge(row.order, "O", row.order ? "Fixed training order" : "Training order not fixed"),
             badge(row.vocab, "V", row.vocab ? "Fixed vocabulary" : "Own vocabulary"),
           ]);
@@ -294,23 +348,39 @@ const PALOMA = (() => {
           tr.append(el("td", { class: "num", text: row.frac === null ? "–" : (row.frac * 100).toFixed(0) + "%" }));
         } else {
           const v = cellValue(row, col.key, s, ranks);
-          tr.append(el("td", { class: "num" + (col.suite ? " suite" : ""), text: fmtMetric(v, s.metric) }));
+          const best = col.metric && v !== null && v !== undefined && v === bests.get(col.key);
+          const cls = "num" + (col.suite ? " suite" : "") + (best ? " best" : "");
+          tr.append(el("td", { class: cls, text: fmtMetric(v, s.metric), title: best ? "Best in this column among the rows shown" : null }));
         }
       }
       return tr;
     }
 
+    // The lowest (best) value of each metric column among the rows that match the filters.
+    let bests = new Map();
+    function bestValues(rows, cols, s, ranks) {
+      const out = new Map();
+      for (const col of cols) {
+        if (!col.metric) continue;
+        const values = rows.map((r) => cellValue(r, col.key, s, ranks)).filter((v) => v !== null && v !== undefined && isFinite(v));
+        if (values.length > 1) out.set(col.key, Math.min(...values));
+      }
+      return out;
+    }
+
     function render() {
       const s = settings();
-      writeHash(form);
       const cols = columns(s);
       if (!cols.some((c) => c.key === state.sortKey)) [state.sortKey, state.sortDir] = ["rank", 1];
+      writeHash(form, state);
+      renderChooser(s);
       const group = visibleRows({ ...s, q: "" }); // the search finds rows; it does not change their rank
       const ranks = rankRows(group, s);
       const rows = s.q ? visibleRows(s) : group;
       const keyed = rows.map((r) => [cellValue(r, state.sortKey, s, ranks), r]);
       keyed.sort((a, b) => compareValues(a[0], b[0], state.sortDir) || compareValues(ranks.get(a[1]), ranks.get(b[1]), 1));
       renderHead(cols);
+      bests = bestValues(rows, cols, s, ranks);
       const body = document.createDocumentFragment();
       for (const [, row] of keyed.slice(0, state.limit)) body.append(renderRow(row, cols, s, ranks));
       table.tBodies[0].replaceChildren(body);
@@ -347,12 +417,15 @@ const PALOMA = (() => {
     render();
   }
 
-  // The leaderboard's settings live in the URL hash, so a view can be shared as a link.
-  function writeHash(form) {
+  // The leaderboard's settings live in the URL hash (filters, sort, hidden columns), so a view can be shared.
+  function writeHash(form, state) {
     const f = new FormData(form);
     const params = new URLSearchParams();
     for (const [key, value] of f.entries()) if (value !== "" && !(key === "metric" && value === "bpb")) params.set(key, value);
-    for (const [key, value] of [["group", "all"], ["checkpoints", "final"]]) if (params.get(key) === value) params.delete(key);
+    for (const [key, value] of [["group", "all"], ["checkpoints", "final"], ["protocol", "paloma"]]) if (params.get(key) === value) params.delete(key);
+    if (state && state.sortKey !== "rank") params.set("sort", state.sortKey);
+    if (state && state.sortDir === -1) params.set("dir", "desc");
+    if (state && state.hidden.size) params.set("hide", Array.from(state.hidden).sort().join(","));
     const hash = params.toString();
     history.replaceState(null, "", hash ? "#" + hash : location.pathname);
   }
@@ -393,6 +466,7 @@ const PALOMA = (() => {
     if (!script) return;
     const data = JSON.parse(script.textContent);
     const byName = new Map(data.models.map((m) => [m.name, m]));
+    const form = $("#compare-form");
     const pickA = $("#pick-a");
     const pickB = $("#pick-b");
     const out = $("#compare-out");
@@ -401,14 +475,23 @@ const PALOMA = (() => {
     const second = data.models[1] ? data.models[1].name : first;
     pickA.value = byName.has(params.get("a")) ? params.get("a") : first;
     pickB.value = byName.has(params.get("b")) ? params.get("b") : pickA.value === first ? second : first;
+    if (params.get("metric") === "ppl") form.elements.metric.value = "ppl";
+    form.addEventListener("submit", (event) => event.preventDefault());
 
     async function update() {
       const [a, b] = [byName.get(pickA.value), byName.get(pickB.value)];
       if (!a || !b) return;
-      history.replaceState(null, "", `#a=${encodeURIComponent(a.name)}&b=${encodeURIComponent(b.name)}`);
+      const pplAllowed = a.vocab && b.vocab;
+      const pplRadio = $("input[name=metric][value=ppl]", form);
+      pplRadio.disabled = !pplAllowed;
+      pplRadio.parentElement.title = pplAllowed ? "" : "Perplexity needs both models to use the fixed vocabulary";
+      if (!pplAllowed) form.elements.metric.value = "bpb";
+      const metric = form.elements.metric.value;
+      const hash = `#a=${encodeURIComponent(a.name)}&b=${encodeURIComponent(b.name)}` + (metric === "ppl" ? "&metric=ppl" : "");
+      history.replaceState(null, "", hash);
       try {
         const [da, db] = await Promise.all([loadModel(a.name), loadModel(b.name)]);
-        out.replaceChildren(...renderComparison(a, b, da, db, data.domains));
+        out.replaceChildren(...renderComparison(a, b, da, db, data.domains, metric));
         initSortableTables();
       } catch (err) {
         out.replaceChildren(el("p", { class: "worse", text: err.message }));
@@ -416,6 +499,7 @@ const PALOMA = (() => {
     }
     pickA.addEventListener("change", update);
     pickB.addEventListener("change", update);
+    for (const radio of $$("input[name=metric]", form)) radio.addEventListener("change", update);
     $("#swap").addEventListener("click", () => {
       [pickA.value, pickB.value] = [pickB.value, pickA.value];
       update();
@@ -423,15 +507,22 @@ const PALOMA = (() => {
     update();
   }
 
-  function renderComparison(a, b, da, db, domains) {
-    const metric = a.vocab && b.vocab ? "ppl" : "bpb";
+  // Half-width of an interval difference from two independent intervals (wider than a paired interval).
+  const halfWidth = (ci) => (ci ? (ci[1] - ci[0]) / 2 : null);
+  function combined(ca, cb) {
+    const [ha, hb] = [halfWidth(ca), halfWidth(cb)];
+    return ha === null || hb === null ? null : Math.sqrt(ha * ha + hb * hb);
+  }
+
+  function renderComparison(a, b, da, db, domains, metric) {
     const metricName = metric === "ppl" ? "perplexity" : "bits per byte";
     const rows = [];
     domains.forEach(([source, domain], i) => {
       const va = da[metric][i];
       const vb = db[metric][i];
       if (va === null || vb === null || !isFinite(va) || !isFinite(vb)) return;
-      rows.push({ source, domain, va, vb, diff: vb - va, rel: va ? (vb - va) / va : 0 });
+      const hw = combined((da[metric + "_ci"] || [])[i], (db[metric + "_ci"] || [])[i]);
+      rows.push({ source, domain, va, vb, diff: vb - va, rel: va ? (vb - va) / va : 0, hw });
     });
     const winsA = rows.filter((r) => r.va < r.vb).length;
     const winsB = rows.filter((r) => r.vb < r.va).length;
@@ -439,13 +530,13 @@ const PALOMA = (() => {
     const share = (n) => (rows.length ? (100 * n) / rows.length : 0);
     const bar = el("div", { class: "wins", role: "img", "aria-label": `A wins ${winsA}, B wins ${winsB}, ties ${ties} of ${rows.length} domains` });
     for (const [cls, n, label] of [["a", winsA, "A"], ["tie", ties, "tie"], ["b", winsB, "B"]]) {
-      if (n) bar.append(el("div", { class: cls, style: `width:${share(n)}%`, text: `${label} ${share(n).toFixed(0)}%` }));
+      if (n) bar.append(el("div", { class: cls, style: { width: `${share(n)}%` }, text: `${label} ${share(n).toFixed(0)}%` }));
     }
     const summary = el("section", { class: "cards" }, [
-      card(`A: ${a.label}`, fmtMetric(a[metric], metric), `${metricName}, macro over sources`),
-      card(`B: ${b.label}`, fmtMetric(b[metric], metric), `${metricName}, macro over sources`),
-      card("Domains won by A", `${winsA} (${share(winsA).toFixed(1)}%)`, `of ${rows.length} domains`),
-      card("Domains won by B", `${winsB} (${share(winsB).toFixed(1)}%)`, ties ? `${ties} tied` : "no ties"),
+      card(["A: ", a.label], fmtMetric(a[metric], metric), `${metricName}, macro over sources`),
+      card(["B: ", b.label], fmtMetric(b[metric], metric), `${metricName}, macro over sources`),
+      card(["Domains won by A"], `${winsA} (${share(winsA).toFixed(1)}%)`, `of ${rows.length} domains`),
+      card(["Domains won by B"], `${winsB} (${share(winsB).toFixed(1)}%)`, ties ? `${ties} tied` : "no ties"),
     ]);
     const byRel = rows.slice().sort((x, y) => x.rel - y.rel);
     const improved = byRel.filter((r) => r.rel < 0).slice(0, 10);
@@ -454,35 +545,63 @@ const PALOMA = (() => {
       el("section", {}, [el("h2", { text: "Most improved (B better than A)" }), diffTable(improved, metric, false)]),
       el("section", {}, [el("h2", { text: "Most regressed (B worse than A)" }), diffTable(regressed, metric, false)]),
     ]);
+    const sources = el("section", {}, [el("h2", { text: "By source (macro over its domains)" }), diffTable(sourceRows(rows), metric, true, true)]);
     const all = el("section", {}, [el("h2", { text: `All ${rows.length} domains` }), diffTable(rows, metric, true)]);
-    return [el("p", { class: "muted", text: `Compared in ${metricName}${metric === "bpb" && a.vocab !== b.vocab ? " (the vocabularies differ)" : ""}; B relative to A.` }), summary, bar, lists, all];
+    const note = `Compared in ${metricName}${metric === "bpb" && a.vocab !== b.vocab ? " (the vocabularies differ)" : ""}; B relative to A.`;
+    return [el("p", { class: "muted", text: note }), summary, bar, sources, lists, all];
   }
 
+  // A source's difference is the mean of its domains' differences; its interval exists when every domain has one.
+  function sourceRows(rows) {
+    const bySource = new Map();
+    for (const r of rows) {
+      if (!bySource.has(r.source)) bySource.set(r.source, []);
+      bySource.get(r.source).push(r);
+    }
+    return Array.from(bySource, ([source, list]) => {
+      const mean = (key) => list.reduce((t, r) => t + r[key], 0) / list.length;
+      const withCi = list.every((r) => r.hw !== null);
+      const hw = withCi ? Math.sqrt(list.reduce((t, r) => t + r.hw * r.hw, 0)) / list.length : null;
+      const va = mean("va");
+      return { source, domain: `${list.length} domain${list.length === 1 ? "" : "s"}`, va, vb: mean("vb"), diff: mean("vb") - va, rel: va ? (mean("vb") - va) / va : 0, hw };
+    });
+  }
+
+  // The label's first part is a fixed caption; a model name after it keeps its own case.
   function card(label, value, note) {
+    const [caption, name] = label;
     return el("div", { class: "card" }, [
-      el("div", { class: "card-label", text: label }),
+      el("div", { class: "card-label" }, [caption, name ? el("span", { class: "card-name", text: name, title: name }) : null]),
       el("div", { class: "card-value", text: value }),
       el("div", { class: "card-note", text: note }),
     ]);
   }
 
-  function diffTable(rows, metric, sortable) {
+  function signed(v, metric) {
+    return (v > 0 ? "+" : v < 0 ? "−" : "") + fmtMetric(Math.abs(v), metric);
+  }
+
+  function diffTable(rows, metric, sortable, bySource = false) {
     if (!rows.length) return el("p", { class: "muted", text: "None." });
-    const head = ["Source", "Domain", "A", "B", "B − A", "Change"].map((label, i) =>
-      sortable
+    const labels = [bySource ? "Source" : "Source", bySource ? "Domains" : "Domain", "A", "B", "B − A", "≈95% interval", "Change"];
+    const head = labels.map((label, i) =>
+      sortable && i !== 5
         ? el("th", { scope: "col", "data-sort": i < 2 ? "text" : "num", class: i < 2 ? "" : "num" }, el("button", { type: "button" }, [label, el("span", { class: "arrow", "aria-hidden": "true" })]))
         : el("th", { scope: "col", class: i < 2 ? "" : "num", text: label }),
     );
     const body = el("tbody");
     for (const r of rows) {
+      const significant = r.hw !== null && Math.abs(r.diff) > r.hw;
       const cls = r.rel < 0 ? "num better" : r.rel > 0 ? "num worse" : "num";
+      const ci = r.hw === null ? "–" : `${signed(r.diff - r.hw, metric)} … ${signed(r.diff + r.hw, metric)}`;
       body.append(
         el("tr", {}, [
           el("td", { text: r.source }),
           el("td", { text: r.domain }),
           el("td", { class: "num", "data-v": r.va, text: fmtMetric(r.va, metric) }),
           el("td", { class: "num", "data-v": r.vb, text: fmtMetric(r.vb, metric) }),
-          el("td", { class: cls, "data-v": r.diff, text: (r.diff > 0 ? "+" : r.diff < 0 ? "−" : "") + fmtMetric(Math.abs(r.diff), metric) }),
+          el("td", { class: cls, "data-v": r.diff, text: signed(r.diff, metric) }),
+          el("td", { class: "num ci" + (significant ? " significant" : ""), text: ci, title: r.hw === null ? "no interval: a submission lacks one, or too few documents" : significant ? "the interval excludes 0" : "the interval includes 0" }),
           el("td", { class: cls, "data-v": r.rel, text: fmtPct(r.rel) }),
         ]),
       );

@@ -1,0 +1,244 @@
+"""Release manifests: what a complete evaluation of one release and split must have counted, per domain.
+
+A manifest is computed once from the real data (`paloma release manifest`) and committed beside the registry
+(`domains/<release>.<split>.manifest.json`). It holds every domain's document count, UTF-8 bytes, characters,
+words and (for the release's fixed vocabulary) tokens, the data revision the evaluator records, and the
+protocol fingerprints of the release's presets, so that `paloma submissions validate` can check a submission on
+its own: a partial evaluation, zeroed domains, another data revision or a forged fingerprint no longer depend on
+other submissions to be caught. It also records the evaluation data's identity as `paloma decon index` would
+(its sources and file fingerprint), so a decontamination report can be checked to cover the release.
+
+The split is read as a stream (one Paloma split is about 2M documents): documents are counted as they are
+read and tokenized in batches, never held in memory together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paloma import __version__
+from paloma.data import DataSpec, Document, content_revision, discover_files, read_file, resolve_data
+from paloma.errors import PalomaError
+from paloma.protocol import FINGERPRINT_FIELDS, PRESETS, protocol_from_preset
+from paloma.registry import Registry
+
+FORMAT = "paloma-release-manifest/1"
+REFERENCE_PRESET = "paloma"
+COUNT_FIELDS = ("documents", "bytes", "chars", "words", "empty_documents")
+TOKENIZE_BATCH = 256
+
+
+@dataclass
+class Manifest:
+    """A release manifest as loaded for validation (see the module docstring for what each part means)."""
+
+    path: Path
+    release: str
+    split: str
+    data_revision: str
+    reference_preset: str
+    fingerprints: dict[str, str]
+    domains: dict[str, dict[str, dict[str, int]]]
+    tokenizer: dict | None = None
+    decon: dict = field(default_factory=dict)
+
+    @property
+    def reference_fingerprint(self) -> str:
+        return self.fingerprints[self.reference_preset]
+
+    def preset_of(self, fingerprint: str) -> str | None:
+        """The release preset whose fingerprint this is, or None for a fingerprint of no preset of the release."""
+        return next((preset for preset, fp in self.fingerprints.items() if fp == fingerprint), None)
+
+
+def preset_fingerprints(registry: Registry, split: str, data_revision: str) -> dict[str, str]:
+    """The comparability fingerprint of each protocol preset on this data (the release's overrides applied)."""
+    overrides = {k: v for k, v in registry.protocol.items() if k in FINGERPRINT_FIELDS}
+    return {
+        preset: protocol_from_preset(
+            preset, **{**overrides, "split": split, "data_revision": data_revision}
+        ).fingerprint()
+        for preset in PRESETS
+    }
+
+
+# ---- building ----------------------------------------------------------------------------------------------
+
+
+class _Counter:
+    """Per-domain counts of a stream of documents; token counts in batches when a tokenizer is given."""
+
+    def __init__(self, tokenizer=None) -> None:
+        self.tokenizer = tokenizer
+        self.counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        self.batch: list[Document] = []
+
+    def add(self, doc: Document) -> None:
+        counts = self.counts[(doc.source, doc.domain)]
+        counts["documents"] += 1
+        counts["bytes"] += len(doc.text.encode("utf-8", "surrogatepass"))
+        counts["chars"] += len(doc.text)
+        counts["words"] += len(doc.text.split())
+        if self.tokenizer is None:
+            counts["empty_documents"] += doc.text == ""
+            return
+        self.batch.append(doc)
+        if len(self.batch) >= TOKENIZE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Tokenize the pending batch exactly as the evaluator does (`paloma.tokens.tokenize`, no specials)."""
+        if not self.batch:
+            return
+        from paloma.tokens import tokenize
+
+        lengths = tokenize(self.tokenizer, [d.text for d in self.batch], cache_dir=None, show_progress=False).lengths()
+        for doc, length in zip(self.batch, lengths, strict=True):
+            counts = self.counts[(doc.source, doc.domain)]
+            counts["tokens"] += int(length)
+            counts["empty_documents"] += int(length) == 0
+        self.batch = []
+
+
+def _stream(files, spec: DataSpec, counter: _Counter, progress) -> Iterator[Document]:
+    for data_file in files:
+        for doc in read_file(data_file, spec):
+            counter.add(doc)
+            if progress is not None:
+                progress.update(1)
+            yield doc
+
+
+def build_manifest(
+    data: str | Path,
+    split: str,
+    registry: Registry,
+    tokenizer: str | None = None,
+    revision: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Count a release's split (local Paloma layout, or a hub dataset) and return the manifest as plain data.
+
+    `tokenizer` is the release's fixed vocabulary (for Paloma `allenai/gpt-neox-olmo-dolma-v1_5`); without it
+    the manifest holds no token counts and validation checks tokens across fixed-vocabulary submissions only.
+    """
+    from tqdm.auto import tqdm
+
+    spec = DataSpec(path=str(data), split=split, revision=revision)
+    loaded_tokenizer, tokenizer_info = _load_tokenizer(tokenizer)
+    root, hub_revision = resolve_data(spec)
+    files = discover_files(root, split)
+    if not files or files[0].source is None:
+        raise PalomaError(f"{root}: not the Paloma layout (<source>/{split}/*.jsonl.gz)")
+    counter = _Counter(loaded_tokenizer)
+    bar = tqdm(desc=f"counting {split}", unit="doc", disable=not progress, smoothing=0.05)
+    with bar:
+        streamed_revision = content_revision(_stream(files, spec, counter, bar))
+    counter.flush()
+    data_revision = hub_revision or streamed_revision
+    return {
+        "format": FORMAT,
+        "release": registry.release,
+        "split": split,
+        "data_revision": data_revision,
+        "reference_preset": REFERENCE_PRESET,
+        "fingerprints": preset_fingerprints(registry, split, data_revision),
+        "tokenizer": tokenizer_info,
+        "decon": _decon_identity(root, registry, hub_revision),
+        "created_by": f"paloma {__version__}",
+        "totals": _totals(counter.counts),
+        "domains": _domains(counter.counts, registry),
+    }
+
+
+def _load_tokenizer(name: str | None):
+    if name is None:
+        return None, None
+    from transformers import AutoTokenizer
+
+    from paloma.tokens import tokenizer_hash
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PalomaError(f"--tokenizer {name!r}: cannot load ({first})") from None
+    return tokenizer, {"name": str(name), "hash": tokenizer_hash(tokenizer), "vocabulary": len(tokenizer)}
+
+
+def _decon_identity(root: Path, registry: Registry, hub_revision: str | None) -> dict:
+    """What `paloma decon index` records of this data by default: its prose sources and their fingerprint."""
+    from paloma.decon.evaldata import SPLITS, discover_sources, eval_files, fingerprint
+
+    sources = [s for s in discover_sources(root) if not (registry.get(s) and registry.get(s).is_code)]
+    identity: dict[str, Any] = {"sources": sources}
+    if hub_revision:
+        identity["hub_revision"] = hub_revision
+    else:
+        identity["fingerprint"] = fingerprint(
+            [f for s in sources for sp in SPLITS for f in eval_files(root, s, sp)], root
+        )
+    return identity
+
+
+def _totals(counts: dict[tuple[str, str], Counter]) -> dict[str, int]:
+    total: Counter = Counter()
+    for c in counts.values():
+        total.update(c)
+    return {"domains": len(counts), **{k: int(v) for k, v in sorted(total.items())}}
+
+
+def _domains(counts: dict[tuple[str, str], Counter], registry: Registry) -> dict:
+    """Every domain of the data, and the registry's public domains the data lacks (recorded as empty)."""
+    out: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+    keys = ("documents", "bytes", "chars", "words", "empty_documents", "tokens")
+    for (source, domain), c in sorted(counts.items()):
+        out[source][domain] = {k: int(c[k]) for k in keys if k != "tokens" or "tokens" in c}
+    for source, domain in registry.domain_pairs(public_only=True):
+        out[source].setdefault(domain, dict.fromkeys(COUNT_FIELDS, 0))
+    return dict(out)
+
+
+# ---- loading -----------------------------------------------------------------------------------------------
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a manifest file; every error names the file and the field."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PalomaError(f"{path}: no such manifest file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PalomaError(f"{path}: not a JSON manifest ({err})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise PalomaError(f'{path}: not a release manifest (expected "format": "{FORMAT}")')
+    try:
+        manifest = Manifest(
+            path=path,
+            release=str(raw["release"]),
+            split=str(raw["split"]),
+            data_revision=str(raw["data_revision"]),
+            reference_preset=str(raw["reference_preset"]),
+            fingerprints={str(k): str(v) for k, v in raw["fingerprints"].items()},
+            domains={
+                str(s): {str(d): {str(k): int(v) for k, v in c.items()} for d, c in ds.items()}
+                for s, ds in raw["domains"].items()
+            },
+            tokenizer=raw.get("tokenizer"),
+            decon=raw.get("decon") or {},
+        )
+    except (KeyError, AttributeError, TypeError, ValueError) as err:
+        raise PalomaError(f"{path}: malformed manifest ({type(err).__name__}: {err})") from None
+    if manifest.reference_preset not in manifest.fingerprints:
+        raise PalomaError(f"{path}: reference_preset {manifest.reference_preset!r} has no fingerprint")
+    return manifest
+
+
+def manifest_name(release: str, split: str) -> str:
+    return f"{release}.{split}.manifest.json"
