@@ -46,11 +46,11 @@ def verify_files(
     """Count documents of `inputs` that the index would remove; a clean corpus has none."""
     if not 0 < fraction <= 1:
         raise PalomaError(f"--fraction must be in (0, 1], got {fraction}")
+    units = discover_units(inputs)
     if not isinstance(index, ContaminationIndex):
         index = ContaminationIndex.load(index)
     checked = contaminated = bad = 0
     found: list[dict] = []
-    units = discover_units(inputs)
     for unit in units:
         for prefix, batch in _batches(unit.path, unit.kind, text_field, skip_bad_lines):
             bad += len(batch.bad)
