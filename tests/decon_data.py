@@ -222,3 +222,8 @@ def run_cli(*args: object, check: bool = False) -> CliResult:
     if check and code != 0:
         raise AssertionError(f"paloma {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def jsonl_lines(records: list[dict]) -> bytes:
+    """Records as JSON lines, the bytes a filter input holds."""
+    return b"".join(json.dumps(record, ensure_ascii=False).encode() + b"\n" for record in records)

@@ -245,6 +245,8 @@ class ContaminationIndex:
 
 def read_header(path: Path) -> tuple[dict, int]:
     """Parse and check an index header; returns it and where the payload starts. Errors name the problem."""
+    if path.is_dir():
+        raise PalomaError(f"{path}: is a folder, not an index file")
     if not path.is_file():
         raise PalomaError(f"{path}: no such index file")
     size = path.stat().st_size
