@@ -262,11 +262,10 @@ def test_a_killed_run_resumes_and_leaves_no_temporary_file(indexes, tmp_path: Pa
         proc.wait()
     leftovers = sorted(p.name for p in out.rglob("*.tmp"))
     assert leftovers, "the kill should have left the writer's temporaries"
-    refused = run_cli("decon", "filter", corpus, "-i", indexes["all"], "-o", out, "--quiet")
-    assert refused.returncode == 2 and "--resume" in refused.stderr
-
     fifo.unlink()
     (corpus / "b.jsonl").write_bytes(batch)
+    refused = run_cli("decon", "filter", corpus, "-i", indexes["all"], "-o", out, "--quiet")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
     run_cli("decon", "filter", corpus, "-i", indexes["all"], "-o", out, "--quiet", "--resume", check=True)
     assert not list(out.rglob("*.tmp"))
     assert_nothing_lost_or_mixed(out, {"a.jsonl": jsonl(training_docs()), "b.jsonl": batch})
