@@ -96,8 +96,8 @@ EXPECTED_REMOVED = {"dirty-middle", "dirty-last", "short-13", "dirty-test-split"
 # ---- rule cases: one evaluation paragraph each, with the decision of each rule set ---------------------------
 # `dolma` is what dolma 1.2.1 did with the paragraph when run as AI2's pipeline for the Paloma baselines
 # (observed by benchmarks/decon_vs_dolma.py, which re-checks this table against the real dolma on every run);
-# `strict` is paloma's stricter reading. A training document made of filler, the paragraph and filler is
-# removed exactly when the paragraph is indexed, which tests/test_decon_rules.py checks end to end.
+# `strict` is paloma's corrected reading (paloma.decon.rules). A training document made of filler, the
+# paragraph and filler is removed exactly when the paragraph is indexed (tests/test_decon_rules.py).
 @dataclass(frozen=True)
 class RuleCase:
     name: str
@@ -144,11 +144,11 @@ RULE_CASES = [
     RuleCase("ascii-punctuation-only", PUNCTUATION_ONLY, False, False, "only ASCII punctuation"),
     RuleCase("unicode-punctuation-only", "« » ¿ ¡ — – … · ‘ ’ “ ” 「 」 『 』 、 。 ！ ？", False, False, "only P*"),
     RuleCase("ascii-symbols-only", "$ + = < > ^ ` | ~ % & * # @ ! ? . , ; :", False, False, "ASCII symbols"),
-    RuleCase("box-drawing-line", "─" * 40, False, True, "So: [[:punct:]] in dolma, content in strict"),
-    RuleCase("box-drawing-frame", "┌──────────────┐ │ ══════ │ └──────────────┘", False, True, "So box drawing"),
-    RuleCase("math-symbols", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × ÷", False, True, "Sm: [[:punct:]] in dolma"),
-    RuleCase("currency-symbols", "€ € £ ¥ ₹ € € £ ¥ ₹ € € £ ¥", False, True, "Sc: [[:punct:]] in dolma"),
-    RuleCase("modifier-symbols", "˘ ˙ ˚ ˛ ˜ ˝ ¨ ¯ ´ ¸ ˘ ˙ ˚ ˛", False, True, "Sk: [[:punct:]] in dolma"),
+    RuleCase("box-drawing-line", "─" * 40, False, False, "So: [[:punct:]]"),
+    RuleCase("box-drawing-frame", "┌──────────────┐ │ ══════ │ └──────────────┘", False, False, "So box drawing"),
+    RuleCase("math-symbols", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × ÷", False, False, "Sm: [[:punct:]] in dolma"),
+    RuleCase("currency-symbols", "€ € £ ¥ ₹ € € £ ¥ ₹ € € £ ¥", False, False, "Sc: [[:punct:]] in dolma"),
+    RuleCase("modifier-symbols", "˘ ˙ ˚ ˛ ˜ ˝ ¨ ¯ ´ ¸ ˘ ˙ ˚ ˛", False, False, "Sk: [[:punct:]] in dolma"),
     RuleCase("dingbats", "✂ ✈ ✉ ✏ ✒ ✔ ✖ ✝ ✡ ✨ ✳ ✴ ❄ ❇", False, False, "dingbats: in dolma's emoji blocks"),
     RuleCase("copyright-marks", "© ® ™ © ® ™ © ® ™ © ® ™ © ®", False, False, "So, and emoji in strict"),
     RuleCase("emoji-plain", EMOJI_ONLY, False, False, "emoji in dolma's blocks"),
@@ -163,9 +163,9 @@ RULE_CASES = [
     RuleCase("symbols-and-a-letter", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × x", True, True, "one ASCII letter makes content"),
     RuleCase("symbols-and-greek", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × λ", True, True, "a non-ASCII letter makes content"),
     RuleCase("fullwidth-digits", "１２３ → ４５６ → ７８９ → ０１２ → ３４５ → ６７８ → ９", True, True, "Nd"),
-    RuleCase("file-separator-joined", _words(8, "\x1c"), False, True, "U+001C: whitespace to str.strip"),
-    RuleCase("unit-separator-joined", _words(7, "\x1f"), False, True, "U+001F: whitespace to str.strip"),
-    RuleCase("group-separator-tail", _words(12) + " \x1d", False, True, "a trailing U+001D counts only in strict"),
+    RuleCase("file-separator-joined", _words(8, "\x1c"), False, False, "U+001C: whitespace to str.strip"),
+    RuleCase("unit-separator-joined", _words(7, "\x1f"), False, False, "U+001F: whitespace to str.strip"),
+    RuleCase("group-separator-tail", _words(12) + " \x1d", False, False, "a trailing U+001D is whitespace"),
     RuleCase("record-separator-edges", "\x1e" + _words(13) + "\x1e", True, True, "13 words either way"),
     RuleCase("cjk-no-spaces", "我们今天在公园里散步看到很多花", True, True, "each ideograph is a segment"),
     RuleCase("cjk-12-ideographs", "我们今天在公园里散步看到", False, False, "12 ideographs"),
@@ -227,3 +227,31 @@ def run_cli(*args: object, check: bool = False) -> CliResult:
 def jsonl_lines(records: list[dict]) -> bytes:
     """Records as JSON lines, the bytes a filter input holds."""
     return b"".join(json.dumps(record, ensure_ascii=False).encode() + b"\n" for record in records)
+
+
+# ---- training-side cases: how a document carrying the indexed paragraph EVAL_WIKI is decided ----------------
+@dataclass(frozen=True)
+class TrainingCase:
+    name: str
+    text: str
+    dolma: bool  # removed by dolma 1.2.1's read-only dedupe (observed by benchmarks/decon_vs_dolma.py)
+    why: str
+
+
+TRAINING_CASES = [
+    TrainingCase("whole-text", EVAL_WIKI, True, "the document is the paragraph"),
+    TrainingCase("middle", f"{CLEAN[0]}\n{EVAL_WIKI}\n{CLEAN[1]}", True, "between two paragraphs"),
+    TrainingCase("last-no-newline", f"{CLEAN[0]}\n{EVAL_WIKI}", True, "last line, no newline"),
+    TrainingCase("first-then-blank", f"{EVAL_WIKI}\n\n\n{CLEAN[1]}\n", True, "blank lines around"),
+    TrainingCase("twice", f"{EVAL_WIKI}\n{CLEAN[2]}\n{EVAL_WIKI}", True, "two hits, one document"),
+    TrainingCase("trailing-space", f"{CLEAN[0]}\n{EVAL_WIKI} ", False, "exact match: a space more"),
+    TrainingCase("leading-tab", f"\t{EVAL_WIKI}", False, "exact match: a tab more"),
+    TrainingCase("crlf", f"{CLEAN[0]}\r\n{EVAL_WIKI}\r\n{CLEAN[1]}", False, "the paragraph ends in \\r"),
+    TrainingCase("cr-only", f"{CLEAN[0]}\r{EVAL_WIKI}\r{CLEAN[1]}", False, "\\r does not split paragraphs"),
+    TrainingCase("line-separator", f"{CLEAN[0]}\u2028{EVAL_WIKI}", False, "U+2028 does not split paragraphs"),
+    TrainingCase("upper-case", EVAL_WIKI.upper(), False, "exact match: case"),
+    TrainingCase("double-space", EVAL_WIKI.replace(" ", "  ", 1), False, "exact match: spacing"),
+    TrainingCase("nbsp", EVAL_WIKI.replace(" ", "\u00a0", 1), False, "exact match: U+00A0 for a space"),
+    TrainingCase("prefix-only", EVAL_WIKI[:-1], False, "exact match: one character short"),
+    TrainingCase("whitespace-paragraphs", f" \n\t\n{EVAL_WIKI}\n\u3000", True, "blank-looking paragraphs skipped"),
+]

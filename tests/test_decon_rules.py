@@ -14,7 +14,17 @@ from uniseg.wordbreak import words
 
 from paloma.decon import build_index, rules
 from paloma.decon.filter import filter_files
-from tests.decon_data import CLEAN, RULE_CASES, SHORT_12, SHORT_13, RuleCase, write_jsonl_gz
+from tests.decon_data import (
+    CLEAN,
+    EVAL_WIKI,
+    RULE_CASES,
+    SHORT_12,
+    SHORT_13,
+    TRAINING_CASES,
+    RuleCase,
+    TrainingCase,
+    write_jsonl_gz,
+)
 
 
 @pytest.mark.parametrize("case", RULE_CASES, ids=[c.name for c in RULE_CASES])
@@ -35,6 +45,19 @@ def test_rule_cases_end_to_end_remove_exactly_the_training_documents_dolma_remov
         filter_files(index, [tmp_path / "train"], tmp_path / f"out-{name}", progress=False)
         removed = {r["id"] for r in _read(tmp_path / f"out-{name}" / "removed" / "shard.jsonl.gz")}
         assert removed == {c.name for c in RULE_CASES if getattr(c, name)}, name
+
+
+@pytest.fixture(scope="module")
+def wiki_index(tmp_path_factory: pytest.TempPathFactory):
+    """An index of the one paragraph EVAL_WIKI, which every training case carries in some form."""
+    folder = tmp_path_factory.mktemp("wiki")
+    write_jsonl_gz(folder / "paloma" / "c4_en" / "val" / "val-0.jsonl.gz", [{"text": EVAL_WIKI, "id": "w"}])
+    return build_index(folder / "paloma", progress=False)
+
+
+@pytest.mark.parametrize("case", TRAINING_CASES, ids=[c.name for c in TRAINING_CASES])
+def test_training_documents_are_decided_as_dolma_decided(case: TrainingCase, wiki_index) -> None:
+    assert wiki_index.is_contaminated(case.text) == case.dolma, case.why
 
 
 def _read(path: Path) -> list[dict]:
@@ -80,10 +103,10 @@ def test_word_segments_follow_uax29(text: str, segments: list[str]) -> None:
         assert rules.count_word_segments(text, name) == len(segments)
 
 
-def test_separators_u001c_to_u001f_are_words_only_in_strict() -> None:
+def test_separators_u001c_to_u001f_are_whitespace_as_python_strips_them() -> None:
     text = "a\x1cb\x1dc \x1e d\x1f"
-    assert rules.word_segments(text, "strict") == ["a", "\x1c", "b", "\x1d", "c", "\x1e", "d", "\x1f"]
-    assert rules.word_segments(text, "dolma") == ["a", "b", "c", "d"]
+    for name in rules.RULE_SETS:
+        assert rules.word_segments(text, name) == ["a", "b", "c", "d"]
 
 
 def test_twelve_words_are_not_eligible_and_thirteen_are() -> None:

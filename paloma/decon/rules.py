@@ -12,9 +12,13 @@ word segments that are not whitespace, and is not made only of punctuation, whit
   (math, currency, modifier and other symbols, box drawing) except alphabetic ones, and the emoji blocks lack
   U+FE0F and U+200D, so emoji sequences with them are content. Code *sources* are left out, code domains of
   prose sources (`dolma-v1_5/stack_uniform`) are indexed, as AI2's configuration did.
-* `strict` is paloma's earlier reading of the published rule: Unicode White_Space only, punctuation means P*
-  (and ASCII punctuation), every emoji part (ZWJ, VS16, keycaps, tags, skin tones) is emoji, and code
-  domains are left out as well. It keeps symbol-only paragraphs (`→ ∑ ± €`, `───`) in the index.
+* `strict` is the reference's rules with two corrections that paloma judges better (docs/decon.md): every
+  part of an emoji sequence (U+FE0F, U+200D, keycaps, tags, skin tones, regional indicators, and
+  Extended_Pictographic characters even where Unicode calls them alphabetic, like Ⓜ) counts as emoji, so
+  `❤️ ❤️ …` and `👩‍💻 👩‍💻 …` lines are not indexed; and code domains of prose sources are left out like code
+  sources. Word counting and "punctuation" (P* and S*, U+001C–U+001F as whitespace) are Dolma's: paloma's
+  earlier rules counted those separators as words and indexed symbol-only lines (`───`, `→ ∑ ±`, `€ €`), which
+  are decorative in web text and removed training documents that merely share a separator line.
 
 Segmenting every paragraph with a pure-Python UAX #29 implementation costs about 10 µs per character, far too
 slow for millions of paragraphs, so `count_reaches` decides "at least k segments" exactly without it where it
@@ -79,9 +83,13 @@ _ASCII_PUNCTUATION = frozenset(string.punctuation)
 
 # Dolma 1.2.1's `not_alphanum_paragraph_v1`, as written there (the `regex` module, not `re`): a paragraph is
 # dropped when it has no ASCII letter or digit and is made only of [[:punct:]], \s and four emoji blocks.
+# `strict` uses the same character class, one character at a time, plus every emoji part.
 _DOLMA_HAS_ALPHANUM = regex.compile(r"[a-zA-Z0-9]", regex.UNICODE)
 _DOLMA_ALL_PUNCTUATION = regex.compile(
     r"^([[:punct:]]|\s|[\U0001f300-\U0001f64f\U0001f680-\U0001f6ff\u2600-\u26ff\u2700-\u27bf]+)+$", regex.UNICODE
+)
+_DOLMA_NOT_CONTENT_CHAR = regex.compile(
+    r"[[:punct:]]|\s|[\U0001f300-\U0001f64f\U0001f680-\U0001f6ff\u2600-\u26ff\u2700-\u27bf]", regex.UNICODE
 )
 
 
@@ -95,6 +103,9 @@ class _Segmenter:
 
     whitespace: frozenset[str]
     strip_first: bool  # segment `p.strip()` (Dolma) rather than `p`
+
+    # (kept general: the bounds and the prefix rule hold for any whitespace set whose characters UAX #29
+    # breaks before, which tests/test_decon_rules.py checks for Unicode's and Python's)
 
     def __post_init__(self) -> None:
         ws = _char_class(self.whitespace)
@@ -166,11 +177,10 @@ def _safe_cut(text: str, start: int) -> int | None:
 
 @lru_cache(maxsize=65536)
 def _strict_ignorable_char(ch: str) -> bool:
-    """Punctuation, whitespace or part of an emoji: characters that alone do not make a paragraph content."""
+    """Punctuation, symbol, whitespace or part of an emoji: characters that alone do not make content."""
     return (
-        ch in WHITESPACE
-        or ch in _ASCII_PUNCTUATION
-        or unicodedata.category(ch).startswith("P")
+        ch in PYTHON_WHITESPACE
+        or bool(_DOLMA_NOT_CONTENT_CHAR.fullmatch(ch))
         or ch in _EMOJI_PARTS
         or extended_pictographic(ch)
     )
@@ -225,9 +235,12 @@ class RuleSet:
             }
         return {
             **common,
-            "word_segments": "UAX #29 word boundaries (uniseg); segments made only of Unicode White_Space not counted",
-            "excluded": "paragraphs made only of punctuation (Unicode P* or ASCII punctuation), whitespace and emoji "
-            "(Extended_Pictographic, skin-tone modifiers, regional indicators, ZWJ, VS15/16, keycap, tags)",
+            "word_segments": "as dolma: UAX #29 word boundaries (uniseg) of p.strip(); segments s with s.strip() == ''"
+            " not counted",
+            "excluded": "paragraphs made only of characters of dolma's class ([[:punct:]], \\s, its emoji blocks) and "
+            "emoji parts (Extended_Pictographic, skin-tone modifiers, regional indicators, ZWJ, VS15/16, keycap, "
+            "tags); code domains of prose sources left out as well",
+            "regex_version": importlib.metadata.version("regex"),
         }
 
 
@@ -242,10 +255,7 @@ def rule_set(name: str = DEFAULT_RULES, min_words: int = DEFAULT_MIN_WORDS) -> R
         raise PalomaError(f"unknown rule set {name!r} (choose from {', '.join(RULE_SETS)})")
     if min_words < 1:
         raise PalomaError(f"--min-words must be at least 1, got {min_words}")
-    if name == "dolma":
-        segmenter = _Segmenter(whitespace=PYTHON_WHITESPACE, strip_first=True)
-    else:
-        segmenter = _Segmenter(whitespace=WHITESPACE, strip_first=False)
+    segmenter = _Segmenter(whitespace=PYTHON_WHITESPACE, strip_first=True)  # both count words as Dolma does
     return RuleSet(name, _VERSIONS[name], min_words, segmenter, excludes_code_domains=name == "strict")
 
 
