@@ -267,3 +267,31 @@ def test_rule_sets_give_indexes_of_different_identity(paloma_dir: Path, index: C
     strict = build_index(paloma_dir, rule_set="strict", progress=False)
     assert strict.header["rules"]["name"] == "strict"
     assert strict.checksum != index.checksum  # the rules are part of what the checksum covers
+
+
+def test_the_prefix_bitmap_never_hides_an_indexed_hash() -> None:
+    """lookup() skips the binary search for queries whose top bits no indexed hash has; it must agree with
+    the exact search everywhere: present, absent, and two hashes sharing a high half."""
+    rng = np.random.default_rng(7)
+    for n in (1, 1000, 200_000):
+        hi = np.sort(rng.integers(0, 2**64, n, dtype=np.uint64))
+        lo = rng.integers(0, 2**64, n, dtype=np.uint64)
+        if n > 1:
+            hi[n // 2] = hi[n // 2 - 1]
+        arrays = {
+            "hi": hi,
+            "lo": lo,
+            "offsets": np.arange(n + 1, dtype=np.uint64),
+            "origins": np.zeros(n, dtype=np.uint32),
+            "doc_domain": np.zeros(1, dtype=np.uint32),
+        }
+        index = ContaminationIndex({"min_key_bytes": 0, "rules": {"match": "exact"}}, arrays, b"")
+        picked = rng.integers(0, n, 300)
+        q_hi = np.concatenate([hi[picked], rng.integers(0, 2**64, 5000, dtype=np.uint64), hi[picked]])
+        q_lo = np.concatenate([lo[picked], rng.integers(0, 2**64, 5000, dtype=np.uint64), lo[picked] ^ 1])
+        found = index.lookup(q_hi, q_lo)
+        assert np.array_equal(found, index._search(q_hi, q_lo))
+        assert np.array_equal(hi[found[:300]], hi[picked]) and np.array_equal(lo[found[:300]], lo[picked])
+        assert (found[300:] == -1).all()
+        table, _ = index._prefix_bits
+        assert np.unpackbits(table).sum() <= len(table) * 8 / 16 + 1  # at most one bit in 16 is set
