@@ -287,6 +287,7 @@ def run_dolma(dolma: str, work: Path, paloma_root: Path, train: Path, processes:
     }
     cmd = [dolma, "-c", str(write_yaml(run / "dedupe-train.yaml", mark)), "dedupe"]
     steps.append(timed("dolma", "dedupe: mark training documents", processes, cmd, log, corpus=True))
+    shard_bytes = int(2.5 * max(p.stat().st_size for p in train.glob("*.gz")))
     filters = [("mixed", WORKING_FILTER, "mix: write kept documents")]
     if processes == 1:  # once is enough to show that it removes nothing
         filters.append(("mixed-documented-filter", DOCUMENTED_FILTER, "mix with the documented filter"))
@@ -296,7 +297,8 @@ def run_dolma(dolma: str, work: Path, paloma_root: Path, train: Path, processes:
                 {
                     "name": "train",
                     "documents": [str(run / "train" / "documents" / "*.gz")],
-                    "output": {"path": str(run / name / "documents"), "max_size_in_bytes": 10_000_000_000},
+                    # two input files per output shard: the mixer runs one process per output shard
+                    "output": {"path": str(run / name / "documents"), "max_size_in_bytes": shard_bytes},
                     "attributes": [DEDUPE_NAME],
                     "filter": {"exclude": [expression]},
                 }
@@ -358,6 +360,8 @@ def run_paloma(work: Path, paloma_root: Path, train: Path, processes: int) -> di
             "paloma", "index (--rules dolma)", 1, [*paloma, "index", str(paloma_root), "-o", str(index), "--quiet"], log
         ),
     ]
+    # what every `paloma` command costs before its work: starting Python and importing the CLI
+    steps.append(timed("paloma", "start-up only (decon info)", 1, [*paloma, "info", str(index)], log))
     common = [str(train), "-i", str(index), "--workers", str(processes), "--quiet"]
     steps.append(
         timed(
