@@ -138,3 +138,16 @@ def test_remote_indexes_are_checked_against_the_expected_checksum(tmp_path: Path
     assert not list(cache.iterdir())
     with pytest.raises(PalomaError, match="cannot read the index"):
         local_index_file("memory://indexes/missing.decon", cache)
+
+
+def test_the_cli_filters_and_verifies_with_an_index_url(tmp_path: Path, monkeypatch) -> None:
+    index = build_index(make_paloma(tmp_path / "paloma"), progress=False)
+    url = index.save(tmp_path / "store" / "paloma.decon").as_uri()
+    monkeypatch.setenv("PALOMA_DECON_CACHE", str(tmp_path / "cache"))
+    docs = _corpus(tmp_path / "corpus")
+    run_cli("decon", "filter", tmp_path / "corpus", "-i", url, "-o", tmp_path / "out", "--quiet", check=True)
+    report = json.loads((tmp_path / "out" / "decon-report.json").read_text())
+    assert report["index"]["checksum"] == index.checksum
+    assert report["totals"]["removed_documents"] == sum(d["id"].split("-", 1)[1] in EXPECTED_REMOVED for d in docs)
+    assert run_cli("decon", "verify", tmp_path / "out" / "kept", "-i", url).returncode == 0
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [index.checksum.split(":", 1)[1] + ".decon"]

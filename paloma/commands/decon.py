@@ -114,7 +114,12 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", help="JSONL(.gz/.zst) or Parquet files, datasets folders, or folders of them"
     )
-    parser.add_argument("-i", "--index", required=True, type=Path, help="index file from `paloma decon index`")
+    parser.add_argument(
+        "-i",
+        "--index",
+        required=True,
+        help="index file from `paloma decon index`, or a URL (s3://, gs://, file://, ...)",
+    )
     parser.add_argument("--text-field", default="text", help="field or column holding the text (default: text)")
     parser.add_argument(
         "--skip-bad-lines",
@@ -201,10 +206,11 @@ def _print_filter_report(report: dict) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from paloma.decon.remote import is_url
     from paloma.decon.verify import verify_files
 
     if args.report:
-        check_output_file(args.report, [*args.inputs, args.index])
+        check_output_file(args.report, [*args.inputs, *([] if is_url(args.index) else [args.index])])
     report = verify_files(
         args.index,
         args.inputs,

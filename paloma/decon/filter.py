@@ -42,6 +42,7 @@ from paloma.decon.readers import (
     is_datasets_folder,
     read_batches,
 )
+from paloma.decon.remote import is_url, open_index
 from paloma.decon.writers import Sink, parquet_compression, save_dataset_atomically
 from paloma.errors import PalomaError
 from paloma.io import check_output_dir, remove_stale_temporaries, write_json
@@ -394,13 +395,12 @@ def filter_files(
         raise PalomaError("--resume and --overwrite exclude each other")
     inputs = [Path(p) for p in inputs]
     out = Path(output) if output is not None else None
-    index_path = index.path if isinstance(index, ContaminationIndex) else Path(index)
+    index_path = index.path if isinstance(index, ContaminationIndex) else None if is_url(index) else Path(index)
     if out is not None:
         check_output_dir(out, [*inputs, *([index_path] if index_path else [])])
     units = discover_units(inputs)
     check_compression_level(compression_level, units)
-    if not isinstance(index, ContaminationIndex):
-        index = ContaminationIndex.load(index)
+    index = open_index(index)
     options = FilterOptions(text_field, dry_run, skip_bad_lines, samples, compression_level)
     created = out is not None and not out.exists()
     if out is not None:

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from paloma.decon.index import MAGIC, verify_file
+from paloma.decon.index import MAGIC, ContaminationIndex, verify_file
 from paloma.errors import PalomaError
 from paloma.io import atomic_write
 
@@ -66,6 +66,15 @@ def local_index_file(location: str | Path, cache_dir: str | Path | None = None, 
         cached.unlink(missing_ok=True)
         raise PalomaError(f"{url}: the fetched index does not match its checksum {remote_checksum}")
     return cached
+
+
+def open_index(index: ContaminationIndex | str | Path, cache_dir: str | Path | None = None) -> ContaminationIndex:
+    """An index object, a local index file (verified), or a URL (fetched into the cache, verified there)."""
+    if isinstance(index, ContaminationIndex):
+        return index
+    if is_url(index):
+        return ContaminationIndex.load(local_index_file(index, cache_dir), verify=False)
+    return ContaminationIndex.load(index)
 
 
 def _remote_checksum(fs, remote: str, url: str) -> str:

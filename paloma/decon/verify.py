@@ -15,6 +15,7 @@ import xxhash
 from paloma.decon.filter import SAMPLE_CHARS, decide, discover_units
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.readers import Batch, dataset_batches, datasets_splits, read_batches
+from paloma.decon.remote import open_index
 from paloma.errors import PalomaError
 
 
@@ -47,8 +48,7 @@ def verify_files(
     if not 0 < fraction <= 1:
         raise PalomaError(f"--fraction must be in (0, 1], got {fraction}")
     units = discover_units(inputs)
-    if not isinstance(index, ContaminationIndex):
-        index = ContaminationIndex.load(index)
+    index = open_index(index)
     checked = contaminated = bad = 0
     found: list[dict] = []
     for unit in units:
