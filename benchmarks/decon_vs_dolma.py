@@ -524,9 +524,9 @@ def main() -> None:
         )
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    pool = sentences()
     paloma_root, train = work / "paloma", work / "train" / "documents"
-    if not (work / "planted.json").exists():
+    if not (work / "planted.json").exists():  # generated once per work folder (parsing the stdlib takes a while)
+        pool = sentences()
         shutil.rmtree(paloma_root, ignore_errors=True)
         shutil.rmtree(train, ignore_errors=True)
         plantable, eval_cause = make_eval(paloma_root, pool, args.eval_documents, seed=1)
