@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 # Evaluation paragraphs (each has at least 13 word segments), keyed by where they will live.
@@ -90,3 +91,167 @@ def training_docs() -> list[dict]:
 
 # Ids the reference rules remove from training_docs().
 EXPECTED_REMOVED = {"dirty-middle", "dirty-last", "short-13", "dirty-test-split"}
+
+
+# ---- rule cases: one evaluation paragraph each, with the decision of each rule set ---------------------------
+# `dolma` is what dolma 1.2.1 did with the paragraph when run as AI2's pipeline for the Paloma baselines
+# (observed by benchmarks/decon_vs_dolma.py, which re-checks this table against the real dolma on every run);
+# `strict` is paloma's corrected reading (paloma.decon.rules). A training document made of filler, the
+# paragraph and filler is removed exactly when the paragraph is indexed (tests/test_decon_rules.py).
+@dataclass(frozen=True)
+class RuleCase:
+    name: str
+    paragraph: str
+    dolma: bool  # indexed by dolma 1.2.1 (so a training document containing it is removed)
+    strict: bool  # indexed under --rules strict
+    why: str
+
+
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+]
+
+
+def _words(n: int, sep: str = " ") -> str:
+    return sep.join(_WORDS[i % len(_WORDS)] + ("" if i < len(_WORDS) else str(i)) for i in range(n))
+
+
+RULE_CASES = [
+    RuleCase("prose-13-words", _words(13), True, True, "13 UAX #29 word segments: indexed"),
+    RuleCase("prose-12-words", _words(12), False, False, "12 segments: too short"),
+    RuleCase("prose-sentence", EVAL_WIKI, True, True, "ordinary prose"),
+    RuleCase(
+        "punctuation-counts-as-words",
+        "Wait, what? No, no, no. Yes! Fine.",
+        True,
+        True,
+        "punctuation marks are segments",
+    ),
+    RuleCase("ascii-punctuation-only", PUNCTUATION_ONLY, False, False, "only ASCII punctuation"),
+    RuleCase("unicode-punctuation-only", "« » ¿ ¡ — – … · ‘ ’ “ ” 「 」 『 』 、 。 ！ ？", False, False, "only P*"),
+    RuleCase("ascii-symbols-only", "$ + = < > ^ ` | ~ % & * # @ ! ? . , ; :", False, False, "ASCII symbols"),
+    RuleCase("box-drawing-line", "─" * 40, False, False, "So: [[:punct:]]"),
+    RuleCase("box-drawing-frame", "┌──────────────┐ │ ══════ │ └──────────────┘", False, False, "So box drawing"),
+    RuleCase("math-symbols", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × ÷", False, False, "Sm: [[:punct:]] in dolma"),
+    RuleCase("currency-symbols", "€ € £ ¥ ₹ € € £ ¥ ₹ € € £ ¥", False, False, "Sc: [[:punct:]] in dolma"),
+    RuleCase("modifier-symbols", "˘ ˙ ˚ ˛ ˜ ˝ ¨ ¯ ´ ¸ ˘ ˙ ˚ ˛", False, False, "Sk: [[:punct:]] in dolma"),
+    RuleCase("dingbats", "✂ ✈ ✉ ✏ ✒ ✔ ✖ ✝ ✡ ✨ ✳ ✴ ❄ ❇", False, False, "dingbats: in dolma's emoji blocks"),
+    RuleCase("copyright-marks", "© ® ™ © ® ™ © ® ™ © ® ™ © ®", False, False, "So, and emoji in strict"),
+    RuleCase("emoji-plain", EMOJI_ONLY, False, False, "emoji in dolma's blocks"),
+    RuleCase("emoji-outside-dolma-blocks", "🤔 🥰 🦄 🧠 🤖 🥳 🦋 🧩 🤝 🥇 🦊 🧀 🤯 🥑", False, False, "So"),
+    RuleCase("emoji-skin-tones", "👍🏽 " * 14, False, False, "skin-tone modifiers are Sk"),
+    RuleCase("emoji-flags", "🇫🇷 🇩🇪 🇯🇵 🇧🇷 🇮🇳 🇨🇦 🇲🇽 🇰🇷 🇮🇹 🇪🇸 🇳🇬 🇦🇺 🇿🇦 🇸🇪", False, False, "regional indicators: So"),
+    RuleCase("emoji-vs16", "❤️ " * 14, True, False, "U+FE0F is Mn, not in dolma's pattern: content"),
+    RuleCase("emoji-zwj", "👩\u200d💻 " * 14, True, False, "U+200D is Cf, not in dolma's pattern: content"),
+    RuleCase("emoji-keycaps", "1️⃣ 2️⃣ 3️⃣ 4️⃣ 5️⃣ 6️⃣ 7️⃣ 8️⃣ 9️⃣ 0️⃣ 1️⃣ 2️⃣ 3️⃣ 4️⃣", True, True, "ASCII digits"),
+    RuleCase("circled-letters", "Ⓐ Ⓑ Ⓒ Ⓓ Ⓔ Ⓕ Ⓖ Ⓗ Ⓘ Ⓙ Ⓚ Ⓛ Ⓝ Ⓞ", True, True, "So but alphabetic: not [[:punct:]]"),
+    RuleCase("circled-m", "Ⓜ " * 14, True, False, "alphabetic for dolma, Extended_Pictographic for strict"),
+    RuleCase("symbols-and-a-letter", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × x", True, True, "one ASCII letter makes content"),
+    RuleCase("symbols-and-greek", "→ ∑ ± ≤ ≥ ∞ ∫ √ ≈ ≠ ∂ ∇ × λ", True, True, "a non-ASCII letter makes content"),
+    RuleCase("fullwidth-digits", "１２３ → ４５６ → ７８９ → ０１２ → ３４５ → ６７８ → ９", True, True, "Nd"),
+    RuleCase("file-separator-joined", _words(8, "\x1c"), False, False, "U+001C: whitespace to str.strip"),
+    RuleCase("unit-separator-joined", _words(7, "\x1f"), False, False, "U+001F: whitespace to str.strip"),
+    RuleCase("group-separator-tail", _words(12) + " \x1d", False, False, "a trailing U+001D is whitespace"),
+    RuleCase("record-separator-edges", "\x1e" + _words(13) + "\x1e", True, True, "13 words either way"),
+    RuleCase("cjk-no-spaces", "我们今天在公园里散步看到很多花", True, True, "each ideograph is a segment"),
+    RuleCase("cjk-12-ideographs", "我们今天在公园里散步看到", False, False, "12 ideographs"),
+    RuleCase("cjk-long", "我们今天在公园里散步看到很多花。" * 20, True, True, "long CJK: decided from a prefix"),
+    RuleCase(
+        "japanese-mixed", "日本語のテキストとカタカナのコンピューターを使います", True, True, "katakana runs join"
+    ),
+    RuleCase("thai", "ภาษาไทยเป็นภาษาที่สวยงาม", True, True, "Thai letters are segments"),
+    RuleCase(
+        "korean",
+        "한국어 텍스트는 띄어쓰기를 사용합니다 그리고 단어가 많습니다 " * 2,
+        True,
+        True,
+        "Hangul",
+    ),
+    RuleCase("accents-combining", "Cafe\u0301 cre\u0300me bru\u0302le\u0301e " + _words(11), True, True, "marks"),
+    RuleCase("narrow-no-break-space", "\u202f".join(_WORDS[:14]), False, False, "U+202F joins words"),
+    RuleCase("no-break-space", "\u00a0".join(_WORDS[:13]), True, True, "U+00A0 separates words"),
+    RuleCase("ideographic-space", "\u3000".join(_WORDS[:13]), True, True, "U+3000 separates words"),
+    RuleCase("tabs", "\t".join(_WORDS[:13]), True, True, "tabs separate words"),
+    RuleCase("line-separator-inside", _words(7) + "\u2028" + _words(6), True, True, "U+2028 stays in the line"),
+    RuleCase("leading-trailing-spaces", "   " + _words(13) + "  ", True, True, "indexed with its spaces"),
+    RuleCase("zero-width-spaces", "\u200b" * 14, True, True, "U+200B is neither space nor punctuation"),
+    RuleCase("numbers-with-separators", "1,000.50 2,000.75 3.14 42 7 8 9 10 11 12 13 14 15", True, True, "numbers"),
+    RuleCase("emoji-run-then-letter", "🎉" * 30 + "é", True, True, "a letter after emoji"),
+    RuleCase("carriage-return-inside", _words(13) + "\r", True, True, "\\r is part of the paragraph"),
+]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: object, check: bool = False) -> CliResult:
+    """`paloma ARGS` in this process (through paloma.cli.main, what the entry point calls), output captured.
+
+    A subprocess would spend seconds importing every command's dependencies; the decon tests run dozens.
+    """
+    import contextlib
+    import io
+
+    from paloma.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse exits by itself
+            code = exit_.code if isinstance(exit_.code, int) else 2
+    result = CliResult(code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"paloma {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def jsonl_lines(records: list[dict]) -> bytes:
+    """Records as JSON lines, the bytes a filter input holds."""
+    return b"".join(json.dumps(record, ensure_ascii=False).encode() + b"\n" for record in records)
+
+
+# ---- training-side cases: how a document carrying the indexed paragraph EVAL_WIKI is decided ----------------
+@dataclass(frozen=True)
+class TrainingCase:
+    name: str
+    text: str
+    dolma: bool  # removed by dolma 1.2.1's read-only dedupe (observed by benchmarks/decon_vs_dolma.py)
+    why: str
+
+
+TRAINING_CASES = [
+    TrainingCase("whole-text", EVAL_WIKI, True, "the document is the paragraph"),
+    TrainingCase("middle", f"{CLEAN[0]}\n{EVAL_WIKI}\n{CLEAN[1]}", True, "between two paragraphs"),
+    TrainingCase("last-no-newline", f"{CLEAN[0]}\n{EVAL_WIKI}", True, "last line, no newline"),
+    TrainingCase("first-then-blank", f"{EVAL_WIKI}\n\n\n{CLEAN[1]}\n", True, "blank lines around"),
+    TrainingCase("twice", f"{EVAL_WIKI}\n{CLEAN[2]}\n{EVAL_WIKI}", True, "two hits, one document"),
+    TrainingCase("trailing-space", f"{CLEAN[0]}\n{EVAL_WIKI} ", False, "exact match: a space more"),
+    TrainingCase("leading-tab", f"\t{EVAL_WIKI}", False, "exact match: a tab more"),
+    TrainingCase("crlf", f"{CLEAN[0]}\r\n{EVAL_WIKI}\r\n{CLEAN[1]}", False, "the paragraph ends in \\r"),
+    TrainingCase("cr-only", f"{CLEAN[0]}\r{EVAL_WIKI}\r{CLEAN[1]}", False, "\\r does not split paragraphs"),
+    TrainingCase("line-separator", f"{CLEAN[0]}\u2028{EVAL_WIKI}", False, "U+2028 does not split paragraphs"),
+    TrainingCase("upper-case", EVAL_WIKI.upper(), False, "exact match: case"),
+    TrainingCase("double-space", EVAL_WIKI.replace(" ", "  ", 1), False, "exact match: spacing"),
+    TrainingCase("nbsp", EVAL_WIKI.replace(" ", "\u00a0", 1), False, "exact match: U+00A0 for a space"),
+    TrainingCase("prefix-only", EVAL_WIKI[:-1], False, "exact match: one character short"),
+    TrainingCase("whitespace-paragraphs", f" \n\t\n{EVAL_WIKI}\n\u3000", True, "blank-looking paragraphs skipped"),
+]

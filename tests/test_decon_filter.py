@@ -16,8 +16,7 @@ import zstandard
 from paloma.decon import ContaminationIndex, build_index
 from paloma.decon.filter import REPORT_NAME, filter_files
 from paloma.decon.verify import verify_files
-from tests.conftest import run_paloma
-from tests.decon_data import EVAL_C4, EVAL_REDDIT, EXPECTED_REMOVED, make_paloma, training_docs
+from tests.decon_data import EVAL_C4, EVAL_REDDIT, EXPECTED_REMOVED, make_paloma, run_cli, training_docs
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +182,7 @@ def test_rerun_skips_finished_files_and_redoes_changed_ones(index_path: Path, tm
     kept_a = tmp_path / "out" / "kept" / "a.jsonl"
     stamp = kept_a.stat().st_mtime_ns
     (inputs / "b.jsonl").write_bytes(jsonl_bytes(training_docs()[:2]))
-    second = filter_files(index_path, [inputs], tmp_path / "out", progress=False)
+    second = filter_files(index_path, [inputs], tmp_path / "out", progress=False, resume=True)
     resumed = {f["file"]: f.get("resumed", False) for f in second["files"]}
     assert resumed == {"a.jsonl": True, "b.jsonl": False}
     assert kept_a.stat().st_mtime_ns == stamp
@@ -193,7 +192,7 @@ def test_rerun_skips_finished_files_and_redoes_changed_ones(index_path: Path, tm
 def test_dry_run_writes_no_documents(index_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "docs.jsonl.gz"
     path.write_bytes(gzip.compress(jsonl_bytes(training_docs())))
-    proc = run_paloma(
+    proc = run_cli(
         "decon", "filter", str(path), "--index", str(index_path), "--dry-run", "--output", str(tmp_path / "o")
     )
     assert proc.returncode == 0, proc.stderr
@@ -207,7 +206,7 @@ def test_two_workers_give_the_same_outputs_as_one(index_path: Path, tmp_path: Pa
     inputs = tmp_path / "in"
     write_corpus(inputs, training_docs())
     for workers in ("1", "2"):
-        proc = run_paloma(
+        proc = run_cli(
             "decon", "filter", str(inputs), "-i", str(index_path), "-o", str(tmp_path / workers), "--workers", workers
         )
         assert proc.returncode == 0, proc.stderr
@@ -229,9 +228,9 @@ def test_verify_passes_on_kept_and_fails_on_removed(index_path: Path, tmp_path: 
     path.parent.mkdir()
     path.write_bytes(jsonl_bytes(training_docs() * 20))
     filter_files(index_path, [path], tmp_path / "out", progress=False)
-    clean = run_paloma("decon", "verify", str(tmp_path / "out" / "kept"), "-i", str(index_path))
+    clean = run_cli("decon", "verify", str(tmp_path / "out" / "kept"), "-i", str(index_path))
     assert clean.returncode == 0 and clean.stdout.startswith("clean: 0 of 200 checked")
-    dirty = run_paloma(
+    dirty = run_cli(
         "decon",
         "verify",
         str(tmp_path / "out" / "removed"),
@@ -290,7 +289,7 @@ def test_bad_input_gives_one_line_naming_the_file_and_writes_nothing(
 ) -> None:
     path, message = _bad_inputs(tmp_path / "in")[case]
     out = tmp_path / "out"
-    proc = run_paloma("decon", "filter", str(path), "-i", str(index_path), "-o", str(out), "--quiet")
+    proc = run_cli("decon", "filter", str(path), "-i", str(index_path), "-o", str(out), "--quiet")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("paloma decon: error: ")
     assert message in proc.stderr
@@ -320,10 +319,9 @@ def test_skip_bad_lines_counts_them_and_sets_them_aside(index_path: Path, tmp_pa
 def test_output_inside_the_input_folder_is_refused(index_path: Path, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jsonl").write_bytes(jsonl_bytes(training_docs()))
-    proc = run_paloma(
-        "decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "in" / "out")
-    )
-    assert proc.returncode == 2 and "must not be an input" in proc.stderr
+    proc = run_cli("decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "in" / "out"))
+    assert proc.returncode == 2 and "lies inside the input folder" in proc.stderr
+    assert not (tmp_path / "in" / "out").exists()
 
 
 def test_json_escaped_lone_surrogates_are_valid_documents(index_path: Path, tmp_path: Path) -> None:
@@ -341,7 +339,7 @@ def test_skip_bad_lines_sets_null_parquet_texts_aside(index_path: Path, tmp_path
     rows = [{"id": d["id"], "text": d["text"]} for d in docs] + [{"id": "null", "text": None}]
     (tmp_path / "in").mkdir()
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "t.parquet")
-    failed = run_paloma("decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "o1"))
+    failed = run_cli("decon", "filter", str(tmp_path / "in"), "-i", str(index_path), "-o", str(tmp_path / "o1"))
     assert failed.returncode == 2 and f"t.parquet: row {len(docs)}: text field 'text' is null" in failed.stderr
     report = filter_files(index_path, [tmp_path / "in"], tmp_path / "out", skip_bad_lines=True, progress=False)
     assert report["totals"]["bad_lines"] == 1

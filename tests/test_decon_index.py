@@ -16,7 +16,7 @@ from paloma.decon import ContaminationIndex, build_index
 from paloma.decon.hashing import hash_text
 from paloma.decon.index import MAGIC
 from paloma.errors import PalomaError
-from tests.conftest import paloma_env, run_paloma
+from tests.conftest import paloma_env
 from tests.decon_data import (
     EVAL_C4,
     EVAL_C4_TEST,
@@ -27,6 +27,7 @@ from tests.decon_data import (
     SHORT_12,
     SHORT_13,
     make_paloma,
+    run_cli,
 )
 
 
@@ -173,16 +174,19 @@ def test_damaged_index_files_fail_with_a_clear_message(index, tmp_path: Path, ho
     damaged = _damage(path, tmp_path, how)
     with pytest.raises(PalomaError, match=message):
         ContaminationIndex.load(damaged)
-    proc = run_paloma("decon", "filter", str(tmp_path / "good.decon"), "--index", str(damaged), "--dry-run")
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "hello"}\n')
+    for argv in (("filter", str(corpus), "--index", str(damaged), "--dry-run"), ("info", str(damaged))):
+        proc = run_cli("decon", *argv)
+        assert proc.returncode == 2, argv
+        assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
 
 
 def test_cli_index_writes_a_file_with_rules_revision_and_counts(paloma_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.decon"
-    proc = run_paloma("decon", "index", "--data", str(paloma_dir), "--output", str(out), "--quiet", check=True)
+    proc = run_cli("decon", "index", "--data", str(paloma_dir), "--output", str(out), "--quiet", check=True)
     assert "checksum blake2b-256:" in proc.stdout
-    info = json.loads(run_paloma("decon", "info", str(out), check=True).stdout)
+    info = json.loads(run_cli("decon", "info", str(out), check=True).stdout)
     assert info["format_version"] == 1
     assert info["rules"]["min_words"] == 13 and info["rules"]["match"] == "exact"
     assert info["data"]["kind"] == "local" and info["data"]["fingerprint"].startswith("blake2b-256:")
@@ -228,8 +232,9 @@ def test_domains_from_arrays_agree_with_the_documents_table(index: Contamination
     assert {("c4_en", "c4_en"), ("m2d2_wikipedia_unsplit", "Geography")} in domains
 
 
-def test_code_domains_of_mixed_sources_are_excluded(tmp_path: Path) -> None:
-    # dolma-v1_5 is prose except its stack_uniform domain (registry: code_domains)
+def test_code_domains_of_prose_sources_are_indexed_by_dolma_rules_and_left_out_by_strict(tmp_path: Path) -> None:
+    # dolma-v1_5 is prose except its stack_uniform domain (registry: code_domains); AI2's configuration fed all
+    # of dolma-v1_5 into its filter, stack_uniform included
     from tests.decon_data import write_jsonl_gz
 
     records = [
@@ -237,7 +242,56 @@ def test_code_domains_of_mixed_sources_are_excluded(tmp_path: Path) -> None:
         {"text": EVAL_CODE, "id": "stack-1", "subdomain": "stack_uniform"},
     ]
     write_jsonl_gz(tmp_path / "paloma" / "dolma-v1_5" / "test" / "test_mixed.jsonl.gz", records)
-    index = build_index(tmp_path / "paloma", progress=False)
-    assert EVAL_C4 in index and EVAL_CODE not in index
-    assert index.header["data"]["excluded_code_domain_documents"] == {"dolma-v1_5/stack_uniform": 1}
-    assert EVAL_CODE in build_index(tmp_path / "paloma", include_code=True, progress=False)
+    dolma = build_index(tmp_path / "paloma", progress=False)
+    assert EVAL_C4 in dolma and EVAL_CODE in dolma
+    assert dolma.header["rules"]["code_domains_excluded"] is False
+    strict = build_index(tmp_path / "paloma", rule_set="strict", progress=False)
+    assert EVAL_C4 in strict and EVAL_CODE not in strict
+    assert strict.header["data"]["excluded_code_domain_documents"] == {"dolma-v1_5/stack_uniform": 1}
+    assert strict.header["rules"]["code_domains_excluded"] is True
+    assert EVAL_CODE in build_index(tmp_path / "paloma", rule_set="strict", include_code=True, progress=False)
+
+
+def test_header_records_the_rule_set_its_version_and_parameters(index: ContaminationIndex) -> None:
+    header_rules = index.header["rules"]
+    assert (header_rules["name"], header_rules["version"]) == ("dolma", 1)
+    assert header_rules["parameters"] == {"min_words": 13, "excludes_code_domains": False}
+    assert header_rules["regex_version"] and header_rules["uniseg_version"]
+    # the fields an earlier paloma wrote are all still there
+    for key in ("paragraph", "min_words", "word_segments", "excluded", "match", "code_excluded"):
+        assert key in header_rules
+    assert index.header["data"]["fingerprint"].startswith("blake2b-256:")
+
+
+def test_rule_sets_give_indexes_of_different_identity(paloma_dir: Path, index: ContaminationIndex) -> None:
+    strict = build_index(paloma_dir, rule_set="strict", progress=False)
+    assert strict.header["rules"]["name"] == "strict"
+    assert strict.checksum != index.checksum  # the rules are part of what the checksum covers
+
+
+def test_the_prefix_bitmap_never_hides_an_indexed_hash() -> None:
+    """lookup() skips the binary search for queries whose top bits no indexed hash has; it must agree with
+    the exact search everywhere: present, absent, and two hashes sharing a high half."""
+    rng = np.random.default_rng(7)
+    for n in (1, 1000, 200_000):
+        hi = np.sort(rng.integers(0, 2**64, n, dtype=np.uint64))
+        lo = rng.integers(0, 2**64, n, dtype=np.uint64)
+        if n > 1:
+            hi[n // 2] = hi[n // 2 - 1]
+        arrays = {
+            "hi": hi,
+            "lo": lo,
+            "offsets": np.arange(n + 1, dtype=np.uint64),
+            "origins": np.zeros(n, dtype=np.uint32),
+            "doc_domain": np.zeros(1, dtype=np.uint32),
+        }
+        index = ContaminationIndex({"min_key_bytes": 0, "rules": {"match": "exact"}}, arrays, b"")
+        picked = rng.integers(0, n, 300)
+        q_hi = np.concatenate([hi[picked], rng.integers(0, 2**64, 5000, dtype=np.uint64), hi[picked]])
+        q_lo = np.concatenate([lo[picked], rng.integers(0, 2**64, 5000, dtype=np.uint64), lo[picked] ^ 1])
+        found = index.lookup(q_hi, q_lo)
+        assert np.array_equal(found, index._search(q_hi, q_lo))
+        assert np.array_equal(hi[found[:300]], hi[picked]) and np.array_equal(lo[found[:300]], lo[picked])
+        assert (found[300:] == -1).all()
+        table, _ = index._prefix_bits
+        assert np.unpackbits(table).sum() <= len(table) * 8 / 16 + 1  # at most one bit in 16 is set

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from paloma.decon.rules import DEFAULT_MIN_WORDS, MATCH_MODES
+from paloma.commands._args import fraction, int_at_least, non_negative_int, positive_int
+from paloma.decon.rules import DEFAULT_MIN_WORDS, DEFAULT_RULES, MATCH_MODES, RULE_SETS
 from paloma.errors import PalomaError
-from paloma.io import write_json
+from paloma.io import check_output_file, write_json
 from paloma.table import format_table
+
+
+def compression_level(text: str) -> int:
+    """0-22, the union of gzip's 0-9 and zstd's 0-22; each input's own codec range is checked before work."""
+    value = int_at_least(0)(text)
+    if value > 22:
+        raise argparse.ArgumentTypeError(f"must be ≤ 22 (gzip 0-9, zstd 0-22), got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument("--revision", help="hub revision (branch, tag or commit) to download")
     index.add_argument("--token", help="hub token (default: the logged-in token or HF_TOKEN)")
     index.add_argument(
+        "--rules",
+        choices=RULE_SETS,
+        default=DEFAULT_RULES,
+        help="eligibility rules: dolma (default) reproduces AI2's Dolma pipeline for the Paloma baselines; strict "
+        "also drops symbol-only paragraphs and code domains (docs/decon.md)",
+    )
+    index.add_argument(
         "--min-words",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MIN_WORDS,
         help=f"fewest UAX #29 word segments for a paragraph to be indexed (default and reference: {DEFAULT_MIN_WORDS})",
     )
@@ -55,23 +72,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     filt = commands.add_parser("filter", help="remove documents that contain an indexed paragraph")
     _add_input_args(filt)
     filt.add_argument("-o", "--output", type=Path, help="output folder (kept/, removed/, decon-report.json)")
-    filt.add_argument("--workers", type=int, default=1, help="files filtered in parallel (default 1)")
+    filt.add_argument("--workers", type=positive_int, default=1, help="files filtered in parallel (default 1)")
     filt.add_argument("--dry-run", action="store_true", help="only report; write no documents")
-    filt.add_argument("--samples", type=int, default=20, help="matched paragraphs quoted in the report (default 20)")
     filt.add_argument(
-        "--compression-level", type=int, help="gzip/zstd level of JSONL outputs (default: gzip 1, zstd 3, for speed)"
+        "--samples", type=non_negative_int, default=20, help="matched paragraphs quoted in the report (default 20)"
+    )
+    filt.add_argument(
+        "--compression-level",
+        type=compression_level,
+        help="gzip (0-9) / zstd (0-22) level of JSONL outputs (default: gzip 1, zstd 3, for speed)",
+    )
+    again = filt.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue the run in --output (same index, options and inputs)"
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="remove the earlier run in --output (kept/, removed/, bad/, state, report) and start over",
     )
     filt.add_argument("--quiet", action="store_true", help="no progress bar")
     filt.set_defaults(func=run_filter)
 
     verify = commands.add_parser("verify", help="check that a cleaned corpus (or a sample) has no indexed paragraph")
     _add_input_args(verify)
-    verify.add_argument("--fraction", type=float, default=1.0, help="share of documents to check (default 1.0)")
-    verify.add_argument("--seed", type=int, default=0, help="seed of the reproducible sample (default 0)")
+    verify.add_argument(
+        "--fraction", type=fraction, default=1.0, help="share of documents to check, in (0, 1] (default 1.0)"
+    )
+    verify.add_argument("--seed", type=non_negative_int, default=0, help="seed of the reproducible sample (default 0)")
     verify.add_argument("--report", type=Path, help="also write the verification report as JSON here")
     verify.set_defaults(func=run_verify)
 
-    info = commands.add_parser("info", help="print an index's header (rules, data revision, counts, checksum)")
+    info = commands.add_parser(
+        "info", help="verify an index file and print its header (rules, data revision, counts, checksum)"
+    )
     info.add_argument("index", type=Path)
     info.set_defaults(func=run_info)
 
@@ -80,7 +114,12 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", help="JSONL(.gz/.zst) or Parquet files, datasets folders, or folders of them"
     )
-    parser.add_argument("-i", "--index", required=True, type=Path, help="index file from `paloma decon index`")
+    parser.add_argument(
+        "-i",
+        "--index",
+        required=True,
+        help="index file from `paloma decon index`, or a URL (s3://, gs://, file://, ...)",
+    )
     parser.add_argument("--text-field", default="text", help="field or column holding the text (default: text)")
     parser.add_argument(
         "--skip-bad-lines",
@@ -94,8 +133,11 @@ def run_index(args: argparse.Namespace) -> int:
 
     if (args.data is None) == (args.data_option is None):
         raise PalomaError("give the evaluation data once: a folder or hub id, positionally or as --data")
+    data = args.data or args.data_option
+    check_output_file(args.output, [data] if Path(data).exists() else [])
     index = build_index(
-        args.data or args.data_option,
+        data,
+        rule_set=args.rules,
         revision=args.revision,
         min_words=args.min_words,
         include_code=args.include_code,
@@ -112,7 +154,7 @@ def run_index(args: argparse.Namespace) -> int:
     excluded = ", ".join(header["data"]["excluded_code_sources"]) or "none"
     print(
         f"\n{counts.get('unique_paragraphs', 0):,} distinct paragraphs from {counts.get('documents', 0):,} documents "
-        f"(min words {args.min_words}, match {args.match}; code sources excluded: {excluded})\n"
+        f"(rules {args.rules}, min words {args.min_words}, match {args.match}; code sources excluded: {excluded})\n"
         f"wrote {args.output}  checksum {index.checksum}"
     )
     return 0
@@ -132,6 +174,8 @@ def run_filter(args: argparse.Namespace) -> int:
         samples=args.samples,
         compression_level=args.compression_level,
         progress=not args.quiet,
+        resume=args.resume,
+        overwrite=args.overwrite,
     )
     _print_filter_report(report)
     if args.output is not None:
@@ -162,8 +206,11 @@ def _print_filter_report(report: dict) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from paloma.decon.remote import is_url
     from paloma.decon.verify import verify_files
 
+    if args.report:
+        check_output_file(args.report, [*args.inputs, *([] if is_url(args.index) else [args.index])])
     report = verify_files(
         args.index,
         args.inputs,
@@ -186,8 +233,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from paloma.decon.index import read_header
+    from paloma.decon.index import verify_file
 
-    header, _ = read_header(args.index)
+    header = verify_file(args.index)
     print(json.dumps({k: v for k, v in header.items() if k not in ("sections",)}, indent=1))
+    print(f"checksum verified: {header['checksum']}", file=sys.stderr)
     return 0

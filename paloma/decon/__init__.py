@@ -2,7 +2,7 @@
 
     from paloma.decon import build_index, ContaminationIndex
 
-    index = build_index("path/to/paloma")          # or "allenai/paloma" (gated hub dataset)
+    index = build_index("path/to/paloma")          # or "allenai/paloma"; rule_set="dolma" (default) or "strict"
     index.save("paloma.decon")
     index = ContaminationIndex.load("paloma.decon")
     index.is_contaminated(document_text)           # the per-document decision
@@ -10,6 +10,7 @@
 
     decide(index, texts)                           # a batch of documents at once: (removed mask, hits, sizes)
     filter_files(index, ["corpus/"], "cleaned/", workers=4)   # JSONL(.gz/.zst), Parquet, datasets folders
+                                                   # (resume=True / overwrite=True for a folder with a run)
     verify_files(index, ["cleaned/kept"], fraction=0.1)
 
 The `paloma decon` command is a thin wrapper around these functions; docs/decon.md describes the rules.
@@ -17,10 +18,11 @@ The `paloma decon` command is a thin wrapper around these functions; docs/decon.
 
 from paloma.decon.filter import decide, filter_files
 from paloma.decon.index import ContaminationIndex, Match, Origin, build_index, load_index
-from paloma.decon.rules import count_word_segments, is_eligible
+from paloma.decon.rules import RULE_SETS, count_word_segments, is_eligible, rule_set
 from paloma.decon.verify import verify_files
 
 __all__ = [
+    "RULE_SETS",
     "ContaminationIndex",
     "Match",
     "Origin",
@@ -30,5 +32,6 @@ __all__ = [
     "filter_files",
     "is_eligible",
     "load_index",
+    "rule_set",
     "verify_files",
 ]

@@ -8,13 +8,14 @@ is never scored, so it is never read here.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from paloma.decon.readers import open_lines
 from paloma.errors import PalomaError
-from paloma.io import iter_jsonl
 from paloma.registry import Registry, Source
 
 SPLITS = ("val", "test")
@@ -92,9 +93,31 @@ def fingerprint(files: list[Path], root: Path) -> str:
     return "blake2b-256:" + digest.hexdigest()
 
 
+def iter_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line; a truncated .gz or .zst file is an error, not a short file."""
+    line_no = 0
+    try:
+        with open_lines(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                    raise PalomaError(f"{path}:{line_no}: invalid JSON ({getattr(err, 'msg', err)})") from None
+                if not isinstance(record, dict):
+                    raise PalomaError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+                yield line_no, record
+    except PalomaError:
+        raise
+    except Exception as err:  # gzip, zlib, zstandard and OS errors of a damaged or unreadable file
+        where = f"{path}:{line_no + 1}" if line_no else str(path)
+        raise PalomaError(f"{where}: corrupt or truncated file ({type(err).__name__}: {err})") from None
+
+
 def iter_documents(path: Path, source: str, split: str, source_info: Source | None) -> Iterator[EvalDocument]:
     """Documents of one evaluation file; the domain is `subdomain`, or the source name when absent."""
-    for line_no, record in iter_jsonl(path):
+    for line_no, record in iter_records(path):
         text = record.get("text")
         if not isinstance(text, str):
             what = "missing" if text is None else f"a {type(text).__name__}, not a string"

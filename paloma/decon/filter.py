@@ -5,8 +5,11 @@ raw string; one hit removes the whole document. Paragraphs shorter (in UTF-8 byt
 paragraph cannot be in the index and are not hashed, which changes no decision.
 
 Outputs under OUTPUT: `kept/<relative name>` (same format), `removed/<relative name>`, `bad/<relative name>`
-(only with --skip-bad-lines), `.decon-state/<relative name>.json` (written last; a rerun skips units whose
-state matches), and `decon-report.json`. Inputs are opened read-only.
+(only with --skip-bad-lines), `.decon-state/run.json` (the run: index, options, files; written first),
+`.decon-state/<relative name>.json` (written last for each finished unit; `--resume` skips units whose state
+matches), and `decon-report.json`. Inputs are opened read-only, and an output folder that is, contains or lies
+inside an input is refused. A folder holds one run: a rerun resumes it (`--resume`: same index, options and
+files) or removes all of it first (`--overwrite`), so kept/ and removed/ never mix documents of two runs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -38,11 +42,14 @@ from paloma.decon.readers import (
     is_datasets_folder,
     read_batches,
 )
+from paloma.decon.remote import is_url, open_index
 from paloma.decon.writers import Sink, parquet_compression, save_dataset_atomically
 from paloma.errors import PalomaError
-from paloma.io import write_json
+from paloma.io import check_output_dir, remove_stale_temporaries, write_json
 
 REPORT_NAME = "decon-report.json"
+REPORT_KIND = "paloma decon filter"
+REPORT_VERSION = 2  # 1: before the `report` and `report_version` fields and rule sets
 STATE_DIR = ".decon-state"
 SAMPLE_CHARS = 500
 Progress = Callable[[int, int], None]
@@ -368,39 +375,56 @@ def filter_files(
     samples: int = 20,
     compression_level: int | None = None,
     progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Remove contaminated documents from every input; returns (and, with an output folder, writes) the report.
 
-    With `workers > 1` files run in separate processes that memory-map the same index file.
+    An output folder that already holds a run is refused unless `resume` (continue it: same index, options
+    and inputs; finished files are skipped) or `overwrite` (its kept/, removed/, bad/, state and report are
+    removed first). Everything is checked before the first document is read. With `workers > 1` files run in
+    separate processes that memory-map the same index file.
     """
-    if not isinstance(index, ContaminationIndex):
-        index = ContaminationIndex.load(index)
     if workers < 1:
         raise PalomaError(f"--workers must be at least 1, got {workers}")
+    if samples < 0:
+        raise PalomaError(f"--samples must be at least 0, got {samples}")
     if output is None and not dry_run:
         raise PalomaError("--output is required unless --dry-run")
+    if resume and overwrite:
+        raise PalomaError("--resume and --overwrite exclude each other")
     inputs = [Path(p) for p in inputs]
-    units = discover_units(inputs)
     out = Path(output) if output is not None else None
+    index_path = index.path if isinstance(index, ContaminationIndex) else None if is_url(index) else Path(index)
     if out is not None:
-        _check_output(out, inputs)
+        check_output_dir(out, [*inputs, *([index_path] if index_path else [])])
+    units = discover_units(inputs)
+    check_compression_level(compression_level, units)
+    index = open_index(index)
     options = FilterOptions(text_field, dry_run, skip_bad_lines, samples, compression_level)
+    created = out is not None and not out.exists()
+    if out is not None:
+        prepare_output(out, index, units, options, resume=resume, overwrite=overwrite)
     started = time.perf_counter()
     results: dict[str, dict] = {}
     todo = []
     for unit in units:
-        done = None if out is None or dry_run else _finished(out, unit, _unit_signature(unit, index, options))
+        done = _finished(out, unit, _unit_signature(unit, index, options)) if resume and out else None
         if done is not None:
             results[unit.rel] = {**done, "resumed": True}
-        else:
-            todo.append(unit)
+            continue
+        if out is not None and not dry_run:
+            clear_unit_outputs(out, unit)
+        todo.append(unit)
     bar = _progress_bar(todo, progress)
     try:
         if workers == 1 or len(todo) <= 1:
             for unit in todo:
                 results[unit.rel] = _run_unit(index, unit, out, options, bar.update if bar else None)
         else:
-            results.update(_run_parallel(index, todo, out, options, workers, bar))
+            _run_parallel(index, todo, out, options, workers, bar, results)
+    except (PalomaError, OSError) as err:
+        raise _after_failure(err, out, results, created, dry_run) from None
     finally:
         if bar:
             bar.close()
@@ -410,23 +434,158 @@ def filter_files(
     return report
 
 
-def _check_output(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output folder that is an input or lies inside one: a rerun would read its own outputs."""
-    resolved = out.resolve()
-    for item in inputs:
-        source = item.resolve()
-        if resolved == source or (source.is_dir() and resolved.is_relative_to(source)):
-            raise PalomaError(f"--output {out} must not be an input or inside an input folder ({item})")
+# ---- the output folder: one run at a time, resumed or started over, never mixed ---------------------------
+OUTPUT_PARTS = ("kept", "removed", "bad")
+RUN_NAME = "run.json"
+_LEVELS = {"gzip": (0, 9), "zstd": (0, 22)}
+
+
+def _codec(path: Path) -> str | None:
+    if path.name.endswith(".gz"):
+        return "gzip"
+    return "zstd" if path.name.endswith((".zst", ".zstd")) else None
+
+
+def check_compression_level(level: int | None, units: list[Unit]) -> None:
+    """Refuse, before any work, a level outside the range of a codec the outputs will be written with."""
+    if level is None:
+        return
+    for unit in units:
+        codec = _codec(unit.path)
+        if codec and not _LEVELS[codec][0] <= level <= _LEVELS[codec][1]:
+            low, high = _LEVELS[codec]
+            raise PalomaError(f"--compression-level {level}: {codec} levels are {low}-{high} ({unit.path})")
+
+
+def _run_manifest(index: ContaminationIndex, units: list[Unit], options: FilterOptions) -> dict:
+    rules = index.header["rules"]
+    return {
+        "index": index.checksum,
+        "rules": {"name": rules.get("name"), "version": rules.get("version"), "parameters": rules.get("parameters")},
+        "options": options.fingerprint(),
+        "files": [unit.rel for unit in units],
+    }
+
+
+def _held_parts(out: Path) -> list[Path]:
+    """The parts of `out` a run writes that exist now (the folder may hold other, unrelated files)."""
+    names = [*OUTPUT_PARTS, STATE_DIR, REPORT_NAME]
+    return [out / name for name in names if (out / name).exists() or (out / name).is_symlink()]
+
+
+def prepare_output(
+    out: Path, index: ContaminationIndex, units: list[Unit], options: FilterOptions, *, resume: bool, overwrite: bool
+) -> None:
+    """Make `out` ready for this run: fresh, resumed (same index, options and files) or cleared (overwrite)."""
+    held = _held_parts(out)
+    manifest = _run_manifest(index, units, options)
+    if resume:
+        _check_resumable(out, held, manifest, options)
+        return
+    if held and not overwrite:
+        earlier = _read_manifest(out)
+        cited = f" (index {earlier['index']})" if earlier else ""
+        raise PalomaError(
+            f"{out}: holds an earlier `paloma decon filter` run{cited}; "
+            "use --resume to continue it or --overwrite to start over"
+        )
+    for part in held:
+        _remove(part)
+    if not options.dry_run:
+        write_json(out / STATE_DIR / RUN_NAME, manifest)
+
+
+def _check_resumable(out: Path, held: list[Path], manifest: dict, options: FilterOptions) -> None:
+    if options.dry_run:
+        raise PalomaError("--resume continues a run that writes documents; a dry run has nothing to resume")
+    earlier = _read_manifest(out)
+    if earlier is None:
+        if held:
+            raise PalomaError(f"{out}: holds a run without run state, which cannot be resumed; use --overwrite")
+        raise PalomaError(f"{out}: holds no earlier run to resume; run without --resume")
+    for key, what in (("index", "index"), ("options", "options"), ("files", "input files")):
+        if earlier.get(key) != manifest[key]:
+            raise PalomaError(
+                f"{out}: holds a run with other {what} ({_difference(earlier.get(key), manifest[key])}); "
+                "--resume continues only the same run: use --overwrite to start over, or another folder"
+            )
+
+
+def _difference(earlier: Any, now: Any) -> str:
+    if isinstance(earlier, list) and isinstance(now, list):
+        gone, new = sorted(set(earlier) - set(now)), sorted(set(now) - set(earlier))
+        parts = [f"not given now: {', '.join(gone[:3])}" if gone else "", f"new: {', '.join(new[:3])}" if new else ""]
+        return "; ".join(p for p in parts if p) or "another order"
+    return f"{earlier} then, {now} now"
+
+
+def _read_manifest(out: Path) -> dict | None:
+    with contextlib.suppress(OSError, ValueError):
+        manifest = json.loads((out / STATE_DIR / RUN_NAME).read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and "index" in manifest:
+            return manifest
+    return None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _after_failure(
+    err: PalomaError | OSError, out: Path | None, results: dict, created: bool, dry_run: bool
+) -> PalomaError | OSError:
+    """Leave nothing behind when no file was finished; otherwise say how to continue."""
+    if out is None or dry_run:
+        return err
+    if not results:
+        with contextlib.suppress(OSError):
+            (out / STATE_DIR / RUN_NAME).unlink()
+        _prune_empty_folders([out / part for part in (*OUTPUT_PARTS, STATE_DIR)] + ([out] if created else []))
+        return err
+    if isinstance(err, PalomaError):
+        finished = sum(1 for r in results.values() if not r.get("resumed"))
+        return PalomaError(f"{err} ({finished} files finished before: fix it and rerun with --resume to keep them)")
+    return err
+
+
+def _prune_empty_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for dirpath, _, _ in sorted(os.walk(folder), key=lambda item: -len(item[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)  # only empty folders go
+
+
+def clear_unit_outputs(out: Path, unit: Unit) -> None:
+    """Remove what an earlier, unfinished or changed run of `unit` left: its outputs, state and temporaries.
+
+    A redone file may remove nothing this time, so its old removed/ file would otherwise stay beside the new
+    kept/ file and hold documents twice.
+    """
+    for target in [*(out / part / unit.rel for part in OUTPUT_PARTS), _state_path(out, unit)]:
+        if target.exists() or target.is_symlink():
+            _remove(target)
+        remove_stale_temporaries(target.parent, [target.name, f"{target.name}.old"])
 
 
 def _run_parallel(
-    index: ContaminationIndex, units: list[Unit], out: Path | None, options: FilterOptions, workers: int, bar: Any
+    index: ContaminationIndex,
+    units: list[Unit],
+    out: Path | None,
+    options: FilterOptions,
+    workers: int,
+    bar: Any,
+    results: dict[str, dict],
 ) -> dict[str, dict]:
+    """Filter units in worker processes; finished units go into `results` as they come (also on failure)."""
     if index.path is None:
         raise PalomaError("parallel filtering needs an index saved to a file (workers memory-map it)")
     context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
-    results: dict[str, dict] = {}
     with ProcessPoolExecutor(
         max_workers=min(workers, len(units)),
         mp_context=context,
@@ -516,6 +675,8 @@ def build_report(
         files.append({"file": unit.rel, "format": unit.kind, **{k: v for k, v in stats.items() if k != "samples"}})
     documents, nbytes = totals["documents"], totals["bytes"]
     return {
+        "report": REPORT_KIND,
+        "report_version": REPORT_VERSION,
         "paloma_version": __version__,
         "dry_run": options.dry_run,
         "index": index.summary(),

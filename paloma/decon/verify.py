@@ -15,6 +15,7 @@ import xxhash
 from paloma.decon.filter import SAMPLE_CHARS, decide, discover_units
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.readers import Batch, dataset_batches, datasets_splits, read_batches
+from paloma.decon.remote import open_index
 from paloma.errors import PalomaError
 
 
@@ -46,11 +47,10 @@ def verify_files(
     """Count documents of `inputs` that the index would remove; a clean corpus has none."""
     if not 0 < fraction <= 1:
         raise PalomaError(f"--fraction must be in (0, 1], got {fraction}")
-    if not isinstance(index, ContaminationIndex):
-        index = ContaminationIndex.load(index)
+    units = discover_units(inputs)
+    index = open_index(index)
     checked = contaminated = bad = 0
     found: list[dict] = []
-    units = discover_units(inputs)
     for unit in units:
         for prefix, batch in _batches(unit.path, unit.kind, text_field, skip_bad_lines):
             bad += len(batch.bad)

@@ -148,7 +148,8 @@ def stage_decon(demo: Demo, suite: Suite) -> dict:
     index = build_index(suite.suite_dir, sources=prose_sources(suite), progress=demo.progress)
     index.save(folder / "index.decon")
     train_file = suite.train_dir / suite.manifest["train"]["file"]
-    report = filter_files(index, [train_file], folder / "filtered", progress=demo.progress)
+    # the index is rebuilt on every run, so an earlier (or killed) filter run in the folder is replaced
+    report = filter_files(index, [train_file], folder / "filtered", progress=demo.progress, overwrite=True)
     removed = [r["id"] for _, r in iter_jsonl(folder / "filtered" / "removed" / train_file.name)]
     planted = sorted(p["train_id"] for p in suite.manifest["planted_contamination"])
     missed = sorted(set(planted) - set(removed))
