@@ -88,7 +88,7 @@ def ceiling(model_dir: Path, max_length: int, rows: int, seconds: float) -> floa
 
 
 def run_paloma(model_dir: Path, data: Path, max_length: int, batch_tokens: int, out: Path) -> dict:
-    from paloma.data import DataSpec
+    from paloma.eval.data import DataSpec
     from paloma.evaluate import EvalConfig, evaluate
 
     start = time.perf_counter()

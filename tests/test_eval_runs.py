@@ -19,7 +19,7 @@ import pytest
 from conftest import paloma_env, run_paloma
 from fixtures import pydoc_paragraphs, write_release
 
-from paloma.records import load_records, record_files
+from paloma.eval.records import load_records, record_files
 
 L = "16"
 
@@ -88,7 +88,7 @@ def test_killed_run_resumes_to_identical_results(tiny, many_documents, tmp_path)
 
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "paloma", "eval", *map(str, common), "--output", str(out)]
-    argv += ["--batch-tokens", L, "--flush-seconds", "0"]
+    argv += ["--batch-tokens", L, "--flush-seconds", "0.001"]
     proc = subprocess.Popen(argv, env=paloma_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
