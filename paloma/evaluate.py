@@ -376,8 +376,12 @@ def _model_revision(config: EvalConfig, model_path: str, model_config, converted
 
 
 def _load_model(config: EvalConfig, prepared: Prepared, device: torch.device) -> LoadedModel:
+    from transformers.utils import logging as transformers_logging
+
     from paloma.merge import is_merge_recipe, load_merged
 
+    if not config.progress:  # --no-progress silences transformers' loading bars too
+        transformers_logging.disable_progress_bar()
     if is_merge_recipe(config.model):
         model, tokenizer = load_merged(config.model, dtype=DTYPES[config.dtype],
                                        trust_remote_code=config.trust_remote_code)  # fmt: skip

@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from paloma.errors import PalomaError
+from paloma.io import atomic_write
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Config fields under which architectures state how many positions they can take.
 MAX_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
-CACHE_ROOT = Path(os.environ.get("PALOMA_CACHE", Path.home() / ".cache" / "paloma"))
 HASH_BLOCK = 16 * 2**20
 # --model-args that place the model without changing its numbers; every other one is part of its revision.
 PLACEMENT_ARGS = frozenset({"device_map", "max_memory", "offload_folder", "offload_state_dict", "low_cpu_mem_usage"})
@@ -76,8 +76,15 @@ class LoadedModel:
             "vocab_size": getattr(config, "vocab_size", None),
             "max_positions": max_positions(config),
             **({"converted_from": self.converted_from} if self.converted_from else {}),
+            **({"device_map": {k: str(v) for k, v in placed.items()}} if (placed := _placement(self.model)) else {}),
             **_training_metadata(self.name_or_path),
         }
+
+
+def _placement(model) -> dict:
+    """Where accelerate put each module (device_map), as it reports it; empty for a model in one piece."""
+    inner = getattr(model, "base_model", None)
+    return dict(getattr(model, "hf_device_map", None) or getattr(inner, "hf_device_map", None) or {})
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
@@ -190,6 +197,11 @@ def _quantization(args: dict) -> dict:
 # ------------------------------------------------------------------------------------------ revisions
 
 
+def cache_root() -> Path:
+    """paloma's cache folder ($PALOMA_CACHE, default ~/.cache/paloma), read when used."""
+    return Path(os.environ.get("PALOMA_CACHE", Path.home() / ".cache" / "paloma"))
+
+
 def content_hash(folder: Path) -> str:
     """A hash of every file of a model folder (names and contents), each file's hash cached by size and mtime.
 
@@ -206,7 +218,7 @@ def content_hash(folder: Path) -> str:
 def _file_hash(path: Path, xxhash) -> str:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    cached = CACHE_ROOT / "file-hashes" / key
+    cached = cache_root() / "file-hashes" / key
     if cached.is_file():
         return cached.read_text().strip()
     hasher = xxhash.xxh3_128()
@@ -215,8 +227,6 @@ def _file_hash(path: Path, xxhash) -> str:
             hasher.update(block)
     value = hasher.hexdigest()
     try:
-        from paloma.io import atomic_write
-
         with atomic_write(cached) as out:
             out.write(value + "\n")
     except OSError:
@@ -272,7 +282,7 @@ def resolve_legacy(name_or_path: str, options: ModelOptions, main: bool = True) 
         folder = hub_snapshot(name_or_path, options)
     if not hf_olmo.is_hf_olmo(folder):
         return name_or_path, None
-    target = CACHE_ROOT / "converted" / f"hf_olmo-{content_hash(folder)}"
+    target = cache_root() / "converted" / f"hf_olmo-{content_hash(folder)}"
     if main and not (target / "config.json").is_file():
         hf_olmo.convert(folder, target)
     return str(target), hf_olmo.MODEL_TYPE
