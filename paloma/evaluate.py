@@ -478,8 +478,6 @@ def _rebuild_results(output: Path, registry, bootstrap: int, bootstrap_seed: int
     run_file = output / "run.json"
     if not run_file.is_file():
         raise PalomaError(f"{output}: not a paloma eval output (no run.json)")
-    if not record_files(output):
-        raise PalomaError(f"{output}: no per-document records to aggregate")
     meta = json.loads(run_file.read_text())
     previous = output / "results.json"
     if previous.is_file():
@@ -488,6 +486,8 @@ def _rebuild_results(output: Path, registry, bootstrap: int, bootstrap_seed: int
     if provenance_ is not None:
         meta["provenance"] = provenance_
     results = build_results(iter_unique_records(output), registry, meta, bootstrap, bootstrap_seed)
+    if not results["suite"]["documents"]:
+        raise PalomaError(f"{output}: no per-document records to aggregate")
     write_results(output, results)
     return results
 
