@@ -161,11 +161,13 @@ def evaluate(config: EvalConfig) -> dict:
     with RecordWriter(output, procs.rank, procs.world, attempt) as writer:
         stats = score_chunks(scorer, documents, chunks, writer, options, total, token_stats)
     procs.barrier()
-    scored, forward, window_tokens = procs.sum([stats["scored"], stats["forward"], stats["window_tokens"]])
+    scored, forward, window_tokens, splits = procs.sum(
+        [stats["scored"], stats["forward"], stats["window_tokens"], stats["oom_splits"]]
+    )
     (seconds,) = procs.max([stats["seconds"]])
     if token_stats is not None:
         save_token_type_stats(output, token_stats, procs)
-    speed = _speed(scored, forward, window_tokens, seconds, procs, budget)
+    speed = {**_speed(scored, forward, window_tokens, seconds, procs, budget), "oom_splits": int(splits)}
     results = None
     if procs.main:
         meta = {**json.loads((output / "run.json").read_text()), "provenance": provenance(config, started)}
@@ -190,6 +192,8 @@ def _speed(scored, forward, window_tokens, seconds, procs: Processes, budget: in
         "processes": procs.world,
         "batch_tokens": budget,
         "device": str(procs.device),
+        # the most device memory this process held (GPU only): what the automatic budget left unused
+        "device_peak_memory": torch.cuda.max_memory_allocated(procs.device) if procs.device.type == "cuda" else None,
     }
 
 

@@ -188,3 +188,23 @@ def test_quantization_without_its_package_is_refused_before_loading(tiny, data, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "bitsandbytes" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_batch_that_runs_out_of_memory_is_scored_in_halves_with_the_same_numbers(tiny, data, tmp_path,
+                                                                                  monkeypatch):  # fmt: skip
+    """The device's out-of-memory error is simulated for batches of more than two rows (no GPU here)."""
+    from paloma.eval.scoring import Scorer
+
+    _, data_dir = data
+    whole = run(tiny["models"]["llama"], data_dir, tmp_path / "whole", batch_tokens=8 * L)
+    real = Scorer.nll
+
+    def small_batches_only(self, batch):
+        if batch.input_ids.shape[0] > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real(self, batch)
+
+    monkeypatch.setattr(Scorer, "nll", small_batches_only)
+    split = run(tiny["models"]["llama"], data_dir, tmp_path / "split", batch_tokens=8 * L)
+    assert split["speed"]["oom_splits"] > 0 and whole["speed"]["oom_splits"] == 0
+    assert_same(nll_by_id(tmp_path / "whole"), nll_by_id(tmp_path / "split"))

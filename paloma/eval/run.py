@@ -154,7 +154,7 @@ def score_chunks(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc="eval", disable=not options.progress)
-    totals = {"scored": 0, "forward": 0, "window_tokens": 0}
+    totals = {"scored": 0, "forward": 0, "window_tokens": 0, "oom_splits": 0}
     start = time.perf_counter()
     clock = {"last_flush": start, "start": start}
     for chunk in chunks:
@@ -170,7 +170,9 @@ def _score_chunk(scorer, documents: Documents, chunk: Chunk, writer, options, to
     owners_global = torch.from_numpy(chunk.docs).to(device)
     finished = np.flatnonzero(remaining == 0).tolist()  # empty documents score nothing
     for b, batch_windows in enumerate(chunk.schedule.batches()):
-        for batch, nll in _score_splitting_on_oom(scorer, documents, chunk, batch_windows, options.pad_id):
+        scored_parts = _score_splitting_on_oom(scorer, documents, chunk, batch_windows, options.pad_id)
+        totals["oom_splits"] += len(scored_parts) - 1
+        for batch, nll in scored_parts:
             owners = batch.owners.to(device, non_blocking=True)
             doc_nll.index_add_(0, owners, nll.to(torch.float64))
             if token_stats is not None:

