@@ -91,3 +91,20 @@ def test_planning_memory_grows_sub_linearly_in_documents():
     assert peaks[1] < 4 * peaks[0] and peaks[2] < 4 * peaks[1]  # 4× the documents, less than 4× the memory
     assert peaks[2] < 1.5 * peaks[1]  # past one chunk, more documents cost (almost) nothing more
     assert peaks[2] / sizes[2] < 50  # bytes per document
+
+
+def test_the_automatic_budget_accounts_for_the_vocabulary_and_the_model():
+    from types import SimpleNamespace
+
+    from paloma.eval.plan import auto_batch_tokens
+
+    def budget(vocab: int, hidden: int = 4096, full_logits: bool = True) -> int:
+        config = SimpleNamespace(hidden_size=hidden, intermediate_size=4 * hidden, num_attention_heads=32,
+                                 vocab_size=vocab)  # fmt: skip
+        return auto_batch_tokens(config, 2048, 40 * 2**30, 2, full_logits)
+
+    assert budget(256_000) < budget(50_000)  # a model's own head: logits of every kept position
+    assert budget(256_000, full_logits=False) == budget(50_000, full_logits=False)  # chunked head: bounded
+    assert budget(50_000, hidden=8192) < budget(50_000, hidden=4096)
+    assert budget(50_000) % 2048 == 0 and budget(10**9) == 2048  # whole windows, never less than one
+    assert auto_batch_tokens(SimpleNamespace(), 512, None, 4, False) == 8192  # a CPU: a few windows

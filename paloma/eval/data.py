@@ -319,10 +319,10 @@ class DocumentIndex:
         """The documents where `keep` is true, in order; with `renumber`, repeats are counted among them
         (a selection), else they keep their numbers (one process's share of a selection)."""
         rows = np.flatnonzero(keep)
-        starts, ends = self.id_offsets[rows], self.id_offsets[rows + 1]
-        blob = b"".join(self.id_blob[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True))
+        lengths = np.diff(self.id_offsets)
+        blob = np.frombuffer(self.id_blob, dtype=np.uint8)[np.repeat(np.asarray(keep, dtype=bool), lengths)].tobytes()
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(ends - starts, out=offsets[1:])
+        np.cumsum(lengths[rows], out=offsets[1:])
         repeat = _repeats(self.key_hash[rows]) if renumber else self.repeat[rows]
         return DocumentIndex(
             self.names, self.domain[rows], blob, offsets, self.bytes[rows], self.chars[rows], self.words[rows],
