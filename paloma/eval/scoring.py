@@ -147,9 +147,10 @@ class Scorer:
 
     def _logits(self, rows: torch.Tensor) -> torch.Tensor:
         """The output layer on some rows, into a buffer reused across chunks when the layer is a plain Linear
-        held in memory (not placed by accelerate's hooks), else through the module itself."""
+        held in memory (not quantized, not placed by accelerate's hooks), else through the module itself."""
         head = self.head
-        held = isinstance(head, torch.nn.Linear) and not hasattr(head, "_hf_hook") and head.weight.device.type != "meta"
+        # exactly nn.Linear: quantized layers (bitsandbytes' Linear4bit, …) subclass it with packed weights
+        held = type(head) is torch.nn.Linear and not hasattr(head, "_hf_hook") and head.weight.device.type != "meta"
         if not held or rows.device != head.weight.device or rows.dtype != head.weight.dtype:
             return head(rows).to(self.device)
         size = (rows.shape[0], head.out_features)
