@@ -130,6 +130,7 @@ def evaluate(config: EvalConfig) -> dict:
     output = _check_output(config)
     registry = resolve_registry(config.registry)
     prepared = _prepare(config, procs)
+    prepared.data_info["release"] = registry.release if registry is not None else None  # what submissions check
     lengths = prepared.tokens.lengths() + (prepared.protocol.prefix_token_id is not None)
     if config.batch_tokens is not None and config.batch_tokens < prepared.protocol.max_length:
         raise PalomaError(f"--batch-tokens {config.batch_tokens} is below one window of --max-length "

@@ -201,6 +201,7 @@ def test_results_files_hold_every_domain_and_the_protocol(tiny, release, corpus,
     assert protocol["prefix"] == "eos" and protocol["prefix_token_id"] == 0 and protocol["max_length"] == L
     assert protocol["add_special_tokens"] is False and protocol["split"] == "test" and protocol["fingerprint"]
     assert {"provenance", "speed", "model", "data"} <= on_disk.keys()
+    assert on_disk["data"]["release"] == "paloma"  # the registry's release: what a submission is checked against
     assert on_disk["model"]["parameters"] > on_disk["model"]["non_embedding_parameters"] > 0
     assert 0 < on_disk["speed"]["padding_efficiency"] <= 1
     csv_lines = (tmp_path / "out" / "domains.csv").read_text().splitlines()
