@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from baselines.config import Config, DataConfig
 from paloma.errors import PalomaError
+from paloma.eval.tokens import tokenizer_hash
 from paloma.io import atomic_write, iter_jsonl
-from paloma.tokens import tokenizer_hash
 
 CACHE_FORMAT = "paloma-baselines-tokens/1"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".jsonl.zstd", ".parquet")

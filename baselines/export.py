@@ -209,7 +209,7 @@ def training_record(
     from baselines.data import local_files
     from baselines.model import count_parameters
     from baselines.schedule import schedule_fraction
-    from paloma.tokens import tokenizer_hash
+    from paloma.eval.tokens import tokenizer_hash
 
     d, t, step = config.data, config.train, state["step"]
     params = count_parameters(config.model)

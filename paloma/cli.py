@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "paloma.commands.demo",
     "paloma.commands.domains",
     "paloma.commands.eval",
+    "paloma.commands.convert",
     "paloma.commands.decon",
     "paloma.commands.train",
     "paloma.commands.baselines",

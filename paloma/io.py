@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import json
 import os
 import re
@@ -114,9 +113,11 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write (disk full): name the file
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
         raise
 
 
@@ -270,11 +271,22 @@ def open_binary(path: str | Path) -> IO[bytes]:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; errors name the file and line."""
+    """Yield (line number, object) for each non-blank line; errors name the file and line.
+
+    Lines are decoded one by one, so invalid UTF-8 is reported at its own line (a buffered text reader
+    reports the line where its buffer starts, or none).
+    """
     line_no = 0
     try:
-        with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as text:
-            for line_no, line in enumerate(text, start=1):
+        with open_binary(path) as raw:
+            for line_no, data in enumerate(raw, start=1):
+                try:
+                    line = data.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    bad = data[err.start : err.start + 4]
+                    raise PalomaError(
+                        f"{path}:{line_no}: invalid UTF-8 at byte {err.start} of the line ({bad!r})"
+                    ) from None
                 if not line.strip():
                     continue
                 try:
@@ -284,7 +296,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
                 if not isinstance(obj, dict):
                     raise PalomaError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
                 yield line_no, obj
-    except (OSError, EOFError, UnicodeDecodeError) as err:
+    except (OSError, EOFError) as err:
         if isinstance(err, FileNotFoundError):
             raise PalomaError(f"{path}: no such file") from None
         where = f"{path}:{line_no + 1}" if line_no else str(path)

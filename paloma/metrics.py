@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
@@ -209,7 +210,29 @@ def _interval(samples: np.ndarray, level: float) -> list[float]:
     return [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
 
 
+def sums_and_columns(
+    records: Iterable[Mapping], with_columns: bool
+) -> tuple[dict[tuple[str, str], DomainSums], dict[tuple[str, str], np.ndarray]]:
+    """Per-domain sums and (when asked) bootstrap columns, in one pass over a stream of records."""
+    totals: dict[tuple[str, str], DomainSums] = {}
+    columns: dict[tuple[str, str], array] = {}
+    for record in records:
+        key = (record["source"], record["domain"])
+        totals.setdefault(key, DomainSums()).add_record(record)
+        if with_columns:
+            columns.setdefault(key, array("d")).extend((record["nll_sum"], record["tokens"], record["bytes"]))
+    arrays = {key: np.frombuffer(values, dtype=np.float64).reshape(-1, 3) for key, values in columns.items()}
+    return totals, arrays
+
+
 def bootstrap_intervals(records: Iterable[Mapping], n: int, seed: int = 0, level: float = 0.95) -> dict[str, dict]:
+    """Percentile bootstrap intervals over documents, seeded and reproducible (see `bootstrap_from_columns`)."""
+    return bootstrap_from_columns(sums_and_columns(records, with_columns=True)[1], n, seed, level)
+
+
+def bootstrap_from_columns(
+    columns: Mapping[tuple[str, str], np.ndarray], n: int, seed: int = 0, level: float = 0.95
+) -> dict[str, dict]:
     """Percentile bootstrap intervals over documents, seeded and reproducible.
 
     Documents are resampled within each domain (domains are the strata Paloma samples by); a source's
@@ -217,12 +240,8 @@ def bootstrap_intervals(records: Iterable[Mapping], n: int, seed: int = 0, level
     {"domains": {(source, domain): ci}, "sources": {source: ci}, "suite": ci}, each ci holding ppl/bpb (and
     macro_ppl/macro_bpb for sources and the suite) as [low, high] plus level and n.
     """
-    columns: dict[tuple[str, str], list[list[float]]] = {}
-    for r in records:
-        columns.setdefault((r["source"], r["domain"]), []).append([r["nll_sum"], r["tokens"], r["bytes"]])
     per_domain: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    for (source, domain), rows in sorted(columns.items()):
-        arr = np.asarray(rows, dtype=np.float64)
+    for (source, domain), arr in sorted(columns.items()):
         per_domain[(source, domain)] = bootstrap_domain(
             arr[:, 0], arr[:, 1], arr[:, 2], n, _domain_rng(seed, source, domain)
         )

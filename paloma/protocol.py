@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 
 # The window scheme shared by the reference (OLMo-Eval/catwalk) and lm-evaluation-harness's rolling
@@ -19,11 +20,15 @@ WINDOW_SCHEME = "disjoint-right-aligned"
 # How the prefix is chosen. "eos" is the reference; "bos-else-eos" is lm-evaluation-harness's rule.
 PREFIX_CHOICES = ("eos", "bos", "bos-else-eos", "none")
 
+# A preset's max_length may be this: the model's own maximum length, found as lm-evaluation-harness finds it.
+MODEL_MAX_LENGTH = "model"
+
 PRESETS: dict[str, dict] = {
     # AI2's reference: each document alone, one EOS prefix token, L pinned to 2048.
     "paloma": {"prefix": "eos", "max_length": 2048},
-    # lm-evaluation-harness loglikelihood_rolling: BOS when the tokenizer has one, else EOS.
-    "lm-eval-harness": {"prefix": "bos-else-eos", "max_length": 2048},
+    # lm-evaluation-harness loglikelihood_rolling: BOS when the tokenizer has one, else EOS; L is the model's
+    # maximum length (HFLM's default), recorded in the protocol with max_length_source "model".
+    "lm-eval-harness": {"prefix": "bos-else-eos", "max_length": MODEL_MAX_LENGTH},
 }
 
 # The comparability fingerprint: what must agree for two models' numbers to be compared (the same data,
@@ -42,6 +47,7 @@ class Protocol:
     prefix: str = "eos"
     prefix_token_id: int | None = None
     max_length: int = 2048
+    max_length_source: str = "preset"  # preset, option (--max-length) or model (the model's own maximum)
     add_special_tokens: bool = False
     window: str = WINDOW_SCHEME
     dtype: str = "float32"
@@ -52,7 +58,7 @@ class Protocol:
 
     def fingerprint(self) -> str:
         """Same value ⇔ two results were scored on the same data in the same way (comparable)."""
-        return _hash({k: getattr(self, k) for k in FINGERPRINT_FIELDS})
+        return fingerprint_of(asdict(self))
 
     def run_fingerprint(self) -> str:
         """Same value ⇔ records come from the same model, tokenizer, dtype and protocol (mergeable)."""
@@ -69,12 +75,32 @@ def _hash(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def protocol_from_preset(preset: str, **overrides) -> Protocol:
-    """A protocol from a named preset, with explicit overrides (None values are ignored)."""
+def fingerprint_of(protocol: Mapping[str, object]) -> str:
+    """The comparability fingerprint of a protocol given as a mapping (a results.json `protocol`, a manifest)."""
+    return _hash({k: protocol.get(k) for k in FINGERPRINT_FIELDS})
+
+
+def protocol_from_preset(preset: str, model_max_length: int | None = None, **overrides) -> Protocol:
+    """A protocol from a named preset, with explicit overrides (None values are ignored).
+
+    A preset whose L is the model's own (`MODEL_MAX_LENGTH`) takes `model_max_length`, unless --max-length
+    overrides it; `max_length_source` records which.
+    """
     if preset not in PRESETS:
         raise ValueError(f"unknown protocol preset {preset!r} (choose from {', '.join(PRESETS)})")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if overrides.get("max_length") is not None:
+        values["max_length_source"] = "option"
+    elif values["max_length"] == MODEL_MAX_LENGTH:
+        if model_max_length is None:
+            raise ValueError(f"preset {preset!r} takes the model's maximum length, which is unknown here")
+        values.update(max_length=model_max_length, max_length_source="model")
     return Protocol(preset=preset, **values)
+
+
+def reference_protocol(**fields) -> Protocol:
+    """The benchmark's reference protocol (the `paloma` preset), with e.g. split and data_revision filled in."""
+    return protocol_from_preset("paloma", **fields)
 
 
 def differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, tuple]:

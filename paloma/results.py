@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from paloma.io import atomic_write, write_json
-from paloma.metrics import aggregate_records, bootstrap_intervals
+from paloma.metrics import aggregate, bootstrap_from_columns, sums_and_columns
 from paloma.registry import Registry
 from paloma.table import format_table
 
@@ -36,12 +37,16 @@ CSV_COLUMNS = (
 
 
 def build_results(
-    records: list[dict], registry: Registry | None, meta: dict, bootstrap: int = 0, bootstrap_seed: int = 0
+    records: Iterable[Mapping], registry: Registry | None, meta: dict, bootstrap: int = 0, bootstrap_seed: int = 0
 ) -> dict:
-    """Aggregates (and bootstrap intervals when asked) of the records, with `meta` merged in."""
-    aggregates = aggregate_records(records, registry)
+    """Aggregates (and bootstrap intervals when asked) of the records, with `meta` merged in.
+
+    `records` may be a stream (e.g. `paloma.eval.records.iter_unique_records`): it is read once.
+    """
+    sums, columns = sums_and_columns(records, with_columns=bootstrap > 0)
+    aggregates = aggregate(sums, registry)
     if bootstrap:
-        _attach_intervals(aggregates, bootstrap_intervals(records, bootstrap, bootstrap_seed))
+        _attach_intervals(aggregates, bootstrap_from_columns(columns, bootstrap, bootstrap_seed))
     evaluated = set(aggregates["sources"])
     selected = (meta.get("data") or {}).get("sources") or []
     missing_sources = [

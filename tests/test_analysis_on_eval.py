@@ -13,7 +13,7 @@ from paloma.analysis.ranking import Entry, rank_stability
 from paloma.analysis.reweight import reweight, token_shares
 from paloma.analysis.runs import load_run
 from paloma.analysis.tokens import select, token_report
-from paloma.data import DataSpec
+from paloma.eval.data import DataSpec
 from paloma.evaluate import EvalConfig, evaluate
 from paloma.merge import make_recipe, merge
 from paloma.token_stats import check_against_sums, load_token_stats

@@ -14,9 +14,9 @@ from fixtures import NON_ASCII, pydoc_paragraphs, write_release
 from lm_eval.utils import get_rolling_token_windows
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from paloma.data import DataSpec
+from paloma.eval.data import DataSpec
+from paloma.eval.records import load_records
 from paloma.evaluate import EvalConfig, evaluate, reaggregate
-from paloma.records import load_records
 
 L = 16
 
@@ -201,6 +201,7 @@ def test_results_files_hold_every_domain_and_the_protocol(tiny, release, corpus,
     assert protocol["prefix"] == "eos" and protocol["prefix_token_id"] == 0 and protocol["max_length"] == L
     assert protocol["add_special_tokens"] is False and protocol["split"] == "test" and protocol["fingerprint"]
     assert {"provenance", "speed", "model", "data"} <= on_disk.keys()
+    assert on_disk["data"]["release"] == "paloma"  # the registry's release: what a submission is checked against
     assert on_disk["model"]["parameters"] > on_disk["model"]["non_embedding_parameters"] > 0
     assert 0 < on_disk["speed"]["padding_efficiency"] <= 1
     csv_lines = (tmp_path / "out" / "domains.csv").read_text().splitlines()
@@ -292,10 +293,15 @@ def test_generic_jsonl_and_parquet_with_named_fields(tiny, tmp_path):
 def test_token_cache_is_reused(tiny, release, tmp_path):
     cache = tmp_path / "cache"
     first = run_eval(tiny["models"]["llama"], release, tmp_path / "a", cache_dir=cache)
-    assert len(list(cache.glob("*.npz"))) == 1
+    (entry,) = [p.parent for p in cache.glob("*/meta.json")]
+    written = (entry / "ids.bin").stat().st_mtime_ns
     second = run_eval(tiny["models"]["llama"], release, tmp_path / "b", cache_dir=cache)
-    assert len(list(cache.glob("*.npz"))) == 1
+    assert [p.parent for p in cache.glob("*/meta.json")] == [entry]
+    assert (entry / "ids.bin").stat().st_mtime_ns == written  # read back, not tokenized again
     assert second["suite"]["nll_sum"] == pytest.approx(first["suite"]["nll_sum"])
+    third = run_eval(tiny["models"]["llama"], release, tmp_path / "c", cache_dir=cache, limit=2)
+    assert len(list(cache.glob("*/meta.json"))) == 2  # another selection is another entry
+    assert third["suite"]["documents"] < first["suite"]["documents"]
 
 
 def test_lm_eval_harness_preset_matches_lm_evaluation_harness(tiny, release, corpus, tmp_path):

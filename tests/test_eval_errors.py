@@ -127,14 +127,16 @@ def test_resume_under_another_protocol_is_refused(capsys, model, tmp_path):
     assert "max_length: 16 → 32" in line
 
 
-def test_old_olmo_checkpoint_without_remote_code_is_refused(capsys, tmp_path):
+def test_a_malformed_old_olmo_checkpoint_is_one_line_naming_the_field(capsys, tmp_path):
     folder = tmp_path / "hf-olmo"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "hf_olmo", "max_sequence_length": 2048}))
     data = write_release(tmp_path / "d", {("c4_en", None): ["hello"]})
-    code = main(["eval", "--model", str(folder), "--data", str(data), "--output", str(tmp_path / "o"), "--dry-run"])
-    assert code == 2
-    assert "--trust-remote-code" in capsys.readouterr().err
+    for extra in ([], ["--trust-remote-code"]):
+        code = main(["eval", "--model", str(folder), "--data", str(data), "--dry-run", *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1
+        assert "config.json" in err[0] and "d_model" in err[0]
 
 
 def test_empty_documents_score_nothing_and_are_counted(model, tmp_path):

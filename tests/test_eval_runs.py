@@ -19,7 +19,7 @@ import pytest
 from conftest import paloma_env, run_paloma
 from fixtures import pydoc_paragraphs, write_release
 
-from paloma.records import load_records, record_files
+from paloma.eval.records import load_records, record_files
 
 L = "16"
 
@@ -88,7 +88,7 @@ def test_killed_run_resumes_to_identical_results(tiny, many_documents, tmp_path)
 
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "paloma", "eval", *map(str, common), "--output", str(out)]
-    argv += ["--batch-tokens", L, "--flush-seconds", "0"]
+    argv += ["--batch-tokens", L, "--flush-seconds", "0.001"]
     proc = subprocess.Popen(argv, env=paloma_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -177,3 +177,49 @@ def test_gated_dataset_refusal_says_how_to_get_access(tiny, tmp_path):
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]
     assert "gated dataset 'allenai/paloma'" in line and "accept its licence" in line and "token" in line
+
+
+def test_outputs_are_readable_like_any_other_file_under_umask_022(tiny, many_documents, tmp_path):
+    """results.json, run.json, domains.csv, token_stats.npz, the records and the token cache: 0644 / 0755."""
+    common = ["--model", tiny["models"]["llama"], "--data", many_documents, "--max-length", L, "--no-progress"]
+    run_paloma("eval", *common, "--output", tmp_path / "out", "--cache-dir", tmp_path / "cache", "--token-stats",
+               preexec_fn=lambda: os.umask(0o022), check=True)  # fmt: skip
+    paths = [p for root in (tmp_path / "out", tmp_path / "cache") for p in [root, *root.rglob("*")]]
+    names = {p.name for p in paths}
+    assert {"results.json", "run.json", "domains.csv", "token_stats.npz", "ids.bin", "offsets.npy"} <= names
+    assert any(p.suffix == ".jsonl" for p in paths)
+    for path in paths:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o755 if path.is_dir() else 0o644), f"{path}: {oct(mode)}"
+
+
+def test_the_next_run_removes_a_killed_runs_temporaries(tiny, many_documents, tmp_path):
+    out = tmp_path / "out"
+    (out / "records").mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid, host = int(dead.stdout), socket.gethostname()
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in host)[:40]
+    leftovers = [out / f".results.json.{host}-{pid}.abc123xy.tmp", out / f".run.json.{host}-{pid}.zz99aa11.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"x" * 1000)
+    common = ["--model", tiny["models"]["llama"], "--data", many_documents, "--max-length", L, "--no-progress"]
+    run_paloma("eval", *common, "--no-cache", "--output", out, check=True)
+    assert not any(p.exists() for p in leftovers)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_write_failure_is_one_line_naming_the_file(tiny, many_documents, tmp_path):
+    """A full disk (here: a file size limit) while writing is `PATH: strerror`, exit 2, no traceback."""
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    common = ["--model", tiny["models"]["llama"], "--data", many_documents, "--max-length", L, "--no-progress"]
+    run_paloma("eval", *common, "--output", tmp_path / "warm", "--cache-dir", tmp_path / "cache", check=True)
+    proc = run_paloma("eval", *common, "--output", tmp_path / "out", "--cache-dir", tmp_path / "cache",
+                      "--flush-seconds", "0.001", preexec_fn=limit_file_size)  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and str(tmp_path / "out") in lines[0] and "File too large" in lines[0], lines

@@ -52,6 +52,7 @@ def run_installed(installed, *args):
 def test_wheel_ships_the_registry(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert "paloma/_data/domains/paloma.json" in names
+    assert {"paloma/eval/run.py", "paloma/commands/convert.py", "baselines/hf_olmo.py"} <= set(names)
     where = subprocess.run(
         [installed["python"], "-c", "import paloma; print(paloma.__file__)"],
         capture_output=True, text=True, cwd=installed["cwd"], check=True,

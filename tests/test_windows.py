@@ -3,7 +3,7 @@
 import pytest
 from lm_eval.utils import get_rolling_token_windows
 
-from paloma.windows import Window, document_windows
+from paloma.eval.windows import Window, document_windows
 
 
 def scored_positions(windows):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from paloma.errors import PalomaError
+from paloma.eval.records import read_records_with_origin, record_files, record_key
 from paloma.metrics import DomainSums
-from paloma.records import read_records_with_origin, record_files, record_key
 
 DomainKey = tuple[str, str]
 RECORD_FIELDS = ("id", "source", "domain", "tokens", "bytes", "nll_sum")
@@ -103,7 +103,7 @@ def load_run(path: str | Path) -> Run:
 def read_records(folder: str | Path) -> dict[DomainKey, Documents]:
     """Per-document records of a run's `records/` folder → per-domain arrays sorted by document key.
 
-    Reads through `paloma.records`, so the incomplete last line of a killed run is skipped as everywhere else.
+    Reads through `paloma.eval.records`, so the incomplete last line of a killed run is skipped as everywhere else.
     A document key seen twice with the same numbers (a resumed run that rewrote a record) is kept once; with
     different numbers it is an error, because no analysis can know which one is right.
     """

@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from paloma.data import DataSpec
+from paloma.commands._args import non_negative_int, positive_float, positive_int
+from paloma.eval.data import LAYOUTS, SPLITS, DataSpec
+from paloma.eval.tokens import DEFAULT_CACHE
 from paloma.protocol import PRESETS
-from paloma.tokens import DEFAULT_CACHE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = p.add_argument_group("model")
     model.add_argument("--model", required=True, help="local folder or hub id of a transformers causal LM")
     model.add_argument("--revision", help="model revision (hub branch, tag or commit)")
-    model.add_argument("--trust-remote-code", action="store_true", help="needed for old OLMo (hf_olmo) checkpoints")
+    model.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own code from the hub (never needed for old OLMo hf_olmo checkpoints: they are "
+        "converted natively)",
+    )
     model.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="hub token (default: $HF_TOKEN)")
     model.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
     model.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available; set by accelerate)")
+    model.add_argument(
+        "--model-args",
+        metavar="K=V,…",
+        help="passed to from_pretrained, as lm-eval's --model_args: attn_implementation=sdpa, device_map=auto "
+        '(with offload_folder=DIR, max_memory={"0":"20GiB"}), quantization_config={"quant_method":…}, …',
+    )
+    model.add_argument("--peft", metavar="PATH", help="a PEFT adapter (folder or hub id) applied to the model")
 
     data = p.add_argument_group("data")
     data.add_argument(
@@ -34,10 +47,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a local Paloma folder, a hub dataset id (allenai/paloma), or JSONL/Parquet files or folders",
     )
     data.add_argument("--data-revision", help="dataset revision on the hub")
-    data.add_argument("--split", default="test", choices=["val", "test"], help="default: test")
+    data.add_argument("--split", choices=list(SPLITS), help="Paloma layout: the <source>/<split>/ read (default: test)")
+    data.add_argument(
+        "--layout",
+        default="auto",
+        choices=list(LAYOUTS),
+        help="auto: the Paloma layout, or one generic file; generic: every JSONL/Parquet file below --data",
+    )
     data.add_argument("--sources", nargs="+", default=[], metavar="GLOB", help="sources to evaluate (globs)")
     data.add_argument("--domains", nargs="+", default=[], metavar="GLOB", help="domains (globs; or SOURCE/DOMAIN)")
-    data.add_argument("--limit", type=int, help="at most N documents per domain, after a seeded shuffle")
+    data.add_argument("--limit", type=positive_int, help="at most N documents per domain, after a seeded shuffle")
     data.add_argument("--seed", type=int, default=1234, help="seed of the --limit shuffle")
     data.add_argument("--text-field", default="text")
     data.add_argument("--domain-field", default="subdomain", help="field naming the domain (generic data)")
@@ -53,32 +72,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="paloma: the reference (EOS prefix); lm-eval-harness: its rolling log-likelihood",
     )
     protocol.add_argument("--prefix", help="bos, eos, bos-else-eos, none, or a token id (default: the preset's)")
-    protocol.add_argument("--max-length", type=int, help="window length L (default 2048, as the reference)")
+    protocol.add_argument(
+        "--max-length",
+        type=positive_int,
+        help="window length L (default: 2048 as the reference; lm-eval-harness preset: the model's own maximum)",
+    )
 
     run = p.add_argument_group("run")
     run.add_argument("--output", type=Path, help="folder for records and results")
-    run.add_argument("--batch-tokens", type=int, help="tokens per forward pass (default: from free memory)")
+    run.add_argument("--batch-tokens", type=positive_int, help="tokens per forward pass (default: from free memory)")
     run.add_argument("--resume", action="store_true", help="continue a killed run in --output")
     run.add_argument("--overwrite", action="store_true", help="discard an earlier run in --output")
-    run.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap confidence intervals, N samples")
-    run.add_argument("--bootstrap-seed", type=int, default=0)
+    run.add_argument(
+        "--bootstrap", type=non_negative_int, default=0, metavar="N", help="bootstrap confidence intervals, N samples"
+    )
+    run.add_argument("--bootstrap-seed", type=non_negative_int, default=0)
     run.add_argument("--dry-run", action="store_true", help="plan only: counts, windows, padding; no weights")
     run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="token cache (default: %(default)s)")
     run.add_argument("--no-cache", action="store_true", help="do not read or write the token cache")
     run.add_argument("--token-stats", action="store_true", help="also count loss per token type and domain")
-    run.add_argument("--flush-seconds", type=float, default=10.0, help="how often records are made durable")
+    run.add_argument("--flush-seconds", type=positive_float, default=10.0, help="how often records are made durable")
     run.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_eval)
 
     agg = subparsers.add_parser("aggregate", help="recompute results of a finished eval run from its records")
     agg.add_argument("output", type=Path, help="an eval output folder")
     agg.add_argument("--registry", default="paloma")
-    agg.add_argument("--bootstrap", type=int, default=0, metavar="N")
-    agg.add_argument("--bootstrap-seed", type=int, default=0)
+    agg.add_argument("--bootstrap", type=non_negative_int, default=0, metavar="N")
+    agg.add_argument("--bootstrap-seed", type=non_negative_int, default=0)
     agg.set_defaults(func=run_aggregate)
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from paloma.eval.model import parse_model_args
     from paloma.evaluate import EvalConfig, evaluate
     from paloma.results import format_results
 
@@ -95,6 +121,7 @@ def run_eval(args: argparse.Namespace) -> int:
         source_field=args.source_field,
         default_source=args.source_name,
         token=args.token,
+        layout=args.layout,
     )
     config = EvalConfig(
         model=args.model,
@@ -119,18 +146,21 @@ def run_eval(args: argparse.Namespace) -> int:
         token_stats=args.token_stats,
         flush_seconds=args.flush_seconds,
         progress=not args.no_progress,
+        model_args=parse_model_args(args.model_args),
+        peft=args.peft,
     )
     results = evaluate(config)
     if args.dry_run:
         print(format_dry_run(results))
     elif results:
         print(format_results(results))
-        speed = results["speed"]
-        print(
-            f"\n{speed['scored_tokens']:,} tokens in {speed['seconds']:.1f}s: "
-            f"{speed['tokens_per_second']:,.0f} tokens/s, "
-            f"padding efficiency {speed['padding_efficiency']:.3f}; results in {args.output}/results.json"
-        )
+        speed = results.get("speed") or {}
+        if speed.get("tokens_per_second"):
+            print(
+                f"\n{speed['scored_tokens']:,} tokens in {speed['seconds']:.1f}s: "
+                f"{speed['tokens_per_second']:,.0f} tokens/s, padding efficiency {speed['padding_efficiency']:.3f}; "
+                f"results in {args.output}/results.json"
+            )
     return 0
 
 

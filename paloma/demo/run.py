@@ -245,7 +245,7 @@ def _rung_overrides(demo: Demo, rung: Rung, suite: Suite) -> dict:
 
 def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, Path]:
     """Evaluate every model on the suite's test split; returns rung name → eval output folder."""
-    from paloma.data import DataSpec
+    from paloma.eval.data import DataSpec
     from paloma.evaluate import EvalConfig, evaluate
 
     started = demo.stage(4, "eval", f"{len(models)} models on {suite.suite_dir} ({EVAL_SPLIT} split), per domain")
