@@ -15,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from paloma.data import DataSpec, load_documents
+from paloma.eval.data import DataSpec, describe, index_documents, iter_documents, resolve_data
 from paloma.io import write_json
 from paloma.metrics import aggregate_records
 from paloma.protocol import protocol_from_preset
@@ -87,7 +87,14 @@ def _data_revision(registry_text: str, split: str, count: int) -> str:
         registry_file = Path(tmp) / "registry.json"
         registry_file.write_text(registry_text, encoding="utf-8")
         write_tiny_release(Path(tmp) / "data", registry_file, splits=(split,), count=count)
-        return load_documents(DataSpec(path=str(Path(tmp) / "data"), split=split))[1]["revision"]
+        return revision_as_evaluated(Path(tmp) / "data", split)
+
+
+def revision_as_evaluated(data: Path, split: str) -> str:
+    """The data revision `paloma eval` records when it scores every document of `data`'s split (its own path)."""
+    spec = DataSpec(path=str(data), split=split)
+    source = resolve_data(spec)
+    return describe(source, spec, index_documents(iter_documents(source, spec)))["revision"]
 
 
 def data_revision(registry_file: Path, split: str, count: int = 4) -> str:
@@ -118,10 +125,10 @@ def _shared_release(folder: Path, registry_file: Path) -> Path:
 
 @functools.cache
 def fixed_vocabulary_hash() -> str:
-    """`paloma.tokens.tokenizer_hash` of the fixed-vocabulary tokenizer, as `paloma eval` would record it."""
+    """`paloma.eval.tokens.tokenizer_hash` of the fixed-vocabulary tokenizer, as `paloma eval` would record it."""
     from transformers import AutoTokenizer
 
-    from paloma.tokens import tokenizer_hash
+    from paloma.eval.tokens import tokenizer_hash
 
     with tempfile.TemporaryDirectory() as tmp:
         return tokenizer_hash(AutoTokenizer.from_pretrained(fixed_vocabulary_tokenizer(Path(tmp))))

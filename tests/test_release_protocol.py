@@ -64,20 +64,23 @@ def _independent_counts(root, split: str) -> dict:
 
 
 def test_manifest_counts_every_domain_and_streams_in_batches(tmp_path, monkeypatch):
-    from leaderboard_factory import documents, fixed_vocabulary_tokenizer, write_tiny_registry, write_tiny_release
+    from leaderboard_factory import (
+        documents,
+        fixed_vocabulary_tokenizer,
+        revision_as_evaluated,
+        write_tiny_registry,
+        write_tiny_release,
+    )
 
-    from paloma import tokens
-    from paloma.data import DataSpec, load_documents
+    from paloma.eval import tokens
     from paloma.registry import load_registry_file
     from paloma.submissions.manifest import TOKENIZE_BATCH, build_manifest
 
     registry_file = write_tiny_registry(tmp_path)
     data = write_tiny_release(tmp_path / "data", registry_file, splits=("val",), count=100)
     batches: list[int] = []
-    real = tokens.tokenize
-    monkeypatch.setattr(
-        tokens, "tokenize", lambda tok, texts, **kw: batches.append(len(texts)) or real(tok, texts, **kw)
-    )
+    real = tokens.encode_texts
+    monkeypatch.setattr(tokens, "encode_texts", lambda tok, batch: batches.append(len(batch)) or real(tok, batch))
     tokenizer = str(fixed_vocabulary_tokenizer(tmp_path / "tok"))
     manifest = build_manifest(data, "val", load_registry_file(registry_file), tokenizer, progress=False)
     assert max(batches) <= TOKENIZE_BATCH and sum(batches) == 7 * 100  # never the whole split at once
@@ -87,7 +90,7 @@ def test_manifest_counts_every_domain_and_streams_in_batches(tmp_path, monkeypat
         assert (entry["documents"], entry["bytes"]) == (docs, n_bytes)
         words = [len(documents(source, domain, "val", 100)[i].split()) for i in range(100)]
         assert entry["words"] == sum(words)
-    assert manifest["data_revision"] == load_documents(DataSpec(path=str(data), split="val"))[1]["revision"]
+    assert manifest["data_revision"] == revision_as_evaluated(data, "val")
     assert manifest["totals"]["documents"] == 700 and manifest["totals"]["domains"] == 7
 
 

@@ -331,7 +331,22 @@ class DocumentIndex:
 
     def revision(self) -> str:
         """A revision for local data: a hash of exactly these documents (sources, domains, ids, texts)."""
-        return "sha256:" + hashlib.sha256(np.ascontiguousarray(self.digest).tobytes()).hexdigest()[:16]
+        return _revision_of(hashlib.sha256(np.ascontiguousarray(self.digest).tobytes()))
+
+
+def _revision_of(digest_of_digests) -> str:
+    return "sha256:" + digest_of_digests.hexdigest()[:16]
+
+
+def content_revision(documents: Iterable[Document]) -> str:
+    """`DocumentIndex.revision()` of these documents, computed as a stream (a release manifest's revision).
+
+    Equal to what `paloma eval` records for local data when it scores all of these documents.
+    """
+    hasher = hashlib.sha256()
+    for doc in documents:
+        hasher.update(_digest(doc, utf8_bytes(doc)))
+    return _revision_of(hasher)
 
 
 def _repeats(key_hash: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import os
 import tempfile
 import warnings
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -122,29 +122,37 @@ def _write_ids(tokenizer, texts: Iterable[tuple[str, str]], documents: int, hand
     offsets = array("q", [0])
     bar = tqdm(total=documents, desc="tokenize", unit="doc", disable=not show_progress, leave=False)
     batch: list[tuple[str, str]] = []
-    with warnings.catch_warnings(), _quiet_length_warning(tokenizer):
-        warnings.simplefilter("ignore")
-        for item in texts:
-            batch.append(item)
-            if len(batch) == BATCH_DOCUMENTS:
-                _write_batch(tokenizer, batch, handle, offsets)
-                bar.update(len(batch))
-                batch = []
-        if batch:
+    for item in texts:
+        batch.append(item)
+        if len(batch) == BATCH_DOCUMENTS:
             _write_batch(tokenizer, batch, handle, offsets)
             bar.update(len(batch))
+            batch = []
+    if batch:
+        _write_batch(tokenizer, batch, handle, offsets)
+        bar.update(len(batch))
     bar.close()
     if len(offsets) != documents + 1:
         raise PalomaError(f"the data changed while it was read: {len(offsets) - 1} documents, {documents} before")
     return np.frombuffer(offsets, dtype=np.int64).copy()
 
 
-def _write_batch(tokenizer, batch: list[tuple[str, str]], handle, offsets: array) -> None:
+def encode_texts(tokenizer, batch: Sequence[tuple[str, str]]) -> list[list[int]]:
+    """Token ids of (where, text) pairs as the protocol tokenizes: whole documents, no special tokens added.
+
+    Public so that other counters of tokens (a release manifest) count exactly what the evaluator scores.
+    """
     try:
-        pieces = tokenizer([text for _, text in batch], add_special_tokens=False, verbose=False)["input_ids"]
+        with warnings.catch_warnings(), _quiet_length_warning(tokenizer):
+            warnings.simplefilter("ignore")
+            return tokenizer([text for _, text in batch], add_special_tokens=False, verbose=False)["input_ids"]
     except Exception as err:  # the Rust tokenizer raises its own error types; name the documents
         raise PalomaError(f"{batch[0][0]} (or one of the {len(batch) - 1} documents after it): tokenizer failed "
                           f"({type(err).__name__}: {err})") from None  # fmt: skip
+
+
+def _write_batch(tokenizer, batch: list[tuple[str, str]], handle, offsets: array) -> None:
+    pieces = encode_texts(tokenizer, batch)
     total = offsets[-1]
     for piece in pieces:
         total += len(piece)

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from paloma import __version__
-from paloma.data import DataSpec, Document, content_revision, discover_files, read_file, resolve_data
 from paloma.errors import PalomaError
-from paloma.protocol import FINGERPRINT_FIELDS, PRESETS, protocol_from_preset
+from paloma.eval.data import DataSpec, Document, content_revision, iter_documents, resolve_data
+from paloma.protocol import FINGERPRINT_FIELDS, MODEL_MAX_LENGTH, PRESETS, protocol_from_preset
 from paloma.registry import Registry
 
 FORMAT = "paloma-release-manifest/1"
@@ -46,25 +46,51 @@ class Manifest:
     domains: dict[str, dict[str, dict[str, int]]]
     tokenizer: dict | None = None
     decon: dict = field(default_factory=dict)
+    protocol_overrides: dict = field(default_factory=dict)  # the release registry's protocol fields
 
     @property
     def reference_fingerprint(self) -> str:
         return self.fingerprints[self.reference_preset]
 
-    def preset_of(self, fingerprint: str) -> str | None:
-        """The release preset whose fingerprint this is, or None for a fingerprint of no preset of the release."""
-        return next((preset for preset, fp in self.fingerprints.items() if fp == fingerprint), None)
+    def preset_of(self, fingerprint: str, preset: str | None = None, max_length: object = None) -> str | None:
+        """The release preset whose fingerprint this is, or None for a fingerprint of no preset of the release.
+
+        A model-length preset (`preset`, with the submission's recorded `max_length`) is recomputed.
+        """
+        fixed = next((name for name, fp in self.fingerprints.items() if fp == fingerprint), None)
+        if fixed is None and preset is not None and expected_fingerprint(self, preset, max_length) == fingerprint:
+            return preset
+        return fixed
 
 
 def preset_fingerprints(registry: Registry, split: str, data_revision: str) -> dict[str, str]:
-    """The comparability fingerprint of each protocol preset on this data (the release's overrides applied)."""
-    overrides = {k: v for k, v in registry.protocol.items() if k in FINGERPRINT_FIELDS}
+    """The comparability fingerprint of each protocol preset on this data (the release's overrides applied).
+
+    A preset whose window length is the model's own (lm-evaluation-harness's) has no fingerprint of its own:
+    each model's L gives another one, found by `expected_fingerprint` from the submission's recorded L.
+    """
+    overrides = _fingerprint_overrides(registry)
     return {
         preset: protocol_from_preset(
             preset, **{**overrides, "split": split, "data_revision": data_revision}
         ).fingerprint()
-        for preset in PRESETS
+        for preset, values in PRESETS.items()
+        if values["max_length"] != MODEL_MAX_LENGTH or "max_length" in overrides
     }
+
+
+def _fingerprint_overrides(registry: Registry) -> dict:
+    return {k: v for k, v in registry.protocol.items() if k in FINGERPRINT_FIELDS}
+
+
+def expected_fingerprint(manifest: Manifest, preset: str, max_length: object) -> str | None:
+    """The fingerprint a model-length preset gives on the manifest's data at the submission's recorded L."""
+    if preset not in PRESETS or PRESETS[preset]["max_length"] != MODEL_MAX_LENGTH:
+        return None
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        return None
+    fields = {"split": manifest.split, "data_revision": manifest.data_revision, **manifest.protocol_overrides}
+    return protocol_from_preset(preset, model_max_length=max_length, **fields).fingerprint()
 
 
 # ---- building ----------------------------------------------------------------------------------------------
@@ -92,26 +118,25 @@ class _Counter:
             self.flush()
 
     def flush(self) -> None:
-        """Tokenize the pending batch exactly as the evaluator does (`paloma.tokens.tokenize`, no specials)."""
+        """Tokenize the pending batch exactly as the evaluator does (whole documents, no special tokens)."""
         if not self.batch:
             return
-        from paloma.tokens import tokenize
+        from paloma.eval.tokens import encode_texts
 
-        lengths = tokenize(self.tokenizer, [d.text for d in self.batch], cache_dir=None, show_progress=False).lengths()
-        for doc, length in zip(self.batch, lengths, strict=True):
+        pieces = encode_texts(self.tokenizer, [(d.where, d.text) for d in self.batch])
+        for doc, piece in zip(self.batch, pieces, strict=True):
             counts = self.counts[(doc.source, doc.domain)]
-            counts["tokens"] += int(length)
-            counts["empty_documents"] += int(length) == 0
+            counts["tokens"] += len(piece)
+            counts["empty_documents"] += len(piece) == 0
         self.batch = []
 
 
-def _stream(files, spec: DataSpec, counter: _Counter, progress) -> Iterator[Document]:
-    for data_file in files:
-        for doc in read_file(data_file, spec):
-            counter.add(doc)
-            if progress is not None:
-                progress.update(1)
-            yield doc
+def _stream(documents: Iterator[Document], counter: _Counter, progress) -> Iterator[Document]:
+    for doc in documents:
+        counter.add(doc)
+        if progress is not None:
+            progress.update(1)
+        yield doc
 
 
 def build_manifest(
@@ -129,16 +154,14 @@ def build_manifest(
     """
     from tqdm.auto import tqdm
 
-    spec = DataSpec(path=str(data), split=split, revision=revision)
+    spec = DataSpec(path=str(data), split=split, revision=revision, layout="paloma")
     loaded_tokenizer, tokenizer_info = _load_tokenizer(tokenizer)
-    root, hub_revision = resolve_data(spec)
-    files = discover_files(root, split)
-    if not files or files[0].source is None:
-        raise PalomaError(f"{root}: not the Paloma layout (<source>/{split}/*.jsonl.gz)")
+    source = resolve_data(spec)
+    root, hub_revision = source.root, source.revision
     counter = _Counter(loaded_tokenizer)
     bar = tqdm(desc=f"counting {split}", unit="doc", disable=not progress, smoothing=0.05)
     with bar:
-        streamed_revision = content_revision(_stream(files, spec, counter, bar))
+        streamed_revision = content_revision(_stream(iter_documents(source, spec), counter, bar))
     counter.flush()
     data_revision = hub_revision or streamed_revision
     return {
@@ -148,6 +171,7 @@ def build_manifest(
         "data_revision": data_revision,
         "reference_preset": REFERENCE_PRESET,
         "fingerprints": preset_fingerprints(registry, split, data_revision),
+        "protocol_overrides": _fingerprint_overrides(registry),
         "tokenizer": tokenizer_info,
         "decon": _decon_identity(root, registry, hub_revision),
         "created_by": f"paloma {__version__}",
@@ -161,7 +185,7 @@ def _load_tokenizer(name: str | None):
         return None, None
     from transformers import AutoTokenizer
 
-    from paloma.tokens import tokenizer_hash
+    from paloma.eval.tokens import tokenizer_hash
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
@@ -232,6 +256,7 @@ def load_manifest(path: str | Path) -> Manifest:
             },
             tokenizer=raw.get("tokenizer"),
             decon=raw.get("decon") or {},
+            protocol_overrides=dict(raw.get("protocol_overrides") or {}),
         )
     except (KeyError, AttributeError, TypeError, ValueError) as err:
         raise PalomaError(f"{path}: malformed manifest ({type(err).__name__}: {err})") from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paloma.protocol import FINGERPRINT_FIELDS, PRESETS, Protocol
+from paloma.protocol import FINGERPRINT_FIELDS, MODEL_MAX_LENGTH, PRESETS, Protocol
 
 # The dtypes `paloma eval --dtype` accepts (paloma.model.DTYPES); anything else (int4, ...) is not our protocol.
 ALLOWED_DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -41,7 +41,13 @@ def protocol_differences(protocol: Mapping[str, object], release: Mapping[str, o
     if preset not in PRESETS:
         return [f"protocol.preset is {preset!r}, not one of the benchmark's presets ({', '.join(PRESETS)})"]
     expected_protocol = {**_preset_protocol(str(preset)), **(release or {})}
-    return [
+    problems = []
+    if expected_protocol.get("max_length") == MODEL_MAX_LENGTH:  # the model's own L: any, recorded as such
+        del expected_protocol["max_length"]
+        length = protocol.get("max_length")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            problems.append(f"protocol.max_length is {length!r}, not a window length")
+    return problems + [
         f"protocol.{key} is {protocol.get(key)!r}, the benchmark's is {expected!r}"
         for key, expected in expected_protocol.items()
         if protocol.get(key) != expected or type(protocol.get(key)) is not type(expected)

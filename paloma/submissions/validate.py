@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from paloma.errors import PalomaError
+from paloma.protocol import PRESETS
 from paloma.registry import Registry, load_registry, load_registry_file
 from paloma.resources import data_dir
 from paloma.submissions.manifest import Manifest, load_manifest, manifest_name
@@ -395,9 +396,9 @@ def _check_against_manifest(loaded: Loaded, manifest: Manifest) -> list[Problem]
     if protocol.data_revision != manifest.data_revision:
         message = f"protocol.data_revision is {protocol.data_revision!r}, {label} has {manifest.data_revision!r}"
         problems.append(Problem(loaded.at("protocol.data_revision"), message))
-    loaded.preset = manifest.preset_of(protocol.fingerprint)
+    loaded.preset = manifest.preset_of(protocol.fingerprint, protocol.preset, protocol.max_length)
     if loaded.preset is None:
-        presets = ", ".join(manifest.fingerprints)
+        presets = ", ".join([*manifest.fingerprints, *(p for p in PRESETS if p not in manifest.fingerprints)])
         message = f"protocol.fingerprint {protocol.fingerprint!r} is not one of {label}'s presets ({presets})"
         problems.append(Problem(loaded.at("protocol.fingerprint"), message))
     tokenizer = manifest.tokenizer or {}
