@@ -283,7 +283,9 @@ def open_tokens(config: Config) -> TokenFiles:
     if not folder.exists() and "," not in spec and not any(ch in spec for ch in "*?["):
         raise PalomaError(f"data.tokens {spec}: no such folder or file; {tokens_instruction(config)}")
     paths = _expand_token_paths(spec)
-    return TokenFiles(paths, config.data.memmap_dtype, seq_len, {"tokens": spec, "files": len(paths)})
+    tokens = TokenFiles(paths, config.data.memmap_dtype, seq_len, {"tokens": spec, "files": len(paths)})
+    len(tokens)  # every file's size is checked now, before any compute
+    return tokens
 
 
 def check_tokens_match(tokens: TokenFiles, tokenizer, config: Config) -> None:
@@ -318,6 +320,17 @@ def olmo_total_size(num_instances: int, world_size: int) -> int:
     return num_instances
 
 
+def steps_per_epoch(num_instances: int, batch_size: int, world_size: int) -> int:
+    """Whole global batches in one of OLMo's epochs; at least one, or the run is refused."""
+    steps = olmo_total_size(num_instances, world_size) // batch_size
+    if steps == 0:
+        raise PalomaError(
+            f"the token files hold {num_instances} instances, fewer than one global batch of {batch_size}: "
+            "tokenize more text or lower train.global_batch_size"
+        )
+    return steps
+
+
 def epoch_permutation(num_instances: int, seed: int, epoch: int) -> np.ndarray:
     """All instance ids in epoch `epoch`'s order: OLMo's PCG64(seed + epoch) shuffle of uint32 ids."""
     if num_instances >= np.iinfo(np.uint32).max:
@@ -348,12 +361,7 @@ class GlobalOrder:
         if batch_size % world_size:
             raise PalomaError(f"train.global_batch_size ({batch_size}) is not divisible by {world_size} processes")
         self.num_instances, self.seed, self.batch_size, self.world_size = num_instances, seed, batch_size, world_size
-        self.steps_per_epoch = olmo_total_size(num_instances, world_size) // batch_size
-        if self.steps_per_epoch == 0:
-            raise PalomaError(
-                f"the token files hold {num_instances} instances, fewer than one global batch of {batch_size}: "
-                "tokenize more text or lower train.global_batch_size"
-            )
+        self.steps_per_epoch = steps_per_epoch(num_instances, batch_size, world_size)
         self.work_dir, self.is_main, self.barrier = work_dir, is_main, barrier
         self._epoch, self._order = -1, np.empty(0, dtype=np.uint32)
 

@@ -240,33 +240,23 @@ def make_plan(config: Config, output_dir: Path, tasks: int, limit: int | None) -
             f"--tasks {tasks}: the corpus has {len(files)} file(s), and datatrove splits a corpus between tasks "
             f"by file; use --tasks {len(files)} or fewer"
         )
-    inputs = [*(files or []), *([d.decontamination_index] if d.decontamination_index else [])]
-    if Path(d.tokenizer).expanduser().exists():
-        inputs.append(Path(d.tokenizer).expanduser())
+    # The corpus folder too: token files inside it would be read as corpus by the next run over it.
+    given = [d.corpus, d.decontamination_index, d.tokenizer]
+    inputs = [*(files or []), *(Path(p).expanduser() for p in given if p and Path(p).expanduser().exists())]
     check_output_dir(output_dir, inputs)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / TOKENS_PLAN).is_file():
+        raise PalomaError(f"{output_dir}: exists, is not empty and is not a tokenize folder; choose a new --output")
+    decontamination = _decontamination_record(d.decontamination_index)
     if files is None:
         check_hub_corpus(d)
     tokenizer = load_tokenizer(d.tokenizer)
     check_tokenizer(tokenizer, config)
-    decontamination = None
-    if d.decontamination_index:
-        from paloma.decon import ContaminationIndex
-
-        index_path = Path(d.decontamination_index).expanduser().resolve()
-        index = ContaminationIndex.load(index_path)  # verifies the checksum once, here
-        decontamination = {"index": str(index_path), "checksum": index.checksum}
-    if files is not None:
-        corpus = {"path": d.corpus, "text_field": d.text_field}
-        corpus["files"] = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
-    else:
-        corpus = {"id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split}
-        corpus["text_field"] = d.text_field
     record = {
         "format": TOKENS_FORMAT,
         "dtype": token_dtype(config.model.vocab_size),
         "eos_token_id": config.model.eos_token_id,
         "tokenizer": {"name": d.tokenizer, "hash": tokenizer_hash(tokenizer), "vocab_size": len(tokenizer)},
-        "corpus": corpus,
+        "corpus": _corpus_record(d, files),
         "decontamination": decontamination,
         "tasks": tasks,
         "documents_per_task_limit": limit,
@@ -275,18 +265,34 @@ def make_plan(config: Config, output_dir: Path, tasks: int, limit: int | None) -
     return Plan(config, output_dir, files, tokenizer, record)
 
 
-def _claim_folder(plan: Plan, overwrite: bool) -> None:
-    """Resume a folder of the same plan; start a tokenize folder over with `overwrite`; refuse anything else.
+def _corpus_record(d: DataConfig, files: list[Path] | None) -> dict:
+    """The corpus as the plan names it: local files with their sizes (so a changed file is a new plan)."""
+    if files is None:
+        return {"id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split,
+                "text_field": d.text_field}  # fmt: skip
+    files_record = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
+    return {"path": d.corpus, "text_field": d.text_field, "files": files_record}
 
-    A non-empty folder that is not a tokenize folder is never deleted, even with `overwrite`.
+
+def _decontamination_record(index: str | None) -> dict | None:
+    """The index the filter applies (its checksum verified once, here), or None."""
+    if not index:
+        return None
+    from paloma.decon import ContaminationIndex
+
+    index_path = Path(index).expanduser().resolve()
+    return {"index": str(index_path), "checksum": ContaminationIndex.load(index_path).checksum}
+
+
+def _claim_folder(plan: Plan, overwrite: bool) -> None:
+    """Resume a folder of the same plan; start a tokenize folder over with `overwrite`; refuse another plan.
+
+    (A non-empty folder that is not a tokenize folder was refused before: it is never deleted.)
     """
     out = plan.output_dir
-    if not out.is_dir() or not any(out.iterdir()):
+    if not (out / TOKENS_PLAN).is_file():  # new or empty: anything else was refused by make_plan
         return
-    existing_plan = out / TOKENS_PLAN
-    if not existing_plan.is_file():
-        raise PalomaError(f"{out}: exists, is not empty and is not a tokenize folder; choose a new --output")
-    old = json.loads(existing_plan.read_text(encoding="utf-8"))
+    old = json.loads((out / TOKENS_PLAN).read_text(encoding="utf-8"))
     if overwrite:
         shutil.rmtree(out)
     elif old != plan.record:

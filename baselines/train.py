@@ -42,6 +42,7 @@ from baselines.data import (
     local_files,
     open_tokens,
     read_local_texts,
+    steps_per_epoch,
 )
 from baselines.evaluate import evaluate_texts
 from baselines.export import checkpoint_weights, export_model, honour_umask, load_export, training_record
@@ -336,11 +337,11 @@ def train(
     if keep_layers is not None and init_from is None:
         raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
     lion_class()  # the optimizer's package is present
-    data = open_tokens(config)
-    inputs = [data.provenance["tokens"]] if "plan" in data.provenance else list(data.paths)
-    inputs += [p for p in (init_from, eval_corpus, config.data.tokenizer) if p and Path(p).expanduser().exists()]
-    check_output_dir(output_dir, inputs)
+    given = [*(config.data.tokens or "").split(","), init_from, eval_corpus, config.data.tokenizer]
+    check_output_dir(output_dir, [Path(p).expanduser() for p in given if p and Path(p).expanduser().exists()])
     claim_run_folder(output_dir)
+    data = open_tokens(config)
+    steps_per_epoch(len(data), config.train.global_batch_size, int(os.environ.get("WORLD_SIZE") or 1))
     eval_texts = None
     if eval_corpus is not None:
         files = local_files(str(eval_corpus))
