@@ -124,7 +124,7 @@ class TrainConfig:
     seed: int = 6198  # seeds initialisation and the one global data permutation
     mixed_precision: str = "bf16"  # "bf16", "fp16" or "no"; "no" is forced on CPU
     activation_checkpointing: bool = False  # recompute each block's activations in the backward pass
-    compile: bool = False  # torch.compile each block (and the loss)
+    compile: bool = False  # torch.compile each block
     loss_chunk_tokens: int = 4096  # the loss is computed this many tokens at a time (fp32 logits of one chunk)
     checkpoint_interval: int = 5000
     keep_checkpoints: int | None = None  # keep only the newest N (null: keep all)

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from datatrove.data import DocumentsPipeline
+from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 from baselines.config import Config, DataConfig, resolve_config
@@ -94,6 +96,7 @@ class OlmoTokenWriter(PipelineStep):
         self.dtype, self.shard_tokens, self.counter, self.batch_size = dtype, shard_tokens, counter, batch_size
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        started, cpu_started = time.perf_counter(), time.process_time()
         tokenizer = load_tokenizer(self.tokenizer)
         eos = np.asarray([self.eos_token_id], dtype=self.dtype)
         documents = 0
@@ -112,9 +115,28 @@ class OlmoTokenWriter(PipelineStep):
             "documents_read": self.counter.count if self.counter is not None else documents,
             "documents_kept": documents,
             "tokens": files.tokens,
+            # the task's whole run (reading, decontaminating, tokenizing, writing): for tokens/s per worker
+            "seconds": round(time.perf_counter() - started, 3),
+            "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
         write_json(Path(self.output_dir) / task_record_name(rank), record)
         yield from ()
+
+
+@contextlib.contextmanager
+def _silenced_stderr() -> Iterator[None]:
+    """Send this process's stderr (file descriptor 2) to /dev/null for a while. An error still reaches the
+    caller as an exception."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _batches(data: DocumentsPipeline, size: int) -> Iterator[list]:
@@ -337,19 +359,22 @@ class TokenizeResult:
     seconds: float
 
 
-@contextlib.contextmanager
-def _datatrove_logs(quiet: bool) -> Iterator[None]:
-    """datatrove logs each task to stderr (and to <output>/logs); `quiet` keeps only the log files."""
-    from datatrove.utils.logging import logger
+class QuietLocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor, its logs kept out of stderr: each task logs to <output>/logs only (as
+    always), and the executor's own summary is not printed. For `paloma demo` and `tokenize --quiet`."""
 
-    if not quiet:
-        yield
-        return
-    logger.disable("datatrove")
-    try:
-        yield
-    finally:
-        logger.enable("datatrove")
+    def _launch_run_for_rank(self, rank: int, ranks_q, completed=None, completed_lock=None):
+        with _silenced_stderr():
+            return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
+
+    def run(self):
+        from datatrove.utils.logging import logger
+
+        logger.disable("datatrove")  # this process's messages (the workers' are silenced above)
+        try:
+            return super().run()
+        finally:
+            logger.enable("datatrove")
 
 
 def tokenize(
@@ -371,8 +396,6 @@ def tokenize(
     A folder that already holds this plan is resumed (finished tasks are skipped; a complete folder returns at
     once). `limit` caps the documents each task reads, for trial runs.
     """
-    from datatrove.executor import LocalPipelineExecutor
-
     config = resolve_config(
         config, overrides, data_corpus=corpus, data_tokenizer=tokenizer,
         data_decontamination_index=decontamination_index,
@@ -386,11 +409,9 @@ def tokenize(
     if not (plan.output_dir / TOKENS_PLAN).is_file():
         write_json(plan.output_dir / TOKENS_PLAN, plan.record)
     started = time.perf_counter()
-    executor = LocalPipelineExecutor(
-        tokenize_pipeline(plan), tasks=tasks, workers=min(workers, tasks), logging_dir=str(plan.output_dir / LOGS)
-    )
-    with _datatrove_logs(quiet):
-        executor.run()
+    executor_class = QuietLocalExecutor if quiet else LocalPipelineExecutor
+    logs = str(plan.output_dir / LOGS)
+    executor_class(tokenize_pipeline(plan), tasks=tasks, workers=min(workers, tasks), logging_dir=logs).run()
     _, records = read_token_folder(plan.output_dir)
     read = sum(r["documents_read"] for r in records)
     result = TokenizeResult(

@@ -301,6 +301,55 @@ def peak_flops(config: Config, device: torch.device) -> float | None:
     return None
 
 
+@dataclass
+class Inputs:
+    """Everything a run reads before it starts, checked: a run that would fail fails here, before any compute."""
+
+    data: TokenFiles
+    tokenizer: object
+    eval_texts: list[str] | None
+    checkpoint: Path | None  # the checkpoint to resume from
+    resume_state: dict | None
+    source_weights: dict[str, torch.Tensor] | None  # --init-from
+    keep: list[int]  # --keep-layers
+
+
+def check_inputs(
+    config: Config, output_dir: Path, init_from, keep_layers: str | None, eval_corpus, overwrite: bool
+) -> Inputs:
+    """The launch, the output folder, the token files, the tokenizer, an earlier checkpoint, --init-from."""
+    check_launch()
+    world = int(os.environ.get("WORLD_SIZE") or 1)
+    if config.train.global_batch_size % world:
+        raise PalomaError(f"train.global_batch_size ({config.train.global_batch_size}) is not divisible by {world}")
+    if keep_layers is not None and init_from is None:
+        raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
+    lion_class()  # the optimizer's package is present
+    given = [*(config.data.tokens or "").split(","), init_from, eval_corpus, config.data.tokenizer]
+    check_output_dir(output_dir, [Path(p).expanduser() for p in given if p and Path(p).expanduser().exists()])
+    claim_run_folder(output_dir)
+    data = open_tokens(config)
+    steps_per_epoch(len(data), config.train.global_batch_size, world)
+    eval_texts = None
+    if eval_corpus is not None:
+        files = local_files(str(eval_corpus))
+        if files is None:
+            raise PalomaError(f"--eval-corpus {eval_corpus}: must be local JSONL or Parquet files")
+        eval_texts = list(read_local_texts(files, config.data.text_field))
+    tokenizer = load_tokenizer(config.data.tokenizer)
+    check_tokenizer(tokenizer, config)
+    check_tokens_match(data, tokenizer, config)
+    checkpoints = [] if overwrite else checkpoint_dirs(output_dir)
+    resume_state = check_resumable(checkpoints[-1], config, data) if checkpoints else None
+    source_weights, keep = None, []
+    if init_from is not None and resume_state is None:
+        source_weights = load_source_weights(Path(init_from))
+        n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))
+        keep = parse_layers(keep_layers, n_source) if keep_layers else list(range(n_source))
+    checkpoint = checkpoints[-1] if checkpoints else None
+    return Inputs(data, tokenizer, eval_texts, checkpoint, resume_state, source_weights, keep)
+
+
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -333,31 +382,8 @@ def train(
     # 1. The recipe, and every input checked before any compute is spent.
     config = resolve_config(config, overrides, data_tokens=tokens, data_tokenizer=tokenizer, train_max_steps=max_steps)
     output_dir = Path(output_dir)
-    check_launch()
-    if keep_layers is not None and init_from is None:
-        raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
-    lion_class()  # the optimizer's package is present
-    given = [*(config.data.tokens or "").split(","), init_from, eval_corpus, config.data.tokenizer]
-    check_output_dir(output_dir, [Path(p).expanduser() for p in given if p and Path(p).expanduser().exists()])
-    claim_run_folder(output_dir)
-    data = open_tokens(config)
-    steps_per_epoch(len(data), config.train.global_batch_size, int(os.environ.get("WORLD_SIZE") or 1))
-    eval_texts = None
-    if eval_corpus is not None:
-        files = local_files(str(eval_corpus))
-        if files is None:
-            raise PalomaError(f"--eval-corpus {eval_corpus}: must be local JSONL or Parquet files")
-        eval_texts = list(read_local_texts(files, config.data.text_field))
-    tok = load_tokenizer(config.data.tokenizer)
-    check_tokenizer(tok, config)
-    check_tokens_match(data, tok, config)
-    checkpoints = [] if overwrite else checkpoint_dirs(output_dir)
-    resume_state = check_resumable(checkpoints[-1], config, data) if checkpoints else None
-    source_weights = None
-    if init_from is not None and resume_state is None:
-        source_weights = load_source_weights(Path(init_from))
-        n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))
-        layers = parse_layers(keep_layers, n_source) if keep_layers else list(range(n_source))
+    inputs = check_inputs(config, output_dir, init_from, keep_layers, eval_corpus, overwrite)
+    data, tok, resume_state = inputs.data, inputs.tokenizer, inputs.resume_state
     t, m = config.train, config.model
 
     # 2. Processes, precision, seed. On CPU, mixed precision is off (bf16 autocast there is slow and lossy).
@@ -370,8 +396,6 @@ def train(
     world, rank = accelerator.num_processes, accelerator.process_index
     if world != int(os.environ.get("WORLD_SIZE") or 1):
         raise PalomaError(f"launched as {os.environ['WORLD_SIZE']} processes, but accelerate joined {world}")
-    if t.global_batch_size % world:
-        raise PalomaError(f"train.global_batch_size ({t.global_batch_size}) is not divisible by {world} processes")
     if accelerator.is_main_process:
         if overwrite:
             clear_run_folder(output_dir)
@@ -384,9 +408,9 @@ def train(
 
     # 3. The model: from the seed, or the kept layers of a larger model (teacher-free distillation).
     model = Transformer(m)
-    if source_weights is not None:
+    if inputs.source_weights is not None:
         try:
-            init_from_larger(model, source_weights, layers)
+            init_from_larger(model, inputs.source_weights, inputs.keep)
         except (KeyError, ValueError) as err:
             raise PalomaError(f"--init-from {init_from}: {err}") from None
     model.activation_checkpointing = t.activation_checkpointing
@@ -404,10 +428,10 @@ def train(
     model, optimizer = accelerator.prepare(model, build_optimizer(model, config.optimizer))
     step = 0
     if resume_state is not None:
-        accelerator.load_state(str(checkpoints[-1]))
+        accelerator.load_state(str(inputs.checkpoint))
         step = resume_state["step"]
         if not quiet and accelerator.is_main_process:
-            print(f"resuming from {checkpoints[-1]} (step {step})", flush=True)
+            print(f"resuming from {inputs.checkpoint} (step {step})", flush=True)
     if accelerator.is_main_process:
         truncate_logs(output_dir, step)
 
@@ -487,11 +511,11 @@ def train(
 
     metrics = {"parameters": params.total, "non_embedding_parameters": params.non_embedding}
     state_dict = accelerator.get_state_dict(model)  # the full weights, gathered from all processes under FSDP
-    if eval_texts is not None and accelerator.is_main_process:
+    if inputs.eval_texts is not None and accelerator.is_main_process:
         with torch.device("meta"):
             evaluator = Transformer(m)
         evaluator.load_state_dict({k: v.to(accelerator.device) for k, v in state_dict.items()}, assign=True)
-        records = evaluate_texts(evaluator, tok, eval_texts, t.seq_len)
+        records = evaluate_texts(evaluator, tok, inputs.eval_texts, t.seq_len)
         with atomic_write(output_dir / "eval.jsonl") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in records)
         metrics["eval_loss"] = sum(r["nll_sum"] for r in records) / max(1, sum(r["tokens"] for r in records))
