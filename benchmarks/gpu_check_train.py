@@ -13,7 +13,7 @@ of 8 per step. Variants:
     bf16           one process, bf16 autocast (the trainer's DDP path with one process)
     bf16+ac        ... with activation checkpointing (train.activation_checkpointing=true)
     bf16+compile   ... with every block torch.compile'd (train.compile=true)
-    fsdp           accelerate launch with baselines/accelerate/fsdp-1x8.yaml on one process: FSDP2, one unit
+    fsdp           baselines/accelerate/fsdp-1x8.yaml's launch environment on one process: FSDP2, one unit
                    per Block, bf16 parameters with fp32 gradient reduction; its sharded checkpoint is then
                    exported with `paloma baselines export` (the FSDP export path)
 
@@ -40,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.baselines_helpers import stdlib_documents, train_tokenizer  # noqa: E402
+from tests.baselines_helpers import launch_env, stdlib_documents, train_tokenizer  # noqa: E402
 
 VARIANTS = {
     "bf16": [],
@@ -73,13 +73,13 @@ def run_variant(name: str, args: argparse.Namespace, tokens: Path, tokenizer: Pa
     train += ["--output", str(run), "--max-steps", str(args.steps), "--no-export", "--quiet"]
     for item in overrides:
         train += ["--set", item]
-    if name == "fsdp":
-        config = REPO / "baselines" / "accelerate" / "fsdp-1x8.yaml"
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
-        command += ["--num_processes", "1", *train]
-    else:
-        command = [sys.executable, *train]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, *train]
+    if name == "fsdp":
+        # What `accelerate launch --config_file fsdp-1x8.yaml` gives each of its 8 processes, for one process
+        # under torchrun (accelerate's own one-process launcher would drop the FSDP settings).
+        env.update(launch_env(REPO / "baselines" / "accelerate" / "fsdp-1x8.yaml"))
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", *train]
     started = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
     row = {"variant": name, "wall_s": round(time.perf_counter() - started, 1)}

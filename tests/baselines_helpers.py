@@ -89,3 +89,14 @@ def expected_token_stream(texts: list[str], tokenizer, eos: int = 0) -> list[int
     for text in texts:
         stream += [*tokenizer.encode(text, add_special_tokens=False), eos]
     return stream
+
+
+def launch_env(config_file: Path) -> dict[str, str]:
+    """The environment `accelerate launch --config_file FILE` gives each of its processes (accelerate's own code
+    reads the file; with more than one process it launches through torchrun with exactly this environment)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "baselines.train"])
+    args, _, _ = _validate_launch_command(args)
+    return prepare_multi_gpu_env(args)

@@ -16,6 +16,7 @@ from baselines.model import Transformer, count_parameters, init_from_larger
 from baselines.optim import build_optimizer
 from baselines.schedule import lr_at
 from paloma.errors import PalomaError
+from tests.baselines_helpers import launch_env
 from tests.conftest import REPO_ROOT, run_paloma
 
 
@@ -228,16 +229,6 @@ def test_the_chunked_loss_equals_the_cross_entropy_of_the_whole_batch() -> None:
         for name, param in model.named_parameters():  # equal up to the order of float summation
             scale = expected[name].abs().max().item()
             torch.testing.assert_close(param.grad, expected[name], rtol=0, atol=1e-5 * scale, msg=name)
-
-
-def launch_env(config_file: Path) -> dict[str, str]:
-    """The environment `accelerate launch --config_file FILE` gives each process (accelerate's own code)."""
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-    from accelerate.utils.launch import prepare_multi_gpu_env
-
-    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "baselines.train"])
-    args, _, _ = _validate_launch_command(args)
-    return prepare_multi_gpu_env(args)
 
 
 @pytest.mark.parametrize("name", ["fsdp-1x8.yaml", "fsdp-Nx8.yaml"])

@@ -17,9 +17,10 @@ import torch
 from safetensors.torch import load_file
 
 from baselines.config import load_config
-from baselines.export import load_export
+from baselines.export import export_checkpoint, load_export
 from baselines.model import count_parameters
 from baselines.train import train
+from paloma.cli import main as cli_main
 from paloma.errors import PalomaError
 from tests.baselines_helpers import stdlib_documents, tiny_tokens, train_tokenizer, write_corpus
 from tests.conftest import REPO_ROOT, paloma_env, run_paloma
@@ -141,17 +142,19 @@ def test_a_killed_and_resumed_run_is_bit_identical_and_logs_each_step_once(corpu
         assert without_speed(resumed) == without_speed(read_log(tmp_path / "straight", name))
 
 
-def test_an_intermediate_checkpoint_exports_with_its_own_step(corpus, tmp_path: Path) -> None:
+def test_an_intermediate_checkpoint_exports_with_its_own_step(corpus, tmp_path: Path, capsys) -> None:
     train_small(corpus, tmp_path / "run", 4, "train.checkpoint_interval=2")
-    proc = run_paloma("baselines", "export", checkpoint(tmp_path / "run", 2), "--output", tmp_path / "s2")
-    assert proc.returncode == 0, proc.stderr
+    step_2 = checkpoint(tmp_path / "run", 2)
+    assert cli_main(["baselines", "export", str(step_2), "--output", str(tmp_path / "s2")]) == 0
     info = json.loads((tmp_path / "s2" / "paloma_training.json").read_text())
     assert (info["steps"], info["training_tokens"], info["schedule_fraction"]) == (2, 2 * 4 * 32, 2 / 120)
-    weights = load_file(checkpoint(tmp_path / "run", 2) / "model.safetensors")
+    weights = load_file(step_2 / "model.safetensors")
     _, exported = load_export(tmp_path / "s2")
     assert torch.equal(exported["transformer.blocks.1.ff_proj.weight"], weights["transformer.blocks.1.ff_proj.weight"])
-    proc = run_paloma("baselines", "export", tmp_path / "run" / "checkpoints", "--output", tmp_path / "bad")
-    assert proc.returncode == 2 and "not a checkpoint" in proc.stderr
+    capsys.readouterr()
+    not_one = tmp_path / "run" / "checkpoints"
+    assert cli_main(["baselines", "export", str(not_one), "--output", str(tmp_path / "x")]) == 2
+    assert "not a checkpoint (no trainer_state.json)" in capsys.readouterr().err
 
 
 def test_only_the_newest_checkpoints_are_kept_when_asked(corpus, tmp_path: Path) -> None:
@@ -230,22 +233,23 @@ def test_fsdp_checkpoints_sharded_or_full_export_and_start_a_new_run(corpus, tmp
     train_small(corpus, tmp_path / "run", 2)
     source = checkpoint(tmp_path / "run", 2)
     weights = load_file(source / "model.safetensors")
-    assert run_paloma("baselines", "export", source, "--output", tmp_path / "export-plain").returncode == 0
+    export_checkpoint(source, tmp_path / "export-plain")
     _, plain = load_export(tmp_path / "export-plain")
-    for kind in ("SHARDED_STATE_DICT", "FULL_STATE_DICT"):
-        target = checkpoint(tmp_path / "run", 100 if kind.startswith("SHARDED") else 200)
-        proc = torchrun(2, [REPO_ROOT / "tests" / "baselines_fsdp.py", source, target, kind], ACCELERATE_USE_CPU="true")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        written = sorted(p.name for p in target.rglob("*") if p.is_file())
-        if kind.startswith("SHARDED"):  # one shard per process, in accelerate's folder
-            assert written == [".metadata", "__0_0.distcp", "__1_0.distcp", "trainer_state.json"]
-        else:
-            assert written == ["pytorch_model_fsdp.bin", "trainer_state.json"]
-        proc = run_paloma("baselines", "export", target, "--output", tmp_path / f"export-{kind}")
-        assert proc.returncode == 0, proc.stderr
+    sharded, full = checkpoint(tmp_path / "run", 100), checkpoint(tmp_path / "run", 200)
+    proc = torchrun(2, [REPO_ROOT / "tests" / "baselines_fsdp.py", source, sharded, full], ACCELERATE_USE_CPU="true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # accelerate's two layouts: one shard per process in a DCP folder, or one gathered file
+    layout = {p.relative_to(sharded).as_posix() for p in sharded.rglob("*") if p.is_file()}
+    assert layout == {f"pytorch_model_fsdp_0/{n}" for n in (".metadata", "__0_0.distcp", "__1_0.distcp")} | {
+        "trainer_state.json"
+    }
+    assert {p.name for p in full.iterdir()} == {"pytorch_model_fsdp.bin", "trainer_state.json"}
+    assert cli_main(["baselines", "export", str(sharded), "--output", str(tmp_path / "export-sharded")]) == 0
+    export_checkpoint(full, tmp_path / "export-full")
+    for kind in ("sharded", "full"):
         _, exported = load_export(tmp_path / f"export-{kind}")
-        assert exported.keys() == plain.keys() and all(torch.equal(exported[k], plain[k]) for k in plain)
-    student = train_small(corpus, tmp_path / "student", 0, init_from=str(checkpoint(tmp_path / "run", 100)))
+        assert exported.keys() == plain.keys() and all(torch.equal(exported[k], plain[k]) for k in plain), kind
+    student = train_small(corpus, tmp_path / "student", 0, init_from=str(sharded))
     started = load_file(checkpoint(student.output_dir, 0) / "model.safetensors")
     assert all(torch.equal(started[k], weights[k]) for k in weights)
 
@@ -312,8 +316,7 @@ def test_run_outputs_are_readable_like_any_file_under_umask_022(corpus, tmp_path
     try:
         overrides = tiny_overrides(corpus, *SMALL, "train.record_order=true")
         train("tiny", output_dir=tmp_path / "run", overrides=overrides, max_steps=2, quiet=True)
-        proc = run_paloma("baselines", "export", tmp_path / "run", "--output", tmp_path / "export")
-        assert proc.returncode == 0, proc.stderr
+        assert cli_main(["baselines", "export", str(tmp_path / "run"), "--output", str(tmp_path / "export")]) == 0
     finally:
         os.umask(old)
     paths = [p for root in ("run", "export") for p in (tmp_path / root).rglob("*")]
