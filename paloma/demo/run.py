@@ -189,7 +189,7 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
     from baselines.train import train
 
     # Tokenized once (training never tokenizes): every rung reads the same token files.
-    tokens = tokenize(
+    token_files = tokenize(
         ladder.base_config,
         demo.root / "cache" / "train-tokens" / suite.revision,
         overrides={"model": {"vocab_size": suite.manifest["config"]["vocab_size"]}},
@@ -210,7 +210,7 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
         result = train(
             ladder.base_config,
             output_dir=demo.mode_dir / "training" / rung.name,  # checkpoints and log.jsonl
-            tokens=str(tokens),
+            tokens=str(token_files),
             tokenizer=str(suite.tokenizer_dir),
             max_steps=rung.steps,
             overrides=_rung_overrides(demo, rung, suite),
