@@ -56,7 +56,14 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the training text comes from and how it becomes fixed-length token sequences."""
+    """The raw corpus (read by `paloma baselines tokenize`) and the tokenized files training reads.
+
+    Training never tokenizes: it reads `tokens`, token files in OLMo's format (flat uint16/uint32 memmaps;
+    each file is cut into instances of train.seq_len on its own, as OLMo's `MemMapDataset` does). `tokens` is
+    a folder written by `paloma baselines tokenize` (it records its dtype, tokenizer and decontamination), or
+    OLMo's or Dolma's own files: `.npy` paths, folders or globs, comma-separated in OLMo's order, or a `.txt`
+    file that lists them one per line; their dtype is `memmap_dtype`.
+    """
 
     corpus: str = ""  # a Hugging Face dataset id, or a local file/folder/glob of JSONL(.gz/.zst) or Parquet
     corpus_config: str | None = None  # the dataset's configuration (e.g. "en"); several: comma-separated
@@ -64,25 +71,27 @@ class DataConfig:
     split: str = "train"
     text_field: str = "text"
     tokenizer: str = "allenai/gpt-neox-olmo-dolma-v1_5"  # a hub id or a local folder/tokenizer.json
-    decontamination_index: str | None = None  # a `paloma decon` index; null trains on the corpus as is
-    max_tokens: int | None = None  # stop reading the corpus after this many tokens (null: read it all)
-    cache_dir: str | None = None  # tokenized shards; default: <output_dir>/data
-    shard_tokens: int = 1 << 27  # tokens per cache shard (about 256 MiB of uint16)
+    decontamination_index: str | None = None  # a `paloma decon` index applied while tokenizing; null: none
+    tokens: str | None = None  # the tokenized training data (see above); null: set it or pass --tokens
+    memmap_dtype: str = "uint16"  # dtype of OLMo files named in `tokens` (a tokenize folder records its own)
+    shard_tokens: int = 1 << 28  # tokenize: a task starts a new file after this many tokens (512 MiB of uint16)
 
 
 @dataclass
 class OptimizerConfig:
     """LionW with decoupled weight decay, as OLMo trained the baselines.
 
-    `decay_all` applies weight decay to every parameter (biases and embeddings included), as OLMo's
-    optimizer did before it grew parameter groups; the record does not say otherwise for these runs.
+    `no_decay_norm_and_bias` is OLMo's option of that name at commit 1f2f020 (the code of the Paloma
+    baselines): true by default and never overridden by their configs, so weight decay applies to the weights
+    of linear layers only, never to biases, norms or the embedding (OLMo's `get_param_groups`). False decays
+    every parameter.
     """
 
     name: str = "lionw"
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.1
-    decay_all: bool = True
+    no_decay_norm_and_bias: bool = True
     grad_clip: float = 1.0
 
 
@@ -102,7 +111,11 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
-    """The batch, the length of the run and its bookkeeping."""
+    """The batch, the length of the run, how it is computed, and its bookkeeping.
+
+    `activation_checkpointing`, `compile` and `loss_chunk_tokens` change memory and speed, never the
+    result (up to float summation order), so they may change between resumes.
+    """
 
     global_batch_size: int = 2048  # sequences per optimizer step, over all processes
     micro_batch_size: int = 8  # sequences per forward pass on one process
@@ -110,11 +123,24 @@ class TrainConfig:
     max_steps: int = 35000
     seed: int = 6198  # seeds initialisation and the one global data permutation
     mixed_precision: str = "bf16"  # "bf16", "fp16" or "no"; "no" is forced on CPU
+    activation_checkpointing: bool = False  # recompute each block's activations in the backward pass
+    compile: bool = False  # torch.compile each block
+    loss_chunk_tokens: int = 4096  # the loss is computed this many tokens at a time (fp32 logits of one chunk)
     checkpoint_interval: int = 5000
     keep_checkpoints: int | None = None  # keep only the newest N (null: keep all)
     log_interval: int = 10
     record_order: bool = False  # write the instance ids of every step to order.jsonl (for audits and tests)
     peak_flops: float | None = None  # per-device peak FLOP/s for MFU; null: looked up from the device name
+
+
+# Fields that do not change a run's trajectory: a run may be resumed or extended with other values.
+NOT_IN_FINGERPRINT = {
+    "data": ("tokens", "shard_tokens"),
+    "train": (
+        "max_steps", "checkpoint_interval", "keep_checkpoints", "log_interval", "record_order", "peak_flops",
+        "activation_checkpointing", "compile", "loss_chunk_tokens",
+    ),
+}  # fmt: skip
 
 
 @dataclass
@@ -135,40 +161,80 @@ class Config:
     def fingerprint(self) -> str:
         """A hash of everything that shapes the model and its training trajectory.
 
-        A checkpoint records it; resuming under a different recipe is refused. The run length
-        (max_steps), logging and checkpointing cadence and the cache folder do not change the
-        trajectory and are left out, so a run can be extended or re-logged.
+        A checkpoint records it; resuming under a different recipe is refused. What does not change the
+        trajectory (NOT_IN_FINGERPRINT: the run length, logging and checkpointing cadence, where the token
+        files lie, memory/speed switches) is left out, so a run can be extended, moved or re-logged. The
+        token files themselves are checked by their own digest (`baselines.data.TokenFiles.digest`).
         """
         data = self.to_dict()
         data.pop("description")
-        for key in ("max_steps", "checkpoint_interval", "keep_checkpoints", "log_interval", "record_order"):
-            data["train"].pop(key)
-        data["train"].pop("peak_flops")
-        data["data"].pop("cache_dir")
+        for section, keys in NOT_IN_FINGERPRINT.items():
+            for key in keys:
+                data[section].pop(key)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def validate(self) -> None:
-        """Check the relations between fields that a dataclass cannot express."""
-        m, t = self.model, self.train
+        """Check each field's range and the relations between fields; the first problem is one line naming it."""
+        m, t, s, o = self.model, self.train, self.schedule, self.optimizer
+        for where, ok in _RANGES:
+            section, key = where.split(".")
+            value = getattr(getattr(self, section), key)
+            if value is not None and not ok[0](value):
+                raise PalomaError(f"config {self.name or '?'}: {where} must be {ok[1]}, got {value!r}")
         checks = [
             (m.d_model % m.n_heads == 0, f"model.d_model ({m.d_model}) must be a multiple of n_heads ({m.n_heads})"),
             ((m.d_model // m.n_heads) % 2 == 0, "model.d_model / n_heads must be even for RoPE"),
             (t.seq_len <= m.max_seq_len, f"train.seq_len ({t.seq_len}) exceeds model.max_seq_len ({m.max_seq_len})"),
-            (t.seq_len >= 2, "train.seq_len must be at least 2"),
             (
                 t.global_batch_size % t.micro_batch_size == 0,
                 "train.global_batch_size must be a multiple of micro_batch_size",
             ),
-            (self.schedule.warmup_steps < self.schedule.total_steps, "schedule.warmup_steps must be < total_steps"),
-            (self.optimizer.name == "lionw", f"optimizer.name {self.optimizer.name!r} is not supported (lionw)"),
+            (s.warmup_steps < s.total_steps, "schedule.warmup_steps must be < total_steps"),
+            (o.name == "lionw", f"optimizer.name {o.name!r} is not supported (lionw)"),
             (m.init in ("mitchell", "normal"), f"model.init {m.init!r} must be 'mitchell' or 'normal'"),
             (t.mixed_precision in ("bf16", "fp16", "no"), "train.mixed_precision must be bf16, fp16 or no"),
-            (bool(self.data.corpus), "data.corpus is empty: name a dataset id or a local path"),
+            (m.eos_token_id < m.vocab_size, f"model.eos_token_id ({m.eos_token_id}) must be < vocab_size"),
+            (m.pad_token_id < m.vocab_size, f"model.pad_token_id ({m.pad_token_id}) must be < vocab_size"),
         ]
         for ok, message in checks:
             if not ok:
                 raise PalomaError(f"config {self.name or '?'}: {message}")
+
+
+def _at_least(n: int) -> tuple:
+    return (lambda v: v >= n, f"≥ {n}")
+
+
+_POSITIVE = (lambda v: v > 0, "> 0")  # NaN fails every comparison, so it is refused too
+_UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+# (field, (predicate, what it must be)); null values of optional fields are not checked.
+_RANGES = [
+    *[(f"model.{k}", _at_least(1)) for k in ("d_model", "n_layers", "n_heads", "mlp_hidden")],
+    ("model.vocab_size", _at_least(2)),
+    ("model.max_seq_len", _at_least(2)),
+    ("model.rope_theta", _POSITIVE),
+    ("model.layer_norm_eps", _POSITIVE),
+    ("model.init_std", _POSITIVE),
+    ("model.eos_token_id", _at_least(0)),
+    ("model.pad_token_id", _at_least(0)),
+    ("data.memmap_dtype", (lambda v: v in ("uint16", "uint32"), "uint16 or uint32")),
+    ("data.shard_tokens", _at_least(1)),
+    ("optimizer.lr", _POSITIVE),
+    ("optimizer.betas", (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)")),
+    ("optimizer.weight_decay", _at_least(0)),
+    ("optimizer.grad_clip", _POSITIVE),
+    ("schedule.warmup_steps", _at_least(0)),
+    ("schedule.total_steps", _at_least(1)),
+    ("schedule.final_lr_factor", _UNIT),
+    ("schedule.warmup_start_factor", _UNIT),
+    *[(f"train.{k}", _at_least(1)) for k in ("global_batch_size", "micro_batch_size", "checkpoint_interval")],
+    *[(f"train.{k}", _at_least(1)) for k in ("keep_checkpoints", "log_interval", "loss_chunk_tokens")],
+    ("train.seq_len", _at_least(2)),
+    ("train.max_steps", _at_least(0)),
+    ("train.seed", _at_least(0)),
+    ("train.peak_flops", _POSITIVE),
+]
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig, "schedule": ScheduleConfig}
@@ -270,7 +336,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not sep or key.count(".") != 1:
             raise PalomaError(f"override {item!r}: expected SECTION.KEY=VALUE, e.g. train.max_steps=100")
         section, sub_key = key.split(".")
-        nested.setdefault(section, {})[sub_key] = yaml.safe_load(value)
+        try:
+            nested.setdefault(section, {})[sub_key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise PalomaError(f"override {key}: {value!r} is not a YAML value ({problem})") from None
     return nested
 
 
@@ -298,20 +368,51 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | list[str] 
     return config
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by `python -m baselines.train` and `paloma train`."""
+def resolve_config(config: Config | str | Path, overrides: dict | list[str] | None = None, **shortcuts: Any) -> Config:
+    """A validated Config from a name, file or Config, `overrides` ({"train": {"seed": 1}} or ["train.seed=1"])
+    and shortcuts named `section_key` (e.g. data_tokens="...", train_max_steps=10; None leaves a field as is)."""
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    overrides = overrides or {}
+    for name, value in shortcuts.items():
+        if value is not None:
+            section, key = name.split("_", 1)
+            overrides = merge_overrides(overrides, {section: {key: value}})
+    if isinstance(config, Config):
+        resolved = config_from_dict(merge_overrides(config.to_dict(), overrides), where=f"config {config.name}")
+        resolved.validate()
+        return resolved
+    return load_config(config, overrides)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config, --set and --tokenizer, shared by `train` and `baselines tokenize`."""
     parser.add_argument(
         "--config", required=True, help="a shipped config (c4, dolma, tiny, ladder-s, ...) or a YAML file"
     )
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any field")
+    parser.add_argument("--tokenizer", help="override data.tokenizer: a hub id, a folder or a tokenizer.json")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `python -m baselines.train` and `paloma train`."""
+    from paloma.commands._args import non_negative_int
+
+    add_config_arguments(parser)
     parser.add_argument(
         "--output", required=True, help="run folder: checkpoints, log.jsonl, model/ (resumes if present)"
     )
-    parser.add_argument("--corpus", help="override data.corpus: a hub dataset id or local JSONL/Parquet files")
-    parser.add_argument("--tokenizer", help="override data.tokenizer: a hub id, a folder or a tokenizer.json")
-    parser.add_argument("--max-steps", type=int, help="override train.max_steps (the schedule stays as configured)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any field")
+    parser.add_argument(
+        "--tokens", help="override data.tokens: a `paloma baselines tokenize` folder or OLMo .npy token files"
+    )
+    parser.add_argument(
+        "--max-steps", type=non_negative_int, help="override train.max_steps (the schedule stays as configured)"
+    )
     parser.add_argument("--init-from", help="start from a larger model (export, run folder or checkpoint)")
     parser.add_argument("--keep-layers", help="with --init-from: which of its layers to keep, e.g. 0-7 or 0,2,4,6")
     parser.add_argument("--eval-corpus", help="local JSONL/Parquet documents to score at the end (Paloma protocol)")
     parser.add_argument("--no-export", action="store_true", help="do not write model/ at the end")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start over: delete the run already in --output (default: resume it)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-step log lines on stdout")

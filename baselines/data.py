@@ -1,15 +1,18 @@
-"""Training data: read a corpus, drop contaminated documents, tokenize, pack, and order it globally.
+"""Training data: OLMo's token files, OLMo's instances, OLMo's global order.
 
-The steps, each a plain function:
-1. `open_corpus` streams documents from the hub (`datasets`, streaming) or local JSONL/Parquet files;
-2. a contamination predicate (`load_decontamination`: a `paloma decon` index) drops every document that
-   contains a Paloma paragraph;
-3. `prepare_data` tokenizes each document, appends EOS (documents are EOS-separated), concatenates them and
-   cuts the stream into fixed-length instances, written once to disk in shards and reused by later runs;
-4. `GlobalOrder.step_instances` orders instances by ONE permutation seeded by the run's seed (a fresh one per epoch),
-   and hands optimizer step s the global batch at positions [(s−1)·B, s·B) of that order. A process
-   takes every W-th of them, so which sequences a step trains on does not depend on the number of
-   processes W (Paloma's fixed-training-order guideline, as OLMo's data loader does).
+Training reads tokens that `paloma baselines tokenize` (baselines/tokens.py) wrote earlier, or OLMo's and
+Dolma's own tokenized data; it never tokenizes inside the (distributed) job.
+
+1. **Token files** (`TokenFiles`) are OLMo's format: a flat array of uint16 (uint32 for vocabularies over
+   65,536) token ids with no header, documents separated by EOS, despite the `.npy` name. Each file is cut
+   into instances of seq_len tokens on its own (its tail is dropped) and instances are numbered file after
+   file, in the given order: exactly `olmo.data.MemMapDataset`.
+2. **The global order** (`GlobalOrder`) is OLMo's `IterableDataset` (ai2-olmo 0.6.0; at commit 1f2f020, the
+   baselines' code, the same for epoch 0): epoch e permutes the instance ids with
+   `np.random.Generator(np.random.PCG64(seed + e)).shuffle`, cuts the permutation to a multiple of the
+   process count W (`drop_last`, as the baselines' configs set), and optimizer step s of that epoch trains on
+   positions [(s−1)·B, s·B) of it; process r takes positions r, r+W, r+2W, ... The permutation is held once,
+   as a uint32 file that every process memory-maps, not as an int64 array per process.
 """
 
 from __future__ import annotations
@@ -17,29 +20,32 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import shutil
+import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from baselines.config import Config, DataConfig
 from paloma.errors import PalomaError
 from paloma.eval.tokens import tokenizer_hash
 from paloma.io import atomic_write, iter_jsonl
 
-CACHE_FORMAT = "paloma-baselines-tokens/1"
 LOCAL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".jsonl.zstd", ".parquet")
+TOKENS_FORMAT = "paloma-tokens/1"
+TOKENS_PLAN = "tokens.json"  # a tokenize folder's plan: corpus, tokenizer, dtype, tasks (written first)
+DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 
-# A predicate on one document's text: True when it must not be trained on.
-ContaminationCheck = Callable[[str], bool]
+
+def task_record_name(rank: int) -> str:
+    """The file a tokenize task writes last, listing its token files: its presence marks the task complete."""
+    return f"part-{rank:05d}.json"
 
 
-# ---------------------------------------------------------------------------------------------- reading
+# ---------------------------------------------------------------------------------------------- reading text
 
 
 def local_files(corpus: str) -> list[Path] | None:
@@ -63,7 +69,8 @@ def local_files(corpus: str) -> list[Path] | None:
     return None
 
 
-def _iter_local(files: list[Path], text_field: str) -> Iterator[str]:
+def read_local_texts(files: list[Path], text_field: str) -> Iterator[str]:
+    """The texts of local JSONL/Parquet files, in order (the trainer's --eval-corpus)."""
     for path in files:
         if path.name.endswith(".parquet"):
             import pyarrow.parquet as pq
@@ -83,36 +90,17 @@ def _iter_local(files: list[Path], text_field: str) -> Iterator[str]:
             yield text
 
 
-def _open_hub(data: DataConfig) -> list:
-    """Open the corpus on the hub as streaming datasets (one per configuration), or fail with one line."""
+def check_hub_corpus(data: DataConfig) -> None:
+    """Open a hub corpus as streaming datasets (one per configuration), or fail with one line."""
     from datasets import load_dataset
 
     names = [n.strip() for n in data.corpus_config.split(",")] if data.corpus_config else [None]
     try:
-        return [
+        for name in names:
             load_dataset(data.corpus, name=name, split=data.split, streaming=True, data_files=data.data_files)
-            for name in names
-        ]
     except Exception as err:  # datasets raises many types for "not found", "offline", "gated"
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PalomaError(f"corpus {data.corpus}: cannot open it on the hub ({message})") from None
-
-
-def open_corpus(data: DataConfig) -> Callable[[], Iterator[str]]:
-    """Check that the corpus exists (before any compute is spent) and return a reader of its texts."""
-    files = local_files(data.corpus)
-    if files is not None:
-        return lambda: _iter_local(files, data.text_field)
-    streams = _open_hub(data)
-
-    def read() -> Iterator[str]:
-        for stream in streams:
-            for row in stream:
-                if data.text_field not in row:
-                    raise PalomaError(f"corpus {data.corpus}: rows have no field {data.text_field!r}")
-                yield row[data.text_field] or ""
-
-    return read
 
 
 # ---------------------------------------------------------------------------------------------- tokenizer
@@ -151,173 +139,269 @@ def check_tokenizer(tokenizer, config: Config) -> None:
         )
 
 
-# ---------------------------------------------------------------------------------------------- packing
+def token_dtype(vocab_size: int) -> str:
+    """OLMo's choice: uint16 while every id fits, else uint32."""
+    return "uint16" if vocab_size <= 1 << 16 else "uint32"
+
+
+# ---------------------------------------------------------------------------------------------- token files
 
 
 @dataclass
-class PackedData:
-    """Fixed-length instances stored in `.npy` shards: instance i is the i-th run of seq_len tokens."""
+class TokenFiles:
+    """OLMo's `MemMapDataset`: instance i is the i-th run of seq_len tokens, counted file after file.
 
-    root: Path
-    manifest: dict
+    `provenance` says where the tokens came from (a tokenize folder's plan and counts, or the file list).
+    """
+
+    paths: list[Path]
+    dtype: str
+    seq_len: int
+    provenance: dict = field(default_factory=dict)
+    _maps: dict[int, np.memmap] = field(default_factory=dict, init=False, repr=False)  # opened on first use
 
     @cached_property
-    def _shards(self) -> list[np.ndarray]:
-        return [np.load(self.root / s["file"], mmap_mode="r") for s in self.manifest["shards"]]
+    def _sizes(self) -> list[int]:
+        """Tokens per file; a file whose size is not a whole number of ids is refused."""
+        itemsize = np.dtype(self.dtype).itemsize
+        sizes = []
+        for path in self.paths:
+            size = path.stat().st_size
+            if size % itemsize:
+                raise PalomaError(f"{path}: {size} bytes is not a whole number of {self.dtype} token ids")
+            sizes.append(size // itemsize)
+        return sizes
 
     @cached_property
     def _starts(self) -> np.ndarray:
-        return np.cumsum([0] + [s["instances"] for s in self.manifest["shards"]])
-
-    @property
-    def seq_len(self) -> int:
-        return self.manifest["seq_len"]
+        """The first instance id of each file (and the total at the end)."""
+        return np.cumsum([0] + [n // self.seq_len for n in self._sizes])
 
     def __len__(self) -> int:
         return int(self._starts[-1])
 
+    @property
+    def tokens(self) -> int:
+        return sum(self._sizes)
+
+    def digest(self) -> str:
+        """What identifies the instances: file names, sizes and dtype (a resumed run must read the same)."""
+        key = [self.dtype, [(p.name, n) for p, n in zip(self.paths, self._sizes, strict=True)]]
+        return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+    def summary(self) -> dict:
+        """What a run records about its data (trainer state, paloma_training.json): small, whatever the corpus."""
+        plan = self.provenance.get("plan")
+        summary = {"tokens": self.provenance.get("tokens"), "digest": self.digest(), "dtype": self.dtype}
+        summary.update({"files": len(self.paths), "token_count": self.tokens, "instances": len(self)})
+        if plan is None:
+            return {**summary, "corpus": None, "decontamination": None}
+        records = self.provenance["tasks"]
+        read = sum(r["documents_read"] for r in records)
+        corpus = {k: v for k, v in plan["corpus"].items() if k != "files"}
+        decontamination = {
+            "index_checksum": (plan["decontamination"] or {}).get("checksum"),
+            "documents_read": read,
+            "documents_removed": read - sum(r["documents_kept"] for r in records),
+        }
+        return {**summary, "corpus": corpus, "decontamination": decontamination}
+
     def instance(self, index: int) -> np.ndarray:
-        shard = int(np.searchsorted(self._starts, index, side="right") - 1)
-        offset = (index - int(self._starts[shard])) * self.seq_len
-        return np.asarray(self._shards[shard][offset : offset + self.seq_len], dtype=np.int64)
+        if not 0 <= index < len(self):
+            raise IndexError(f"instance {index} is out of range (the token files hold {len(self)})")
+        file = int(np.searchsorted(self._starts, index, side="right") - 1)
+        if file not in self._maps:
+            self._maps[file] = np.memmap(self.paths[file], dtype=self.dtype, mode="r")
+        offset = (index - int(self._starts[file])) * self.seq_len
+        return np.asarray(self._maps[file][offset : offset + self.seq_len], dtype=np.int64)
 
     def batch(self, indices: list[int]) -> torch.Tensor:
         return torch.from_numpy(np.stack([self.instance(i) for i in indices]))
 
 
-def data_fingerprint(config: Config, tok_hash: str, decon_checksum: str | None) -> str:
-    d = config.data
-    key = [d.corpus, d.corpus_config, d.data_files, d.split, d.text_field, d.max_tokens, tok_hash]
-    key += [config.model.eos_token_id, config.train.seq_len, decon_checksum, CACHE_FORMAT]
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+def _expand_token_paths(spec: str) -> list[Path]:
+    """`a.npy,dir/,part-*.npy,list.txt` → files in that order (folders and globs sorted; .txt lists paths)."""
+    paths: list[Path] = []
+    for item in (part.strip() for part in spec.split(",")):
+        path = Path(item).expanduser()
+        if item.endswith(".txt") and path.is_file():
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            paths += [Path(line).expanduser() for line in lines if line and not line.startswith("#")]
+        elif path.is_dir():
+            paths += sorted(p for p in path.rglob("*.npy") if p.is_file())
+        elif any(ch in item for ch in "*?["):
+            paths += sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        else:
+            paths.append(path)
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise PalomaError(f"data.tokens: {missing[0]}: no such token file")
+    if not paths:
+        raise PalomaError(f"data.tokens {spec}: names no token files")
+    return paths
 
 
-def _tokenized(texts: Iterator[str], tokenizer, eos: int, batch: int = 256) -> Iterator[list[int]]:
-    """Token ids of each document followed by EOS; tokenized in batches (the Rust tokenizer is parallel)."""
-    buffer: list[str] = []
-    for text in texts:
-        buffer.append(text)
-        if len(buffer) == batch:
-            yield from ([*ids, eos] for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"])
-            buffer = []
-    if buffer:
-        yield from ([*ids, eos] for ids in tokenizer(buffer, add_special_tokens=False)["input_ids"])
+def read_token_folder(folder: Path) -> tuple[dict, list[dict]]:
+    """A tokenize folder's plan and its tasks' records, or a one-line error saying how to finish it."""
+    plan = json.loads((folder / TOKENS_PLAN).read_text(encoding="utf-8"))
+    if plan.get("format") != TOKENS_FORMAT:
+        raise PalomaError(f"{folder / TOKENS_PLAN}: format {plan.get('format')!r}, expected {TOKENS_FORMAT!r}")
+    records, missing = [], []
+    for rank in range(plan["tasks"]):
+        path = folder / task_record_name(rank)
+        if path.is_file():
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            missing.append(rank)
+    if missing:
+        raise PalomaError(
+            f"{folder}: tokenizing is incomplete ({plan['tasks'] - len(missing)} of {plan['tasks']} tasks done): "
+            "rerun the same `paloma baselines tokenize` command to finish it"
+        )
+    return plan, records
 
 
-def prepare_data(
-    config: Config,
-    cache_dir: Path,
-    read_texts: Callable[[], Iterator[str]],
-    tokenizer,
-    is_contaminated: ContaminationCheck | None = None,
-    decon_checksum: str | None = None,
-    progress: bool = True,
-) -> PackedData:
-    """Tokenize and pack the corpus into `cache_dir/<fingerprint>/`, or reuse what an earlier run wrote."""
-    fingerprint = data_fingerprint(config, tokenizer_hash(tokenizer), decon_checksum)
-    root = Path(cache_dir) / fingerprint
-    if (root / "manifest.json").is_file():
-        return PackedData(root, json.loads((root / "manifest.json").read_text()))
-    seq_len, limit = config.train.seq_len, config.data.max_tokens
-    dtype = np.uint16 if config.model.vocab_size <= 1 << 16 else np.uint32
-    per_shard = max(1, config.data.shard_tokens // seq_len) * seq_len
-    staging = root.with_name(f".{fingerprint}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    stats = {"documents": 0, "removed": 0, "tokens": 0}
-    shards: list[dict] = []
-    pending: list[int] = []
+def tokens_instruction(config: Config) -> str:
+    return (
+        f"run `paloma baselines tokenize --config {config.name or 'CONFIG'} --output TOKENS` first (with the "
+        "same --set options), then train with --tokens TOKENS"
+    )
 
-    def flush(final: bool) -> None:
-        nonlocal pending
-        while len(pending) >= per_shard or (final and len(pending) >= seq_len):
-            take = min(per_shard, len(pending) // seq_len * seq_len)
-            name = f"tokens-{len(shards):05d}.npy"
-            np.save(staging / name, np.asarray(pending[:take], dtype=dtype))
-            shards.append({"file": name, "instances": take // seq_len})
-            pending = pending[take:]
 
-    def kept_texts() -> Iterator[str]:
-        for text in read_texts():
-            stats["documents"] += 1
-            if is_contaminated is not None and is_contaminated(text):
-                stats["removed"] += 1
-                continue
-            yield text
+def open_tokens(config: Config) -> TokenFiles:
+    """The training instances named by data.tokens, checked before any compute is spent."""
+    spec, seq_len = config.data.tokens, config.train.seq_len
+    if not spec:
+        raise PalomaError(f"no tokenized training data (data.tokens is not set): {tokens_instruction(config)}")
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and (folder / TOKENS_PLAN).is_file():
+        plan, records = read_token_folder(folder)
+        paths = [folder / f["file"] for record in records for f in record["files"]]
+        provenance = {"tokens": str(folder), "plan": plan, "tasks": records}
+        return TokenFiles(paths, plan["dtype"], seq_len, provenance)
+    if folder.is_dir() and not any(folder.rglob("*.npy")):
+        raise PalomaError(f"data.tokens {spec}: the folder holds no token files; {tokens_instruction(config)}")
+    if not folder.exists() and "," not in spec and not any(ch in spec for ch in "*?["):
+        raise PalomaError(f"data.tokens {spec}: no such folder or file; {tokens_instruction(config)}")
+    paths = _expand_token_paths(spec)
+    tokens = TokenFiles(paths, config.data.memmap_dtype, seq_len, {"tokens": spec, "files": len(paths)})
+    len(tokens)  # every file's size is checked now, before any compute
+    return tokens
 
-    with tqdm(desc="tokenizing", unit="tok", unit_scale=True, total=limit, disable=not progress) as bar:
-        for ids in _tokenized(kept_texts(), tokenizer, config.model.eos_token_id):
-            if limit is not None:
-                ids = ids[: limit - stats["tokens"]]
-            pending.extend(ids)
-            stats["tokens"] += len(ids)
-            bar.update(len(ids))
-            flush(final=False)
-            if limit is not None and stats["tokens"] >= limit:
-                break
-    flush(final=True)
-    if not shards:
-        raise PalomaError(f"corpus {config.data.corpus}: fewer than {seq_len} tokens after decontamination")
-    manifest = {
-        "format": CACHE_FORMAT,
-        "fingerprint": fingerprint,
-        "seq_len": seq_len,
-        "dtype": np.dtype(dtype).name,
-        "corpus": config.data.corpus,
-        "decontamination_checksum": decon_checksum,
-        "documents_read": stats["documents"],
-        "documents_removed": stats["removed"],
-        "tokens": stats["tokens"],
-        "tokens_dropped": len(pending),
-        "shards": shards,
-    }
-    with atomic_write(staging / "manifest.json") as handle:
-        json.dump(manifest, handle, indent=1)
-    staging.rename(root)  # the cache entry appears whole or not at all
-    return PackedData(root, manifest)
+
+def check_tokens_match(tokens: TokenFiles, tokenizer, config: Config) -> None:
+    """A tokenize folder records its tokenizer and EOS id: both must be the run's."""
+    from paloma.tokens import tokenizer_hash
+
+    plan = tokens.provenance.get("plan")
+    if plan is None:
+        return  # OLMo's own files carry no record: the config's tokenizer and vocabulary are trusted
+    if plan["tokenizer"]["hash"] != tokenizer_hash(tokenizer):
+        raise PalomaError(
+            f"{tokens.provenance['tokens']}: tokenized with {plan['tokenizer']['name']} "
+            f"({plan['tokenizer']['hash']}), but this run's tokenizer {config.data.tokenizer} differs; "
+            "tokenize again with this tokenizer, or train with the one the tokens were made with"
+        )
+    if plan["eos_token_id"] != config.model.eos_token_id:
+        raise PalomaError(
+            f"{tokens.provenance['tokens']}: documents end with EOS id {plan['eos_token_id']}, "
+            f"but model.eos_token_id is {config.model.eos_token_id}"
+        )
+    if np.dtype(plan["dtype"]).itemsize < np.dtype(token_dtype(config.model.vocab_size)).itemsize:
+        raise PalomaError(f"{tokens.provenance['tokens']}: {plan['dtype']} ids cannot hold model.vocab_size")
 
 
 # ---------------------------------------------------------------------------------------------- ordering
 
 
+def olmo_total_size(num_instances: int, world_size: int) -> int:
+    """How many positions of an epoch's permutation OLMo's IterableDataset uses (drop_last=True)."""
+    if num_instances % world_size:
+        return math.ceil((num_instances - world_size) / world_size) * world_size
+    return num_instances
+
+
+def steps_per_epoch(num_instances: int, batch_size: int, world_size: int) -> int:
+    """Whole global batches in one of OLMo's epochs; at least one, or the run is refused."""
+    steps = olmo_total_size(num_instances, world_size) // batch_size
+    if steps == 0:
+        raise PalomaError(
+            f"the token files hold {num_instances} instances, fewer than one global batch of {batch_size}: "
+            "tokenize more text or lower train.global_batch_size"
+        )
+    return steps
+
+
 def epoch_permutation(num_instances: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of all instances in one epoch: torch.randperm seeded by seed + epoch (OLMo's scheme)."""
-    generator = torch.Generator().manual_seed(seed + epoch)
-    return torch.randperm(num_instances, generator=generator).numpy()
+    """All instance ids in epoch `epoch`'s order: OLMo's PCG64(seed + epoch) shuffle of uint32 ids."""
+    if num_instances >= np.iinfo(np.uint32).max:
+        raise PalomaError(f"{num_instances:,} instances: more than OLMo's uint32 instance ids can number")
+    indices = np.arange(num_instances, dtype=np.uint32)
+    np.random.Generator(np.random.PCG64(seed=seed + epoch)).shuffle(indices)
+    return indices
 
 
 class GlobalOrder:
-    """Maps global positions (0, 1, 2, ... over the whole run, across epochs) to instance ids."""
+    """Which instances every optimizer step trains on, on every process: OLMo's order, exactly.
 
-    def __init__(self, num_instances: int, seed: int) -> None:
-        self.num_instances, self.seed = num_instances, seed
-        self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+    With `work_dir`, each epoch's permutation is written once (by the process where `is_main` is true) to
+    `work_dir/order-seed<seed>-epoch<e>.npy` and memory-mapped by every process after `barrier()`; without
+    it (one process, tests) it is computed in memory.
+    """
 
-    def __getitem__(self, position: int) -> int:
-        epoch, offset = divmod(position, self.num_instances)
-        if epoch != self._epoch:
-            self._epoch, self._perm = epoch, epoch_permutation(self.num_instances, self.seed, epoch)
-        return int(self._perm[offset])
-
-    def step_instances(self, step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[int]:
-        """Instance ids that process `rank` of `world_size` trains on at optimizer step `step` (1-based).
-
-        The global batch is positions [(step−1)·B, step·B); rank r takes positions r, r+W, r+2W, ...
-        of it. The union over ranks is the same global batch for every W that divides B.
-        """
+    def __init__(
+        self,
+        num_instances: int,
+        seed: int,
+        batch_size: int,
+        world_size: int = 1,
+        work_dir: Path | None = None,
+        is_main: bool = True,
+        barrier: Callable[[], None] = lambda: None,
+    ) -> None:
         if batch_size % world_size:
             raise PalomaError(f"train.global_batch_size ({batch_size}) is not divisible by {world_size} processes")
-        first = (step - 1) * batch_size
-        return [self[first + i] for i in range(rank, batch_size, world_size)]
+        self.num_instances, self.seed, self.batch_size, self.world_size = num_instances, seed, batch_size, world_size
+        self.steps_per_epoch = steps_per_epoch(num_instances, batch_size, world_size)
+        self.work_dir, self.is_main, self.barrier = work_dir, is_main, barrier
+        self._epoch, self._order = -1, np.empty(0, dtype=np.uint32)
 
+    def epoch_of(self, step: int) -> int:
+        """The epoch (from 0) of optimizer step `step` (from 1)."""
+        return (step - 1) // self.steps_per_epoch
 
-def load_decontamination(path: str | None) -> tuple[ContaminationCheck | None, str | None]:
-    """The per-document decision of a `paloma decon` index and the index's checksum (None, None without one)."""
-    if path is None:
-        return None, None
-    from paloma.decon import ContaminationIndex
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if epoch == self._epoch:
+            return self._order
+        if self.work_dir is None:
+            order = epoch_permutation(self.num_instances, self.seed, epoch)
+        else:
+            path = Path(self.work_dir) / f"order-seed{self.seed}-epoch{epoch}.npy"
+            if self.is_main and not self._holds_permutation(path):
+                with atomic_write(path, "wb") as handle:
+                    np.save(handle, epoch_permutation(self.num_instances, self.seed, epoch))
+            self.barrier()
+            order = np.load(path, mmap_mode="r")
+        self._epoch, self._order = epoch, order
+        return order
 
-    if not Path(path).expanduser().is_file():
-        raise PalomaError(f"decontamination index {path}: no such file (build one with `paloma decon build`)")
-    index = ContaminationIndex.load(Path(path).expanduser())
-    return index.is_contaminated, index.checksum
+    def _holds_permutation(self, path: Path) -> bool:
+        """An earlier run's file of this epoch is reused only if it orders the same number of instances."""
+        try:
+            return np.load(path, mmap_mode="r").shape == (self.num_instances,)
+        except (OSError, ValueError):
+            return False
+
+    def global_batch(self, step: int) -> list[int]:
+        """Every instance of step `step`, in position order (rank r holds every W-th from the r-th)."""
+        epoch, k = divmod(step - 1, self.steps_per_epoch)
+        first = k * self.batch_size
+        return [int(i) for i in self._epoch_order(epoch)[first : first + self.batch_size]]
+
+    def step_instances(self, step: int, rank: int = 0) -> list[int]:
+        """Instance ids that process `rank` trains on at optimizer step `step` (1-based), in OLMo's order.
+
+        Step k of an epoch is positions [k·B, (k+1)·B) of the epoch's permutation; rank r takes positions
+        r, r+W, ... of them. Their union over ranks is the same global batch for every W that divides B.
+        """
+        return self.global_batch(step)[rank :: self.world_size]

@@ -27,7 +27,7 @@ import torch
 
 from baselines.config import Config, ModelConfig
 from paloma.errors import PalomaError
-from paloma.io import write_json
+from paloma.io import atomic_dir, current_umask, write_json
 
 TRAINING_FILE = "paloma_training.json"
 TRAINING_SCHEMA = "paloma-training/1"
@@ -43,6 +43,18 @@ def _rope_permutation(n_heads: int, head_dim: int) -> torch.Tensor:
 def _centre_rows(weight: torch.Tensor) -> torch.Tensor:
     """P·W for an output projection W (d_out = d_model): subtract each column's mean over the d outputs."""
     return weight - weight.mean(dim=0, keepdim=True)
+
+
+def honour_umask(folder: Path) -> None:
+    """Give the files other libraries wrote into `folder` the mode any new file gets (0644 under umask 022).
+
+    transformers 5 and accelerate write weights through private temporary files (mode 0600), which would
+    leave exports and checkpoints unreadable for teammates on a shared cluster.
+    """
+    mode = 0o666 & ~current_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
 
 
 def hf_config(config: ModelConfig):
@@ -61,8 +73,14 @@ def hf_config(config: ModelConfig):
         use_bias=config.bias,
         tie_word_embeddings=False,
         rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
-        moe_layer_start_index=config.n_layers,  # no layer is a mixture of experts: every MLP is dense
+        # A dense model in a mixture-of-experts class: no layer index reaches moe_layer_start_index, and the
+        # expert counts say so too, so no reader of config.json believes there are experts.
+        moe_layer_start_index=config.n_layers,
         moe_layer_end_index=config.n_layers - 1,
+        moe_num_experts=0,
+        moe_num_shared_experts=0,
+        moe_k=0,
+        moe_intermediate_size=0,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
         bos_token_id=None,
@@ -143,31 +161,27 @@ def export_model(
 ) -> Path:
     """Write config.json, model.safetensors, the tokenizer and paloma_training.json into `output_dir`.
 
-    The folder is written beside its final place and renamed into it, so it appears complete or not at all.
+    The folder is written beside its final place and renamed into it (replacing an earlier export), so it
+    appears complete or not at all.
     """
-    import shutil
-
     from transformers import AutoModelForCausalLM
 
     output_dir = Path(output_dir)
-    staging = output_dir.with_name(f".{output_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config(config))
     hf_state = to_hf_state_dict({k: v.detach().float().cpu() for k, v in state.items()}, config)
     model.load_state_dict(hf_state, assign=True)
-    model.save_pretrained(staging)
-    # transformers 4.x reads `rope_theta` at the top level (5.x nests it in rope_parameters); without it a 4.x
-    # loader would silently fall back to Ernie's default θ of 500000.
-    hf = json.loads((staging / "config.json").read_text())
-    write_json(staging / "config.json", {**hf, "rope_theta": config.rope_theta})
-    if tokenizer is not None:
-        tokenizer.save_pretrained(staging)
-    if training is not None:
-        write_json(staging / TRAINING_FILE, training)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    staging.rename(output_dir)
+    with atomic_dir(output_dir, replace=True) as staging:
+        model.save_pretrained(staging)
+        # transformers 4.x and other engines read `rope_theta` at the top level (5.x nests it in
+        # rope_parameters); without it they would fall back to Ernie's default θ of 500000.
+        hf = json.loads((staging / "config.json").read_text())
+        write_json(staging / "config.json", {**hf, "rope_theta": config.rope_theta})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        if training is not None:
+            write_json(staging / TRAINING_FILE, training)
+        honour_umask(staging)
     return output_dir
 
 
@@ -180,7 +194,8 @@ def load_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
     if not config_file.is_file():
         raise PalomaError(f"{path}: no config.json (not an exported model)")
     hf = json.loads(config_file.read_text())
-    if hf.get("model_type") != "ernie4_5_moe" or hf.get("moe_layer_start_index", 0) < hf["num_hidden_layers"]:
+    dense = hf.get("moe_layer_start_index", 0) >= hf.get("num_hidden_layers", 0)
+    if hf.get("model_type") != "ernie4_5_moe" or not dense:
         raise PalomaError(f"{config_file}: not a model exported by baselines (model_type {hf.get('model_type')!r})")
     config = ModelConfig(
         d_model=hf["hidden_size"],
@@ -201,23 +216,16 @@ def load_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
     return config, from_hf_state_dict(weights, config)
 
 
-def training_record(
-    config: Config, state: dict, tokenizer, manifest: dict | None, final_loss: float | None = None
-) -> dict:
+def training_record(config: Config, state: dict, tokenizer, final_loss: float | None = None) -> dict:
     """The contents of paloma_training.json (fields documented in docs/baselines.md), for the checkpoint at
-    `state["step"]` (a trainer state as checkpoints store it)."""
-    from baselines.data import local_files
+    `state["step"]` (a trainer state as checkpoints store it, with its data summary)."""
     from baselines.model import count_parameters
     from baselines.schedule import schedule_fraction
     from paloma.eval.tokens import tokenizer_hash
 
-    d, t, step = config.data, config.train, state["step"]
+    t, step, data = config.train, state["step"], state["data"]
     params = count_parameters(config.model)
-    local = local_files(d.corpus) is not None
-    corpus = {"path": d.corpus, "text_field": d.text_field} if local else {
-        "id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split
-    }  # fmt: skip
-    manifest = manifest or {}
+    decontamination = data["decontamination"] or {}
     return {
         "schema": TRAINING_SCHEMA,
         "config": config.name,
@@ -230,12 +238,13 @@ def training_record(
         "seq_len": t.seq_len,
         "global_batch_size": t.global_batch_size,
         "data_order_seed": t.seed,
-        "corpus": corpus,
-        "tokenizer": {"name": d.tokenizer, "hash": tokenizer_hash(tokenizer), "vocab_size": len(tokenizer)},
+        "corpus": data["corpus"],
+        "token_files": {k: data[k] for k in ("tokens", "digest", "dtype", "files", "token_count", "instances")},
+        "tokenizer": {"name": config.data.tokenizer, "hash": tokenizer_hash(tokenizer), "vocab_size": len(tokenizer)},
         "decontamination": {
-            "index_checksum": manifest.get("decontamination_checksum"),
-            "documents_read": manifest.get("documents_read"),
-            "documents_removed": manifest.get("documents_removed"),
+            "index_checksum": decontamination.get("index_checksum"),
+            "documents_read": decontamination.get("documents_read"),
+            "documents_removed": decontamination.get("documents_removed"),
         },
         "init_from": state.get("init_from"),
         "keep_layers": state.get("keep_layers"),
@@ -243,13 +252,42 @@ def training_record(
     }
 
 
+FSDP_FULL_WEIGHTS = "pytorch_model_fsdp.bin"  # accelerate's FSDP checkpoint, FULL_STATE_DICT
+FSDP_SHARDED_WEIGHTS = "pytorch_model_fsdp_0"  # accelerate's FSDP checkpoint, SHARDED_STATE_DICT (DCP folder)
+
+
+def checkpoint_weights(checkpoint: Path, what: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """A checkpoint's full model weights, whichever way accelerate saved them.
+
+    One process or DDP: `model.safetensors`. FSDP with FULL_STATE_DICT: `pytorch_model_fsdp.bin` (a torch
+    state dict). FSDP with SHARDED_STATE_DICT: `pytorch_model_fsdp_0/`, a torch.distributed.checkpoint folder
+    with one file per process, read here in one process and merged (as `accelerate merge-weights` does).
+    """
+    if (checkpoint / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(checkpoint / "model.safetensors")
+    if (checkpoint / FSDP_FULL_WEIGHTS).is_file():
+        return torch.load(checkpoint / FSDP_FULL_WEIGHTS, map_location="cpu", weights_only=True)
+    if (checkpoint / FSDP_SHARDED_WEIGHTS / ".metadata").is_file():
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner, _load_state_dict
+
+        merged: dict = {}
+        reader = dcp.FileSystemReader(str(checkpoint / FSDP_SHARDED_WEIGHTS))
+        _load_state_dict(merged, storage_reader=reader, planner=_EmptyStateDictLoadPlanner(), no_dist=True)
+        return merged["model"] if set(merged) == {"model"} else merged  # accelerate saves {"model": weights}
+    raise PalomaError(
+        f"{what} {checkpoint}: not a checkpoint (no model.safetensors, {FSDP_FULL_WEIGHTS} or {FSDP_SHARDED_WEIGHTS}/)"
+    )
+
+
 def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
-    """Export one checkpoint of a run (e.g. runs/c4/checkpoints/step-0005000, or a run folder: its latest).
+    """Export one checkpoint of a run (e.g. runs/c4/checkpoints/step-0005000, or a run folder: its latest),
+    saved by one process, DDP or FSDP (sharded or full).
 
     Intermediate checkpoints are how Paloma compares runs at the same fraction of their LR schedule.
     """
-    from safetensors.torch import load_file
-
     from baselines.config import config_from_dict
     from baselines.data import load_tokenizer
 
@@ -259,15 +297,12 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
         if not found:
             raise PalomaError(f"{checkpoint}: the run has no complete checkpoint")
         checkpoint = found[-1].parent
-    state_file, weights = checkpoint / "trainer_state.json", checkpoint / "model.safetensors"
-    if not state_file.is_file() or not weights.is_file():
-        raise PalomaError(f"{checkpoint}: not a checkpoint (needs trainer_state.json and model.safetensors; "
-                          "merge FSDP shards first with `accelerate merge-weights`)")  # fmt: skip
+    state_file = checkpoint / "trainer_state.json"
+    if not state_file.is_file():
+        raise PalomaError(f"{checkpoint}: not a checkpoint (no trainer_state.json)")
     run_dir = checkpoint.parent.parent
     config = config_from_dict(json.loads((run_dir / "config.json").read_text()), where=str(run_dir / "config.json"))
     state = json.loads(state_file.read_text())
-    cache = Path(config.data.cache_dir or run_dir / "data") / state["data_fingerprint"] / "manifest.json"
-    manifest = json.loads(cache.read_text()) if cache.is_file() else None
+    weights = checkpoint_weights(checkpoint)
     tokenizer = load_tokenizer(config.data.tokenizer)
-    training = training_record(config, state, tokenizer, manifest)
-    return export_model(load_file(weights), config.model, output_dir, tokenizer, training)
+    return export_model(weights, config.model, output_dir, tokenizer, training_record(config, state, tokenizer))

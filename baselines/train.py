@@ -1,14 +1,16 @@
 """Train a Paloma baseline: one file that reads top to bottom as the training run.
 
-    accelerate launch -m baselines.train --config c4 --output runs/c4          # one node or many
-    paloma train --config tiny --corpus docs.jsonl --output runs/tiny             # one process, in-process
+    paloma baselines tokenize --config c4 --output /data/c4-tokens --tasks 64 --workers 16   # once, on CPUs
+    accelerate launch --config_file baselines/accelerate/fsdp-1x8.yaml -m baselines.train \
+        --config c4 --tokens /data/c4-tokens --output runs/c4                                # one node or many
+    paloma train --config tiny --tokens tokens/ --tokenizer tok/ --output runs/tiny        # one process
 
-The run: load the recipe, check every input (corpus, tokenizer, decontamination index, an earlier
-checkpoint) before spending compute, build the model from the seed, tokenize and pack the corpus once,
-then for each optimizer step: set the LR from the schedule, take this process's share of the step's
-global batch, accumulate gradients over micro-batches, clip, update, log; checkpoint at the interval
-and at exit; finally export the model in `transformers` format. A stopped run resumes exactly where it
-was: same data position, optimizer state, RNG.
+The run: load the recipe, check every input (the launch, the output folder, the token files, the tokenizer,
+an earlier checkpoint) before spending compute, build the model from the seed, then for each optimizer step:
+set the LR from the schedule, take this process's share of the step's global batch (OLMo's order), accumulate
+gradients over micro-batches, clip, update, log; checkpoint at the interval and at exit; finally export the
+model in `transformers` format. A stopped run resumes exactly where it was: same data position, optimizer
+state, RNG; its logs keep each step once.
 """
 
 from __future__ import annotations
@@ -17,45 +19,41 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import re
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from baselines.config import (
-    Config,
-    add_train_arguments,
-    config_from_dict,
-    load_config,
-    merge_overrides,
-    parse_overrides,
-)
+from baselines.config import Config, add_train_arguments, resolve_config
 from baselines.data import (
     GlobalOrder,
+    TokenFiles,
     check_tokenizer,
-    load_decontamination,
+    check_tokens_match,
     load_tokenizer,
     local_files,
-    open_corpus,
-    prepare_data,
+    open_tokens,
+    read_local_texts,
+    steps_per_epoch,
 )
 from baselines.evaluate import evaluate_texts
-from baselines.export import export_model, load_export, training_record
+from baselines.export import checkpoint_weights, export_model, honour_umask, load_export, training_record
 from baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
 from baselines.optim import build_optimizer, lion_class
 from baselines.schedule import lr_at, schedule_fraction
 from paloma.errors import PalomaError
-from paloma.io import atomic_write, write_json
+from paloma.io import atomic_write, check_output_dir, write_json
 
 STATE_FILE = "trainer_state.json"
+RUN_FILES = ("config.json", "log.jsonl", "order.jsonl", "eval.jsonl", "checkpoints", "train_data", "model")
 
 # Dense bf16 peak FLOP/s per device, for the MFU estimate (matched against the CUDA device name).
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "A10G": 125e12, "L40S": 362e12, "L4": 121e12}
@@ -73,6 +71,56 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
 
 
+# ------------------------------------------------------------------------------------------ the launch
+
+
+def check_launch() -> None:
+    """Refuse a multi-process CPU launch that accelerate would run as N independent single-process runs.
+
+    torchrun (or `accelerate launch --multi_gpu`) sets WORLD_SIZE; on a machine without CUDA, accelerate
+    joins the processes into one gloo job only when ACCELERATE_USE_CPU is true. Otherwise every process
+    would train alone on the same folder.
+    """
+    from accelerate.utils import parse_flag_from_env
+
+    world = int(os.environ.get("WORLD_SIZE") or 1)
+    try:
+        use_cpu = parse_flag_from_env("ACCELERATE_USE_CPU")
+    except ValueError:
+        raise PalomaError(f"ACCELERATE_USE_CPU={os.environ['ACCELERATE_USE_CPU']!r}: expected true or false") from None
+    if world > 1 and not torch.cuda.is_available() and not use_cpu:
+        raise PalomaError(
+            f"launched as {world} processes without CUDA and without ACCELERATE_USE_CPU=true, so each would train "
+            f"alone on the same folder: run `ACCELERATE_USE_CPU=true torchrun --nproc_per_node {world} -m "
+            "baselines.train ...` for one gloo job on CPU"
+        )
+
+
+def fsdp_plugin(mixed_precision: str):
+    """Under an FSDP launch config, OLMo's FSDP precision ("mixed"): parameters gathered and computed in the
+    run's low precision, gradients reduced in fp32 (accelerate's default would reduce them in bf16).
+
+    FSDP2 would also cast the model's output to the low precision; the output is the summed loss, kept fp32.
+    """
+    from accelerate.utils import FullyShardedDataParallelPlugin, parse_flag_from_env
+
+    if not parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        return None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}[mixed_precision]
+    policy = {"param_dtype": dtype, "reduce_dtype": torch.float32}
+    if int(os.environ.get("FSDP_VERSION") or 1) == 2:
+        policy["output_dtype"] = torch.float32
+    else:
+        policy["buffer_dtype"] = dtype
+    return FullyShardedDataParallelPlugin(mixed_precision_policy=policy)
+
+
+def is_fsdp(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
 # ------------------------------------------------------------------------------------------ checkpoints
 
 
@@ -82,28 +130,57 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def check_resumable(checkpoint: Path, config: Config) -> dict:
-    """The checkpoint's trainer state, if it was written under the same recipe; otherwise a clear error."""
+def check_resumable(checkpoint: Path, config: Config, tokens: TokenFiles) -> dict:
+    """The checkpoint's trainer state, if it was written under the same recipe and data; else a clear error."""
     state = json.loads((checkpoint / STATE_FILE).read_text())
+    start_over = "or pass --overwrite to start over (or choose a new --output)"
     if state["config_fingerprint"] != config.fingerprint():
         raise PalomaError(
             f"{checkpoint}: written by config {state['config_name']!r} with a different recipe "
-            f"(fingerprint {state['config_fingerprint']}, this run {config.fingerprint()}); "
-            "use a new --output folder or the same config"
+            f"(fingerprint {state['config_fingerprint']}, this run {config.fingerprint()}); rerun with that "
+            f"config to continue it, {start_over}"
+        )
+    if state["data"]["digest"] != tokens.digest():
+        raise PalomaError(
+            f"{checkpoint}: trained on other token files (digest {state['data']['digest']}, these "
+            f"{tokens.digest()}); rerun with --tokens {state['data']['tokens']} to continue it, {start_over}"
         )
     return state
 
 
+def claim_run_folder(output_dir: Path) -> None:
+    """A run goes into a new or empty folder, or one holding a run (to resume or, with --overwrite, replace)."""
+    is_run = any((output_dir / name).exists() for name in ("config.json", "checkpoints"))
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not is_run:
+        raise PalomaError(f"{output_dir}: exists, is not empty and is not a training run; choose a new --output")
+
+
+def clear_run_folder(output_dir: Path) -> None:
+    """--overwrite: remove what a run writes (and nothing else) before starting over."""
+    for name in RUN_FILES:
+        path = output_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None) -> Path:
-    """Save model, optimizer and RNG states atomically: written to a staging folder, then renamed."""
+    """Save model, optimizer and RNG states atomically: written to a staging folder, then renamed.
+
+    Every process writes into the same staging folder (FSDP writes one shard per process), so its name is
+    fixed rather than random; a killed save's leftover is removed by the next one.
+    """
     final = output_dir / "checkpoints" / f"step-{state['step']:07d}"
     staging = final.with_name(f".{final.name}.partial")
     if accelerator.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_json(staging / STATE_FILE, state)
+        honour_umask(staging)
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
         for old in checkpoint_dirs(output_dir)[: -keep or None] if keep else []:
@@ -127,17 +204,35 @@ def parse_layers(spec: str, available: int) -> list[int]:
 
 
 def load_source_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Weights of a larger model: an export folder, a run folder (its latest checkpoint) or a checkpoint."""
-    from safetensors.torch import load_file
-
-    if (path / "config.json").is_file():
+    """Weights of a larger model: an export folder, a run folder (its latest checkpoint) or a checkpoint
+    (saved by DDP or one process, or by FSDP, sharded or full)."""
+    if not path.exists():
+        raise PalomaError(f"--init-from {path}: no such folder")
+    if (path / "config.json").is_file() and not (path / "checkpoints").is_dir():
         return load_export(path)[1]
-    if (path / "checkpoints").is_dir() and checkpoint_dirs(path):
+    if (path / "checkpoints").is_dir():
+        if not checkpoint_dirs(path):
+            raise PalomaError(f"--init-from {path}: the run has no complete checkpoint")
         path = checkpoint_dirs(path)[-1]
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise PalomaError(f"--init-from {path}: not an exported model, a run folder or a checkpoint")
-    return load_file(weights)
+    return checkpoint_weights(path, what="--init-from")
+
+
+def truncate_logs(output_dir: Path, step: int) -> None:
+    """Keep the log lines of steps 1..step: a resumed run replays later steps, which then log again.
+
+    A line cut short by a kill is dropped too.
+    """
+    for name in ("log.jsonl", "order.jsonl"):
+        path = output_dir / name
+        if not path.is_file():
+            continue
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError, TypeError, KeyError):
+                if json.loads(line)["step"] <= step:
+                    kept.append(line + "\n")
+        with atomic_write(path) as handle:
+            handle.writelines(kept)
 
 
 # ------------------------------------------------------------------------------------------ logging
@@ -206,6 +301,55 @@ def peak_flops(config: Config, device: torch.device) -> float | None:
     return None
 
 
+@dataclass
+class Inputs:
+    """Everything a run reads before it starts, checked: a run that would fail fails here, before any compute."""
+
+    data: TokenFiles
+    tokenizer: object
+    eval_texts: list[str] | None
+    checkpoint: Path | None  # the checkpoint to resume from
+    resume_state: dict | None
+    source_weights: dict[str, torch.Tensor] | None  # --init-from
+    keep: list[int]  # --keep-layers
+
+
+def check_inputs(
+    config: Config, output_dir: Path, init_from, keep_layers: str | None, eval_corpus, overwrite: bool
+) -> Inputs:
+    """The launch, the output folder, the token files, the tokenizer, an earlier checkpoint, --init-from."""
+    check_launch()
+    world = int(os.environ.get("WORLD_SIZE") or 1)
+    if config.train.global_batch_size % world:
+        raise PalomaError(f"train.global_batch_size ({config.train.global_batch_size}) is not divisible by {world}")
+    if keep_layers is not None and init_from is None:
+        raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
+    lion_class()  # the optimizer's package is present
+    given = [*(config.data.tokens or "").split(","), init_from, eval_corpus, config.data.tokenizer]
+    check_output_dir(output_dir, [Path(p).expanduser() for p in given if p and Path(p).expanduser().exists()])
+    claim_run_folder(output_dir)
+    data = open_tokens(config)
+    steps_per_epoch(len(data), config.train.global_batch_size, world)
+    eval_texts = None
+    if eval_corpus is not None:
+        files = local_files(str(eval_corpus))
+        if files is None:
+            raise PalomaError(f"--eval-corpus {eval_corpus}: must be local JSONL or Parquet files")
+        eval_texts = list(read_local_texts(files, config.data.text_field))
+    tokenizer = load_tokenizer(config.data.tokenizer)
+    check_tokenizer(tokenizer, config)
+    check_tokens_match(data, tokenizer, config)
+    checkpoints = [] if overwrite else checkpoint_dirs(output_dir)
+    resume_state = check_resumable(checkpoints[-1], config, data) if checkpoints else None
+    source_weights, keep = None, []
+    if init_from is not None and resume_state is None:
+        source_weights = load_source_weights(Path(init_from))
+        n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))
+        keep = parse_layers(keep_layers, n_source) if keep_layers else list(range(n_source))
+    checkpoint = checkpoints[-1] if checkpoints else None
+    return Inputs(data, tokenizer, eval_texts, checkpoint, resume_state, source_weights, keep)
+
+
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -213,7 +357,7 @@ def train(
     config: Config | str,
     *,
     output_dir: str | Path,
-    corpus: str | None = None,
+    tokens: str | None = None,
     tokenizer: str | None = None,
     max_steps: int | None = None,
     overrides: dict | list[str] | None = None,
@@ -221,103 +365,95 @@ def train(
     keep_layers: str | None = None,
     eval_corpus: str | None = None,
     export: bool = True,
+    overwrite: bool = False,
     quiet: bool = False,
 ) -> TrainResult:
     """Train (or resume) a run in `output_dir` and export it; the Python API behind both CLIs.
 
-    `corpus`, `tokenizer` and `max_steps` are shortcuts for the config fields data.corpus, data.tokenizer
+    `tokens`, `tokenizer` and `max_steps` are shortcuts for the config fields data.tokens, data.tokenizer
     and train.max_steps; `overrides` sets any other field ({"train": {"seed": 1}} or ["train.seed=1"]).
     `eval_corpus` (local JSONL/Parquet) is scored at the end under Paloma's protocol with windows of
     train.seq_len; per-document results go to <output>/eval.jsonl and the mean to metrics["eval_loss"].
+    `overwrite` starts over in a folder that holds a run; without it the run there is resumed.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     # 1. The recipe, and every input checked before any compute is spent.
-    if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
-    shortcuts = {"data": {"corpus": corpus, "tokenizer": tokenizer}, "train": {"max_steps": max_steps}}
-    for section, values in shortcuts.items():
-        values = {k: v for k, v in values.items() if v is not None}
-        overrides = merge_overrides(overrides or {}, {section: values} if values else {})
-    if isinstance(config, Config):
-        config = config_from_dict(merge_overrides(config.to_dict(), overrides), where=f"config {config.name}")
-        config.validate()
-    else:
-        config = load_config(config, overrides)
+    config = resolve_config(config, overrides, data_tokens=tokens, data_tokenizer=tokenizer, train_max_steps=max_steps)
     output_dir = Path(output_dir)
-    lion_class()  # the optimizer's package is present
-    read_texts = open_corpus(config.data)
-    eval_texts = None
-    if eval_corpus is not None:
-        eval_data = replace(config.data, corpus=str(eval_corpus))
-        if local_files(eval_data.corpus) is None:
-            raise PalomaError(f"--eval-corpus {eval_corpus}: must be local JSONL or Parquet files")
-        eval_texts = list(open_corpus(eval_data)())
-    tok = load_tokenizer(config.data.tokenizer)
-    check_tokenizer(tok, config)
-    is_contaminated, decon_checksum = load_decontamination(config.data.decontamination_index)
-    checkpoints = checkpoint_dirs(output_dir)
-    resume_state = check_resumable(checkpoints[-1], config) if checkpoints else None
-    source_weights = None
-    if keep_layers is not None and init_from is None:
-        raise PalomaError("--keep-layers needs --init-from (the larger model whose layers to keep)")
-    if init_from is not None and resume_state is None:
-        source_weights = load_source_weights(Path(init_from))
-        n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))
-        layers = parse_layers(keep_layers, n_source) if keep_layers else list(range(n_source))
+    inputs = check_inputs(config, output_dir, init_from, keep_layers, eval_corpus, overwrite)
+    data, tok, resume_state = inputs.data, inputs.tokenizer, inputs.resume_state
     t, m = config.train, config.model
 
     # 2. Processes, precision, seed. On CPU, mixed precision is off (bf16 autocast there is slow and lossy).
     precision = t.mixed_precision if torch.cuda.is_available() else "no"
     trackers = available_trackers()
-    accelerator = Accelerator(mixed_precision=precision, log_with=trackers or None, project_dir=str(output_dir))
+    accelerator = Accelerator(
+        mixed_precision=precision, fsdp_plugin=fsdp_plugin(precision), log_with=trackers or None,
+        project_dir=str(output_dir),
+    )  # fmt: skip
     world, rank = accelerator.num_processes, accelerator.process_index
-    if t.global_batch_size % world:
-        raise PalomaError(f"train.global_batch_size ({t.global_batch_size}) is not divisible by {world} processes")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if world != int(os.environ.get("WORLD_SIZE") or 1):
+        raise PalomaError(f"launched as {os.environ['WORLD_SIZE']} processes, but accelerate joined {world}")
     if accelerator.is_main_process:
+        if overwrite:
+            clear_run_folder(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
         write_json(output_dir / "config.json", config.to_dict())
+    accelerator.wait_for_everyone()
     if trackers:
         accelerator.init_trackers(config.name or "baseline", config={"fingerprint": config.fingerprint()})
     set_seed(t.seed)
 
     # 3. The model: from the seed, or the kept layers of a larger model (teacher-free distillation).
     model = Transformer(m)
-    if source_weights is not None:
+    if inputs.source_weights is not None:
         try:
-            init_from_larger(model, source_weights, layers)
+            init_from_larger(model, inputs.source_weights, inputs.keep)
         except (KeyError, ValueError) as err:
             raise PalomaError(f"--init-from {init_from}: {err}") from None
+    model.activation_checkpointing = t.activation_checkpointing
+    if t.compile:
+        for block in model.transformer.blocks:
+            block.compile()
 
-    # 4. The data: tokenized and packed once (by the main process), ordered by one global permutation.
-    with accelerator.main_process_first():
-        cache_dir = Path(config.data.cache_dir or output_dir / "data")
-        data = prepare_data(config, cache_dir, read_texts, tok, is_contaminated, decon_checksum, progress=not quiet)
-    order = GlobalOrder(len(data), t.seed)
+    # 4. The data order: OLMo's permutation of the instances, one file per epoch that every process maps.
+    order = GlobalOrder(
+        len(data), t.seed, t.global_batch_size, world, work_dir=output_dir / "train_data",
+        is_main=accelerator.is_main_process, barrier=accelerator.wait_for_everyone,
+    )  # fmt: skip
 
     # 5. Optimizer, prepared in one call with the model (so FSDP can re-map its parameters), then a checkpoint.
     model, optimizer = accelerator.prepare(model, build_optimizer(model, config.optimizer))
     step = 0
     if resume_state is not None:
-        accelerator.load_state(str(checkpoints[-1]))
+        accelerator.load_state(str(inputs.checkpoint))
         step = resume_state["step"]
         if not quiet and accelerator.is_main_process:
-            print(f"resuming from {checkpoints[-1]} (step {step})", flush=True)
+            print(f"resuming from {inputs.checkpoint} (step {step})", flush=True)
+    if accelerator.is_main_process:
+        truncate_logs(output_dir, step)
 
     params = count_parameters(m)
     tokens_per_step = t.global_batch_size * t.seq_len
     targets_per_step = t.global_batch_size * (t.seq_len - 1)  # every position but the first is predicted
     flops_token, peak = flops_per_token(m, t.seq_len), peak_flops(config, accelerator.device)
     logger = Logger(accelerator, output_dir, quiet)
+    # DDP: gradients of all but the last micro-batch are accumulated locally (fp32) and all-reduced once.
+    # FSDP: every micro-batch's gradients are reduce-scattered (in fp32) into the fp32 shards, as OLMo does;
+    # skipping that sync would accumulate full unsharded gradients in the parameters' low precision.
+    defer_sync = not is_fsdp(accelerator)
 
     def trainer_state() -> dict:
         return {
             "step": step,
             "tokens": step * tokens_per_step,
+            "epoch": order.epoch_of(step + 1),
+            "world_size": world,
             "config_name": config.name,
             "config_fingerprint": config.fingerprint(),
-            "data_fingerprint": data.manifest["fingerprint"],
+            "data": data.summary(),
             "schedule_fraction": schedule_fraction(step, config.schedule),
             "init_from": str(init_from) if init_from else None,
             "keep_layers": keep_layers,
@@ -333,21 +469,19 @@ def train(
             lr = lr_at(step + 1, config.optimizer, config.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            ids = order.step_instances(step + 1, t.global_batch_size, rank, world)
+            ids = order.step_instances(step + 1, rank)
             if t.record_order and accelerator.is_main_process:
                 with (output_dir / "order.jsonl").open("a") as handle:
-                    everyone = order.step_instances(step + 1, t.global_batch_size)
-                    handle.write(json.dumps({"step": step + 1, "instances": everyone}) + "\n")
+                    handle.write(json.dumps({"step": step + 1, "instances": order.global_batch(step + 1)}) + "\n")
             model.train()
             loss_sum.zero_()
             chunks = [ids[i : i + t.micro_batch_size] for i in range(0, mine, t.micro_batch_size)]
             for k, chunk in enumerate(chunks):
                 batch = data.batch(chunk).to(accelerator.device)
-                last = k == len(chunks) - 1  # gradients are all-reduced only after the last micro-batch
-                with contextlib.nullcontext() if last else accelerator.no_sync(model), accelerator.autocast():
-                    logits = model(batch[:, :-1])
-                    nll = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
-                # The mean over the GLOBAL batch; DDP averages gradients over processes, hence the factor W.
+                sync = k == len(chunks) - 1 or not defer_sync
+                with contextlib.nullcontext() if sync else accelerator.no_sync(model), accelerator.autocast():
+                    nll = model(batch[:, :-1], targets=batch[:, 1:], loss_chunk_tokens=t.loss_chunk_tokens)
+                # The mean over the GLOBAL batch; DDP and FSDP average gradients over processes, hence W.
                 accelerator.backward(nll * world / targets_per_step)
                 loss_sum += nll.detach()
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
@@ -364,7 +498,7 @@ def train(
                     {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(grad_norm),
                      "tokens": step * tokens_per_step, "tokens_per_second": tps,
                      "mfu": flops_token * tps / world / peak if peak else None,
-                     "schedule_fraction": schedule_fraction(step, config.schedule)}
+                     "schedule_fraction": schedule_fraction(step, config.schedule), "world_size": world}
                 )  # fmt: skip
                 window_start, window_steps = time.perf_counter(), 0
             if step % t.checkpoint_interval == 0:
@@ -377,11 +511,11 @@ def train(
 
     metrics = {"parameters": params.total, "non_embedding_parameters": params.non_embedding}
     state_dict = accelerator.get_state_dict(model)  # the full weights, gathered from all processes under FSDP
-    if eval_texts is not None and accelerator.is_main_process:
+    if inputs.eval_texts is not None and accelerator.is_main_process:
         with torch.device("meta"):
             evaluator = Transformer(m)
         evaluator.load_state_dict({k: v.to(accelerator.device) for k, v in state_dict.items()}, assign=True)
-        records = evaluate_texts(evaluator, tok, eval_texts, t.seq_len)
+        records = evaluate_texts(evaluator, tok, inputs.eval_texts, t.seq_len)
         with atomic_write(output_dir / "eval.jsonl") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in records)
         metrics["eval_loss"] = sum(r["nll_sum"] for r in records) / max(1, sum(r["tokens"] for r in records))
@@ -389,7 +523,7 @@ def train(
     # 7. Export in transformers format, with what `paloma submit` needs to know about the training.
     export_dir = None
     if export and accelerator.is_main_process and not stop:
-        training = training_record(config, trainer_state(), tok, data.manifest, final_loss=last_loss)
+        training = training_record(config, trainer_state(), tok, final_loss=last_loss)
         training["eval_loss"] = metrics.get("eval_loss")
         export_dir = export_model(state_dict, m, output_dir / "model", tok, training)
     accelerator.wait_for_everyone()
@@ -411,7 +545,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     result = train(
         args.config,
         output_dir=args.output,
-        corpus=args.corpus,
+        tokens=args.tokens,
         tokenizer=args.tokenizer,
         max_steps=args.max_steps,
         overrides=args.set,
@@ -419,6 +553,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         keep_layers=args.keep_layers,
         eval_corpus=args.eval_corpus,
         export=not args.no_export,
+        overwrite=args.overwrite,
         quiet=args.quiet,
     )
     if result.export_dir is not None:

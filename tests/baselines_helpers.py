@@ -62,3 +62,41 @@ def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 512) -> Pa
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|padding|>")
     fast.save_pretrained(folder)
     return folder
+
+
+def write_corpus_files(folder: Path, texts: list[str], files: int) -> Path:
+    """The texts split over `files` JSONL files (datatrove gives each tokenize task whole files)."""
+    size = -(-len(texts) // files)
+    for k in range(files):
+        write_corpus(folder / f"part-{k}.jsonl", texts[k * size : (k + 1) * size])
+    return folder
+
+
+def tiny_tokens(corpus: Path, tokenizer: Path, output: Path, tasks: int = 1, **options):
+    """`paloma baselines tokenize` of the tiny config (512-token vocabulary), in this process (one worker)."""
+    from baselines.tokens import tokenize
+
+    overrides = ["model.vocab_size=512", *options.pop("overrides", [])]
+    return tokenize(
+        "tiny", output, overrides=overrides, corpus=str(corpus), tokenizer=str(tokenizer), tasks=tasks, quiet=True,
+        **options,
+    )  # fmt: skip
+
+
+def expected_token_stream(texts: list[str], tokenizer, eos: int = 0) -> list[int]:
+    """Each document's tokens (no special tokens) then EOS, concatenated: the data written out independently."""
+    stream: list[int] = []
+    for text in texts:
+        stream += [*tokenizer.encode(text, add_special_tokens=False), eos]
+    return stream
+
+
+def launch_env(config_file: Path) -> dict[str, str]:
+    """The environment `accelerate launch --config_file FILE` gives each of its processes (accelerate's own code
+    reads the file; with more than one process it launches through torchrun with exactly this environment)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "baselines.train"])
+    args, _, _ = _validate_launch_command(args)
+    return prepare_multi_gpu_env(args)

@@ -1,19 +1,32 @@
-"""The data pipeline: packing, the disk cache, decontamination with a real `paloma decon` index, global order."""
+"""Tokenizing (`paloma baselines tokenize`, a datatrove pipeline) and reading token files for training:
+the files hold exactly the EOS-separated documents, decontamination removes what a real `paloma decon` index
+matches, a killed run resumes by task, and bad input is refused with one line before any work."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from baselines.config import load_config
-from baselines.data import GlobalOrder, load_decontamination, load_tokenizer, open_corpus, prepare_data
+from baselines.data import GlobalOrder, load_tokenizer, open_tokens
 from paloma.decon import build_index
 from paloma.errors import PalomaError
-from tests.baselines_helpers import stdlib_documents, train_tokenizer, write_corpus
+from tests.baselines_helpers import (
+    expected_token_stream,
+    stdlib_documents,
+    tiny_tokens,
+    train_tokenizer,
+    write_corpus,
+    write_corpus_files,
+)
+from tests.conftest import paloma_env
 
 SEQ = 64
 
@@ -28,52 +41,36 @@ def tokenizer_dir(docs: list[str], tmp_path_factory: pytest.TempPathFactory) -> 
     return train_tokenizer(docs, tmp_path_factory.mktemp("tok"), vocab_size=512)
 
 
-def config_for(corpus: Path, tokenizer_dir: Path, **extra: object):
-    overrides = [f"data.corpus={corpus}", f"data.tokenizer={tokenizer_dir}", "model.vocab_size=512"]
-    overrides += [f"train.seq_len={SEQ}", "data.shard_tokens=4096"] + [f"{k}={v}" for k, v in extra.items()]
-    return load_config("tiny", overrides)
+def tokens_config(folder: Path):
+    return load_config("tiny", ["model.vocab_size=512", f"train.seq_len={SEQ}", f"data.tokens={folder}"])
 
 
-def expected_stream(texts: list[str], tokenizer) -> np.ndarray:
-    """Each document's tokens then EOS (id 0), concatenated, cut to whole sequences: written out independently."""
-    stream: list[int] = []
-    for text in texts:
-        stream += [*tokenizer.encode(text, add_special_tokens=False), 0]
-    return np.array(stream[: len(stream) // SEQ * SEQ])
+def file_streams(folder: Path) -> list[list[int]]:
+    data = open_tokens(tokens_config(folder))
+    return [np.fromfile(path, dtype=np.uint16).tolist() for path in data.paths]
 
 
-def packed_stream(data) -> np.ndarray:
-    return np.concatenate([data.instance(i) for i in range(len(data))])
-
-
-def test_packed_instances_are_the_eos_separated_documents_in_order(docs, tokenizer_dir, tmp_path: Path) -> None:
-    config = config_for(write_corpus(tmp_path / "corpus.jsonl", docs), tokenizer_dir)
+def test_each_task_writes_its_files_documents_in_order_each_followed_by_eos(docs, tokenizer_dir, tmp_path) -> None:
+    corpus = write_corpus_files(tmp_path / "corpus", docs, files=3)
+    result = tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=3)
     tokenizer = load_tokenizer(str(tokenizer_dir))
-    data = prepare_data(config, tmp_path / "cache", open_corpus(config.data), tokenizer)
-    np.testing.assert_array_equal(packed_stream(data), expected_stream(docs, tokenizer))
-    assert len(data.manifest["shards"]) > 1  # 4096-token shards: the stream spans many files
-    assert data.manifest["documents_read"] == len(docs) and data.manifest["documents_removed"] == 0
+    size = -(-len(docs) // 3)
+    streams = file_streams(tmp_path / "tokens")
+    assert streams == [expected_token_stream(docs[k * size : (k + 1) * size], tokenizer) for k in range(3)]
+    assert result.tokens == sum(map(len, streams)) and result.documents_read == len(docs)
+    assert result.documents_removed == 0 and result.tasks == 3
+    data = open_tokens(tokens_config(tmp_path / "tokens"))
+    assert len(data) == sum(len(s) // SEQ for s in streams)  # each file's tail is dropped on its own
+    assert data.instance(len(streams[0]) // SEQ).tolist() == streams[1][:SEQ]  # file 2 starts a new instance
 
 
-def test_the_cache_is_reused_and_keyed_by_what_shapes_the_tokens(docs, tokenizer_dir, tmp_path: Path) -> None:
-    config = config_for(write_corpus(tmp_path / "corpus.jsonl", docs[:50]), tokenizer_dir)
-    tokenizer = load_tokenizer(str(tokenizer_dir))
-    first = prepare_data(config, tmp_path / "cache", open_corpus(config.data), tokenizer)
-
-    def must_not_read():
-        raise AssertionError("the corpus was read again although the cache holds it")
-
-    again = prepare_data(config, tmp_path / "cache", must_not_read, tokenizer)
-    assert again.root == first.root and len(again) == len(first)
-    longer = config_for(tmp_path / "corpus.jsonl", tokenizer_dir, **{"train.seq_len": 2 * SEQ})
-    other = prepare_data(longer, tmp_path / "cache", open_corpus(longer.data), tokenizer)
-    assert other.root != first.root and other.seq_len == 2 * SEQ
-
-
-def test_max_tokens_stops_reading_the_corpus(docs, tokenizer_dir, tmp_path: Path) -> None:
-    config = config_for(write_corpus(tmp_path / "c.jsonl", docs), tokenizer_dir, **{"data.max_tokens": 10 * SEQ})
-    data = prepare_data(config, tmp_path / "cache", open_corpus(config.data), load_tokenizer(str(tokenizer_dir)))
-    assert len(data) == 10 and data.manifest["documents_read"] < len(docs)
+def test_a_task_starts_a_new_file_after_shard_tokens(docs, tokenizer_dir, tmp_path) -> None:
+    corpus = write_corpus(tmp_path / "corpus.jsonl", docs)
+    tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", overrides=["data.shard_tokens=30000"])
+    streams = file_streams(tmp_path / "tokens")
+    assert len(streams) >= 4 and all(len(s) >= 30000 for s in streams[:-1])
+    whole = expected_token_stream(docs, load_tokenizer(str(tokenizer_dir)))
+    assert [t for s in streams for t in s] == whole and all(s[-1] == 0 for s in streams)  # between documents
 
 
 def write_paloma(root: Path, paragraphs: list[str]) -> Path:
@@ -87,7 +84,7 @@ def write_paloma(root: Path, paragraphs: list[str]) -> Path:
     return root
 
 
-def test_decontaminated_documents_never_reach_the_packed_data(docs, tokenizer_dir, tmp_path: Path) -> None:
+def test_decontaminated_documents_never_reach_the_token_files(docs, tokenizer_dir, tmp_path: Path) -> None:
     # Evaluation paragraphs: the longest line of every 10th document, where it has 13+ words (eligible).
     long_lines = [max(doc.split("\n"), key=lambda line: len(line.split())) for doc in docs[::10]]
     long_lines = [line for line in long_lines if len(line.split()) >= 13]
@@ -95,62 +92,127 @@ def test_decontaminated_documents_never_reach_the_packed_data(docs, tokenizer_di
     contaminated = [any(line in long_lines for line in doc.split("\n")) for doc in docs]
     assert 5 <= sum(contaminated) < len(docs) // 5
 
-    config = config_for(
-        write_corpus(tmp_path / "corpus.jsonl", docs), tokenizer_dir, **{"data.decontamination_index": index_path}
-    )
-    check, checksum = load_decontamination(config.data.decontamination_index)
+    corpus = write_corpus_files(tmp_path / "corpus", docs, files=2)
+    result = tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=2, decontamination_index=str(index_path))
     tokenizer = load_tokenizer(str(tokenizer_dir))
-    data = prepare_data(config, tmp_path / "cache", open_corpus(config.data), tokenizer, check, checksum)
+    size = -(-len(docs) // 2)
+    kept = [[d for d, bad in zip(docs[k * size : (k + 1) * size], contaminated[k * size :], strict=False) if not bad]
+            for k in range(2)]  # fmt: skip
+    assert file_streams(tmp_path / "tokens") == [expected_token_stream(part, tokenizer) for part in kept]
+    assert (result.documents_read, result.documents_removed) == (len(docs), sum(contaminated))
+    summary = open_tokens(tokens_config(tmp_path / "tokens")).summary()
+    from paloma.decon import ContaminationIndex
 
-    kept = [doc for doc, bad in zip(docs, contaminated, strict=True) if not bad]
-    np.testing.assert_array_equal(packed_stream(data), expected_stream(kept, tokenizer))
-    assert data.manifest["documents_removed"] == sum(contaminated)
-    assert data.manifest["decontamination_checksum"] == checksum
-    packed = ",".join(map(str, packed_stream(data)))
-    for doc, bad in zip(docs, contaminated, strict=True):
-        if bad:  # no removed document's opening 24 tokens occur anywhere in the packed data
-            assert ",".join(map(str, tokenizer.encode(doc)[:24])) not in packed
-
-
-def test_missing_decontamination_index_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(PalomaError, match=r"decontamination index .*missing\.decon: no such file"):
-        load_decontamination(str(tmp_path / "missing.decon"))
+    assert summary["decontamination"] == {
+        "index_checksum": ContaminationIndex.load(index_path).checksum,
+        "documents_read": len(docs),
+        "documents_removed": sum(contaminated),
+    }
 
 
-@pytest.mark.parametrize("batch", [8, 12, 2112])
-def test_each_steps_global_batch_is_the_same_for_any_number_of_processes(batch: int) -> None:
-    order = GlobalOrder(num_instances=1000, seed=6198)
-    for step in (1, 2, 7, 120):  # step 120 with batch 12 lies in the second epoch
-        single = order.step_instances(step, batch)
-        for world in (2, 4) if batch != 2112 else (2, 4, 64):
-            shares = [order.step_instances(step, batch, rank, world) for rank in range(world)]
-            assert sorted(i for share in shares for i in share) == sorted(single)
-            # rank r takes global positions r, r+W, ...: interleaving the shares gives the global order back
-            assert [shares[i % world][i // world] for i in range(batch)] == single
+def killed_writer(path: Path) -> None:
+    """A process killed (SIGKILL) in the middle of writing `path` through paloma.io.atomic_write."""
+    path.unlink()
+    code = (
+        "import os, signal, sys\nfrom paloma.io import atomic_write\n"
+        "writer = atomic_write(sys.argv[1], 'wb')\nhandle = writer.__enter__()\n"
+        "handle.write(b'partial')\nhandle.flush()\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], env=paloma_env())
+    assert proc.returncode == -9 and not path.exists() and list(path.parent.glob(f".{path.name}.*.tmp"))
 
 
-def test_one_epoch_visits_every_instance_once_and_epochs_are_reshuffled() -> None:
-    order = GlobalOrder(num_instances=96, seed=1)
-    epoch0 = [i for s in range(1, 13) for i in order.step_instances(s, 8)]
-    epoch1 = [i for s in range(13, 25) for i in order.step_instances(s, 8)]
-    assert sorted(epoch0) == sorted(epoch1) == list(range(96))
-    assert epoch0 != epoch1 and epoch0 != list(range(96))
-    assert GlobalOrder(96, seed=1).step_instances(5, 8) == order.step_instances(5, 8)  # a pure function of the seed
-    assert GlobalOrder(96, seed=2).step_instances(5, 8) != order.step_instances(5, 8)
+def test_a_killed_run_resumes_by_task_and_a_finished_folder_is_reused(docs, tokenizer_dir, tmp_path) -> None:
+    corpus = write_corpus_files(tmp_path / "corpus", docs, files=3)
+    tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=3)
+    before = file_streams(tmp_path / "tokens")
+    # task 1 was killed while writing its file: no record, no file, a killed writer's temporary left behind
+    (tmp_path / "tokens" / "part-00001.json").unlink()
+    (tmp_path / "tokens" / "logs" / "completions" / "00001").unlink()  # datatrove's own marker goes with it
+    killed_writer(tmp_path / "tokens" / "part-00001-00000.npy")
+    with pytest.raises(PalomaError, match=r"incomplete \(2 of 3 tasks done\): rerun the same"):
+        open_tokens(tokens_config(tmp_path / "tokens"))
+    done = tmp_path / "tokens" / "part-00000-00000.npy"
+    stamp = done.stat().st_mtime_ns
+    tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=3)
+    assert file_streams(tmp_path / "tokens") == before
+    assert done.stat().st_mtime_ns == stamp  # the finished tasks were not redone
+    assert not list((tmp_path / "tokens").glob(".*.tmp"))
 
 
-def test_local_parquet_and_bad_records_name_the_file_and_line(tmp_path: Path) -> None:
+def test_another_plan_in_the_folder_is_refused_and_overwrite_starts_over(docs, tokenizer_dir, tmp_path) -> None:
+    corpus = write_corpus_files(tmp_path / "corpus", docs[:60], files=2)
+    tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=2)
+    with pytest.raises(PalomaError, match=r"another plan \(tasks differs\).*--overwrite to start over"):
+        tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=1)
+    result = tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=1, overwrite=True)
+    assert result.tasks == 1 and len(file_streams(tmp_path / "tokens")) == 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine\n")
+    with pytest.raises(PalomaError, match="is not a tokenize folder"):
+        tiny_tokens(corpus, tokenizer_dir, tmp_path / "other", overwrite=True)
+    assert (tmp_path / "other" / "notes.txt").is_file()  # --overwrite never deletes a folder it did not write
+
+
+def test_parquet_and_bad_records_name_the_file_and_line(tokenizer_dir, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"content": ["first document", "second document"]}), tmp_path / "part.parquet")
-    config = load_config("tiny", [f"data.corpus={tmp_path}", "data.text_field=content"])
-    assert list(open_corpus(config.data)()) == ["first document", "second document"]
+    parquet = tmp_path / "part.parquet"
+    result = tiny_tokens(parquet, tokenizer_dir, tmp_path / "t1", overrides=["data.text_field=content"])
+    assert result.documents_read == 2
     bad = tmp_path / "bad" / "docs.jsonl"
     bad.parent.mkdir()
     bad.write_text('{"text": "fine"}\n{"body": "no text field"}\n')
-    config = load_config("tiny", [f"data.corpus={bad}"])
-    with pytest.raises(PalomaError, match=r"docs\.jsonl:2: field 'text' is missing"):
-        list(open_corpus(config.data)())
+    with pytest.raises(PalomaError, match=r"docs\.jsonl:2: field 'text' is missing or not a string"):
+        tiny_tokens(bad, tokenizer_dir, tmp_path / "t2")
     with pytest.raises(PalomaError, match="no such file or folder"):
-        open_corpus(load_config("tiny", [f"data.corpus={tmp_path / 'nope.jsonl'}"]).data)
+        tiny_tokens(tmp_path / "nope.jsonl", tokenizer_dir, tmp_path / "t3")
+    with pytest.raises(PalomaError, match=r"--tasks 3: the corpus has 1 file"):
+        tiny_tokens(bad, tokenizer_dir, tmp_path / "t4", tasks=3)
+    assert not any((tmp_path / name).exists() for name in ("t3", "t4"))  # refused before anything was written
+
+
+def test_training_data_problems_are_one_line_instructions(tmp_path: Path) -> None:
+    with pytest.raises(PalomaError, match=r"data\.tokens is not set\): run `paloma baselines tokenize --config tiny"):
+        open_tokens(load_config("tiny"))
+    with pytest.raises(PalomaError, match=r"no such folder or file; run `paloma baselines tokenize"):
+        open_tokens(tokens_config(tmp_path / "missing"))
+    (tmp_path / "odd.npy").write_bytes(b"abc")  # three bytes: not a whole number of uint16 ids
+    with pytest.raises(PalomaError, match=r"odd\.npy: 3 bytes is not a whole number of uint16"):
+        len(open_tokens(tokens_config(tmp_path / "odd.npy")))
+
+
+@pytest.mark.parametrize("batch", [8, 12, 2112])
+def test_each_steps_global_batch_is_the_same_for_any_number_of_processes(batch: int) -> None:
+    num = 100_000
+    for world in (2, 4) if batch != 2112 else (2, 4, 64):
+        single, split = GlobalOrder(num, 6198, batch), GlobalOrder(num, 6198, batch, world)
+        for step in (1, 2, 7, 40):
+            shares = [split.step_instances(step, rank) for rank in range(world)]
+            # rank r takes global positions r, r+W, ...: interleaving the shares gives the global batch back
+            assert [shares[i % world][i // world] for i in range(batch)] == single.global_batch(step)
+
+
+def test_one_epoch_visits_instances_once_and_the_next_is_reshuffled() -> None:
+    order = GlobalOrder(num_instances=96, seed=1, batch_size=8)
+    epoch0 = [i for s in range(1, 13) for i in order.step_instances(s)]
+    epoch1 = [i for s in range(13, 25) for i in order.step_instances(s)]
+    assert sorted(epoch0) == sorted(epoch1) == list(range(96))
+    assert epoch0 != epoch1 and epoch0 != list(range(96))
+    assert GlobalOrder(96, 1, 8).step_instances(5) == order.step_instances(5)  # a pure function of the seed
+    assert GlobalOrder(96, 2, 8).step_instances(5) != order.step_instances(5)
+    with pytest.raises(PalomaError, match="fewer than one global batch"):
+        GlobalOrder(7, 1, 8)
+
+
+def test_token_files_are_written_with_the_umask_permissions(docs, tokenizer_dir, tmp_path: Path) -> None:
+    corpus = write_corpus_files(tmp_path / "corpus", docs[:40], files=2)
+    old = os.umask(0o022)
+    try:
+        tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=2)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path): p.stat().st_mode & 0o777 for p in (tmp_path / "tokens").rglob("*")}
+    assert modes and all(mode == (0o755 if (tmp_path / p).is_dir() else 0o644) for p, mode in modes.items()), modes

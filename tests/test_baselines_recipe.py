@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from baselines.config import CONFIG_DIR, PALOMA_BASELINES, available_configs, load_config
 from baselines.export import export_model, load_export
@@ -14,7 +16,8 @@ from baselines.model import Transformer, count_parameters, init_from_larger
 from baselines.optim import build_optimizer
 from baselines.schedule import lr_at
 from paloma.errors import PalomaError
-from tests.conftest import run_paloma
+from tests.baselines_helpers import launch_env
+from tests.conftest import REPO_ROOT, run_paloma
 
 
 def recipe_parameters(d: int, layers: int, hidden: int, vocab: int) -> int:
@@ -120,8 +123,8 @@ def test_lionw_update_matches_its_definition() -> None:
         optimizer.step()
         optimizer.zero_grad()
         for name, p in before.items():  # p ← p(1 − lr·wd) − lr·sign(β1·m + (1−β1)·g); m ← β2·m + (1−β2)·g
-            g = grads[name]
-            before[name] = p * (1 - lr * wd) - lr * torch.sign(b1 * momentum[name] + (1 - b1) * g)
+            g, decay = grads[name], wd if name == "weight" else 0.0  # OLMo decays a Linear's weight, not its bias
+            before[name] = p * (1 - lr * decay) - lr * torch.sign(b1 * momentum[name] + (1 - b1) * g)
             momentum[name] = b2 * momentum[name] + (1 - b2) * g
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.detach(), before[name], rtol=0, atol=1e-7)
@@ -175,3 +178,89 @@ def test_init_from_larger_keeps_the_chosen_layers() -> None:
     torch.testing.assert_close(small.transformer.wte.weight, big.transformer.wte.weight)
     with pytest.raises(ValueError, match="keep 3 layers"):
         init_from_larger(small, big.state_dict(), [0, 1, 2])
+
+
+def test_the_export_describes_a_dense_model(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = random_model()
+    export_model(model.state_dict(), model.config, tmp_path / "model")
+    hf_config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert hf_config["architectures"] == ["Ernie4_5_MoeForCausalLM"] and hf_config["use_bias"] is True
+    # no expert counts that claim experts, and no layer index reaches the first mixture-of-experts layer
+    assert (hf_config["moe_num_experts"], hf_config["moe_k"], hf_config["moe_num_shared_experts"]) == (0, 0, 0)
+    assert hf_config["moe_layer_start_index"] == hf_config["num_hidden_layers"] == 2
+    assert hf_config["rope_theta"] == 10000.0  # also at the top level, where other engines read it
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    names = [name for name, _ in loaded.named_modules()]
+    assert not any("expert" in name or name.endswith(".gate") for name in names)
+    assert all(type(layer.mlp).__name__ == "Ernie4_5_MoeMLP" for layer in loaded.model.layers)
+
+
+def test_the_supported_transformers_range_is_the_verified_one() -> None:
+    """pyproject's lower bound is the lowest version benchmarks/check_export_transformers.py verified (recorded
+    in docs/baselines.md); the installed version, tested above, lies in the range."""
+    import re
+
+    import transformers
+    from packaging.requirements import Requirement
+
+    (line,) = re.findall(r'^\s*"(transformers[^"]*)"', (REPO_ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    spec = Requirement(line).specifier
+    (lowest,) = [s.version for s in spec if s.operator == ">="]
+    assert spec.contains(transformers.__version__)
+    verified = (REPO_ROOT / "docs" / "baselines.md").read_text()
+    assert re.search(rf"\| {re.escape(lowest)}(\.0)? \| loads; max abs Δ log-prob", verified), lowest
+
+
+def test_the_chunked_loss_equals_the_cross_entropy_of_the_whole_batch() -> None:
+    model = random_model()
+    ids = torch.randint(0, 256, (3, 41), generator=torch.Generator().manual_seed(3))
+    full = F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten(), reduction="sum")
+    full.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for chunk, checkpointing in ((1, False), (7, True), (4096, False)):
+        model.zero_grad()
+        model.activation_checkpointing = checkpointing
+        nll = model(ids[:, :-1], targets=ids[:, 1:], loss_chunk_tokens=chunk)
+        assert nll.dtype == torch.float32
+        torch.testing.assert_close(nll, full, rtol=1e-6, atol=0)
+        nll.backward()
+        for name, param in model.named_parameters():  # equal up to the order of float summation
+            scale = expected[name].abs().max().item()
+            torch.testing.assert_close(param.grad, expected[name], rtol=0, atol=1e-5 * scale, msg=name)
+
+
+@pytest.mark.parametrize("name", ["fsdp-1x8.yaml", "fsdp-Nx8.yaml"])
+def test_shipped_fsdp_configs_shard_each_block_and_reduce_in_fp32(name: str, monkeypatch) -> None:
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    from baselines.train import fsdp_plugin
+
+    env = launch_env(REPO_ROOT / "baselines" / "accelerate" / name)
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    plugin = fsdp_plugin("bf16")
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
+    assert plugin.mixed_precision_policy == MixedPrecisionPolicy(
+        param_dtype=torch.bfloat16, reduce_dtype=torch.float32, output_dtype=torch.float32
+    )  # OLMo's "mixed" FSDP precision; accelerate alone would reduce gradients in bf16
+    assert plugin.state_dict_type.name == "SHARDED_STATE_DICT"
+    with torch.device("meta"):
+        model = Transformer(load_config("c4").model)
+    assert wrapped_blocks(model) == [f"transformer.blocks.{i}" for i in range(16)]
+    monkeypatch.setattr(Transformer, "_no_split_modules", None)  # without it, nothing would be sharded by block
+    assert wrapped_blocks(model) == []
+
+
+def wrapped_blocks(model: torch.nn.Module) -> list[str]:
+    """The modules accelerate's FSDP2 preparation makes units of, under the launch environment."""
+    from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
+
+    from baselines.train import fsdp_plugin
+
+    plugin = fsdp_plugin("bf16")
+    plugin.set_auto_wrap_policy(model)
+    policy = fsdp2_prepare_auto_wrap_policy(plugin, model)
+    return [name for name, module in model.named_modules() if policy(module)]

@@ -1,6 +1,7 @@
 """`paloma train`: train a Paloma baseline recipe in this process (the library call is baselines.train.train).
 
-For several GPUs or nodes use `accelerate launch -m baselines.train` with the same options.
+It reads token files made beforehand by `paloma baselines tokenize` (or OLMo's own). For several GPUs or
+nodes use `accelerate launch -m baselines.train` with the same options (baselines/accelerate/ has FSDP configs).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a baseline recipe (tiny, ladder-*, c4, dolma, ...) and export it",
-        description="Train a Paloma baseline recipe in one process; resumes from the latest checkpoint in --output.",
+        description="Train a Paloma baseline recipe in one process on tokens from `paloma baselines tokenize`; "
+        "resumes from the latest checkpoint in --output (--overwrite starts over).",
     )
     add_train_arguments(parser)
     parser.set_defaults(func=run)

@@ -186,8 +186,18 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
     ladder = demo.ladder
     rungs = ladder.rungs
     started = demo.stage(3, "train", f"{len(rungs)} baselines ({ladder.mode} ladder): sizes x token budgets")
+    from baselines.tokens import tokenize
     from baselines.train import train
 
+    # Tokenized once (training never tokenizes): every rung reads the same token files.
+    token_files = tokenize(
+        ladder.base_config,
+        demo.root / "cache" / "train-tokens" / suite.revision,
+        overrides={"model": {"vocab_size": suite.manifest["config"]["vocab_size"]}},
+        corpus=str(demo.root / decon["clean_corpus"]),
+        tokenizer=str(suite.tokenizer_dir),
+        quiet=True,
+    ).output_dir
     models = {}
     for i, rung in enumerate(rungs, start=1):
         # The exported model gets the rung's name as its folder: runs are labelled by it (ladder, site).
@@ -201,7 +211,7 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
         result = train(
             ladder.base_config,
             output_dir=demo.mode_dir / "training" / rung.name,  # checkpoints and log.jsonl
-            corpus=str(demo.root / decon["clean_corpus"]),
+            tokens=str(token_files),
             tokenizer=str(suite.tokenizer_dir),
             max_steps=rung.steps,
             overrides=_rung_overrides(demo, rung, suite),
@@ -239,7 +249,6 @@ def _rung_overrides(demo: Demo, rung: Rung, suite: Suite) -> dict:
             "keep_checkpoints": 1,
             "log_interval": max(1, rung.steps // 5),
         },
-        "data": {"cache_dir": str(demo.root / "cache" / "train-tokens")},
     }
 
 
