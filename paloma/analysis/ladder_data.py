@@ -42,16 +42,16 @@ class LadderPoint:
     losses: Mapping[str, float] = field(default_factory=dict)
     checkpoints: int = 1  # how many checkpoints were averaged into this point
     schedule_fraction: float | None = None
-    paths: tuple[str, ...] = ()  # the eval outputs averaged, oldest first
+    paths: tuple[str, ...] = ()  # the eval outputs averaged, oldest first (not in `describe`: fits travel)
 
     def describe(self) -> dict:
+        """What fits.json (and a submission carrying the fits) says of the point: no local paths."""
         return {
             "name": self.name,
             "n": self.n,
             "d": self.d,
             "checkpoints": self.checkpoints,
             "schedule_fraction": self.schedule_fraction,
-            "paths": list(self.paths),
         }
 
 
