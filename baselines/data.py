@@ -291,7 +291,6 @@ def open_tokens(config: Config) -> TokenFiles:
 
 def check_tokens_match(tokens: TokenFiles, tokenizer, config: Config) -> None:
     """A tokenize folder records its tokenizer and EOS id: both must be the run's."""
-    from paloma.tokens import tokenizer_hash
 
     plan = tokens.provenance.get("plan")
     if plan is None:

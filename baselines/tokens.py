@@ -251,7 +251,7 @@ class Plan:
 
 def make_plan(config: Config, output_dir: Path, tasks: int, limit: int | None) -> Plan:
     """Check every input and the output location (before any work) and describe the folder to write."""
-    from paloma.tokens import tokenizer_hash
+    from paloma.eval.tokens import tokenizer_hash
 
     d = config.data
     if not d.corpus:

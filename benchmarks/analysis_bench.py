@@ -2,14 +2,17 @@
 
 Builds eval-like outputs over all 585 domains of the registry (DOCS documents per domain, the typical
 count of a 100k-token domain), then times: reading records, `compare` with 1000 bootstrap replicates,
-`rank-stability` for several submissions, and a ladder fit of 15 runs with leave-one-out on every target.
-Peak memory is the process's maximum resident set size.
+`rank-stability` for several submissions, a ladder fit of 15 runs with leave-one-out on every target, and
+single fits on the paper's 16-run ladder. Each line gives wall and CPU seconds; the machine is shared, so the
+load average is printed first. Peak memory is the process's maximum resident set size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
 import tempfile
 import time
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from paloma.analysis.compare import BootstrapConfig, compare_runs
-from paloma.analysis.ladder import ScalingLaw, fit_runs
+from paloma.analysis.ladder import ScalingLaw, fit_law, fit_runs
 from paloma.analysis.ranking import Entry, rank_stability
 from paloma.analysis.runs import load_run
 from paloma.io import write_json
@@ -56,10 +59,28 @@ def write_run(folder: Path, pairs, docs: int, loss_shift: float, seed: int, mode
 
 
 def timed(label: str, fn):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     value = fn()
-    print(f"{label}: {time.perf_counter() - start:.2f} s")
+    print(f"{label}: {time.perf_counter() - start:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
     return value
+
+
+def time_paper_ladder(fits: int = 100) -> None:
+    """Single fits on the paper's ladder (190M-1.3B × 20-200 tokens per parameter), random laws, no noise."""
+    n = np.repeat([190e6, 370e6, 760e6, 1.3e9], 4)
+    d = n * np.tile([20, 40, 100, 200], 4)
+    rng = np.random.default_rng(0)
+    laws = [
+        ScalingLaw(
+            rng.uniform(0.5, 3),
+            math.exp(rng.uniform(2, 9)),
+            rng.uniform(0.1, 0.7),
+            math.exp(rng.uniform(2, 9)),
+            rng.uniform(0.1, 0.7),
+        )
+        for _ in range(fits)
+    ]
+    timed(f"{fits} fits on the paper's 16-run ladder", lambda: [fit_law(n, d, law(n, d)) for law in laws])
 
 
 def time_comparisons(runs: list) -> None:
@@ -77,6 +98,8 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=6)
     parser.add_argument("--ladder-only", action="store_true", help="time only the ladder fits (three variants)")
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    time_paper_ladder()
     pairs = load_registry().domain_pairs()
     print(f"{len(pairs)} domains × {args.docs} documents = {len(pairs) * args.docs:,} documents per run")
     with tempfile.TemporaryDirectory() as tmp:

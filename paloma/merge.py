@@ -10,14 +10,16 @@ Two ways in:
   is what `paloma eval --model recipe.yaml` calls, so nothing has to be written first.
 
 Checkpoints must share the architecture (config and every tensor's shape) and the tokenizer vocabulary;
-anything else fails with a message naming the difference. Averages accumulate in float32 and are stored in
-the first model's dtype.
+anything else fails with a message naming the difference. Config fields that do not change the weights
+(`use_cache`, output flags, dropout, generation settings, where the checkpoint was saved) may differ.
+Averages accumulate in float32, or float64 for float64 parameters, and are stored in the first model's dtype.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,23 @@ import torch
 import yaml
 
 from paloma.errors import PalomaError
-from paloma.io import atomic_dir
+from paloma.io import atomic_dir, check_output_dir, current_umask
 
-# Config fields that describe where or how a checkpoint was saved, not what it computes.
+# Config fields that do not change the weights or what they compute at inference, so two checkpoints of one
+# architecture may differ in them (the merge keeps the first model's values).
 CONFIG_FIELDS_IGNORED = frozenset(
-    {"_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash", "auto_map"}
+    {
+        # where and how the checkpoint was saved
+        *("_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash", "auto_map"),
+        # what a forward pass returns or caches, and which attention kernel computes it
+        *("use_cache", "output_attentions", "output_hidden_states", "return_dict", "torchscript"),
+        *("attn_implementation", "_attn_implementation", "_attn_implementation_autoset"),
+        # training-only settings (dropout is off in evaluation; initialisation is over once trained)
+        *("initializer_range", "attention_dropout", "hidden_dropout", "embd_pdrop", "resid_pdrop", "attn_pdrop"),
+        # task heads' labels and generation settings
+        *("id2label", "label2id", "problem_type", "finetuning_task", "task_specific_params"),
+        *("max_length", "min_length", "do_sample", "temperature", "top_k", "top_p", "num_beams"),
+    }
 )
 
 
@@ -110,6 +124,24 @@ def _check_same_architecture(first: str, config_a, other: str, config_b) -> None
         raise PalomaError(f"cannot merge {other} into {first}: different architectures ({detail})")
 
 
+def _looks_like_a_path(name: str) -> bool:
+    """A hub id is `name` or `org/name`; anything absolute, relative-marked or deeper is a local path."""
+    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or name.endswith("/")
+
+
+def check_model_paths(paths: Sequence[str | Path]) -> None:
+    """Name a missing or wrong model folder before any model is loaded (instead of the hub's id-format error)."""
+    for given in map(str, paths):
+        path = Path(given).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise PalomaError(f"{given}: not a transformers model folder (no config.json)")
+        elif path.exists():
+            raise PalomaError(f"{given}: is a file; a merge takes model folders")
+        elif _looks_like_a_path(given):
+            raise PalomaError(f"{given}: no such model folder")
+
+
 def _load(path: str, dtype: torch.dtype | None, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -117,7 +149,10 @@ def _load(path: str, dtype: torch.dtype | None, trust_remote_code: bool):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto", trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        raise PalomaError(f"{path}: cannot load as a transformers causal LM ({str(err).splitlines()[0]})") from None
+        detail = str(err).splitlines()[0]
+        if not Path(path).expanduser().exists():
+            raise PalomaError(f"{path}: no such model folder, nor a hub model available offline ({detail})") from None
+        raise PalomaError(f"{path}: cannot load as a transformers causal LM ({detail})") from None
     return model, tokenizer
 
 
@@ -126,12 +161,13 @@ def average_models(
 ) -> tuple[torch.nn.Module, object]:
     """Build the weighted average in memory: returns (model, tokenizer) of the first checkpoint's kind.
 
-    Memory: the first model (which receives the average), a float32 accumulator and one other model.
+    Memory: the first model (which receives the average), a float32 (float64) accumulator and one other model.
     """
+    check_model_paths(recipe.paths)
     model, tokenizer = _load(recipe.paths[0], dtype, trust_remote_code)
     reference_vocab = vocab_hash(tokenizer)
     state = model.state_dict()
-    total = {k: v.float() * recipe.weights[0] if v.is_floating_point() else v.clone() for k, v in state.items()}
+    total = {k: _accumulator(v) * recipe.weights[0] if v.is_floating_point() else v.clone() for k, v in state.items()}
     for path, weight in zip(recipe.paths[1:], recipe.weights[1:], strict=True):
         other, other_tokenizer = _load(path, dtype, trust_remote_code)
         _check_same_architecture(recipe.paths[0], model.config, path, other.config)
@@ -144,6 +180,11 @@ def average_models(
     return model, tokenizer
 
 
+def _accumulator(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy to sum into: float64 parameters keep float64 (float32 would round them), others float32."""
+    return tensor.to(torch.float64 if tensor.dtype == torch.float64 else torch.float32, copy=True)
+
+
 def _accumulate(total: dict[str, torch.Tensor], state: dict[str, torch.Tensor], weight: float, path: str) -> None:
     if set(state) != set(total):
         name = sorted(set(state) ^ set(total))[0]
@@ -154,7 +195,7 @@ def _accumulate(total: dict[str, torch.Tensor], state: dict[str, torch.Tensor], 
                 f"cannot merge {path}: {name} has shape {tuple(tensor.shape)}, expected {tuple(total[name].shape)}"
             )
         if tensor.is_floating_point():
-            total[name].add_(tensor.float(), alpha=weight)
+            total[name].add_(tensor.to(total[name].dtype), alpha=weight)
         elif not torch.equal(tensor, total[name]):
             raise PalomaError(f"cannot merge {path}: integer buffer {name} differs between models")
 
@@ -172,13 +213,22 @@ def merge(
     The model is written into a temporary folder beside `output` and renamed into place, so a failed merge
     leaves nothing behind; an existing non-empty `output` is never overwritten.
     """
-    output = Path(output)
-    if output.exists() and any(output.iterdir()):
+    output = check_output_dir(output, recipe.paths)
+    if output.is_dir() and any(output.iterdir()):
         raise PalomaError(f"{output}: exists and is not empty; choose a new folder")
+    check_model_paths(recipe.paths)
     model, tokenizer = average_models(recipe, dtype=dtype, trust_remote_code=trust_remote_code)
     with atomic_dir(output) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         info = {**recipe.to_dict(), "vocab_hash": vocab_hash(tokenizer), "dtype": str(next(model.parameters()).dtype)}
         (staging / "merge.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        _readable_like_any_file(staging)
     return output
+
+
+def _readable_like_any_file(folder: Path) -> None:
+    """Give every file the mode a new file gets (0644 under umask 022): safetensors writes its weights 0600."""
+    mask = current_umask()
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -1,15 +1,29 @@
-"""Scaling-ladder fits: recovery of known laws, honest leave-one-out, and the `paloma ladder fit` CLI."""
+"""Scaling-ladder fits: recovery of known laws, honest leave-one-out, intervals, held-out runs, and the CLI."""
 
 from __future__ import annotations
 
 import json
+import math
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 from eval_folders import write_eval_output
+from scipy.stats import t as student_t
 
-from paloma.analysis.ladder import LadderPoint, ScalingLaw, fit_ladder, fit_law, fit_target
+from paloma.analysis.ladder import (
+    BOUNDS,
+    LadderPoint,
+    ScalingLaw,
+    check_design,
+    fit_ladder,
+    fit_law,
+    fit_target,
+    fit_theta,
+)
+from paloma.analysis.runs import load_run
+from paloma.errors import PalomaError
 
 # Chinchilla's published fit (Hoffmann et al. 2022), in nats per token.
 TRUE = ScalingLaw(E=1.69, A=406.4, alpha=0.34, B=410.7, beta=0.28)
@@ -163,3 +177,269 @@ def test_analytic_gradient_matches_finite_differences():
     theta = np.array([0.4, 6.2, 0.33, 5.9, 0.29])
     numeric = approx_fprime(theta, lambda t: objective(t, log_n, log_d, log_l)[0], 1e-8)
     np.testing.assert_allclose(objective(theta, log_n, log_d, log_l)[1], numeric, rtol=1e-4, atol=1e-10)
+
+
+# ---- the paper's ladder (OLMo ladder: 190M-1.3B at 20-200 tokens per parameter) -----------------------------
+
+PAPER_N = np.repeat([190e6, 370e6, 760e6, 1.3e9], 4)
+PAPER_D = PAPER_N * np.tile([20, 40, 100, 200], 4)
+TARGETS = {"7B-4T": (6.887e9, 3.945e12), "13B-5T": (13.2e9, 5.0e12)}
+KNOWN_LAWS = {
+    "chinchilla": TRUE,
+    "steep data term": ScalingLaw(E=2.3, A=2.0e3, alpha=0.45, B=9.0e4, beta=0.55),
+    "flat model term": ScalingLaw(E=1.2, A=60.0, alpha=0.2, B=3.0e3, beta=0.35),
+}
+
+
+@pytest.mark.parametrize("name", list(KNOWN_LAWS))
+def test_the_papers_ladder_predicts_7b_and_13b_within_half_a_percent(name):
+    """The bug: started from the grid's best points only, Chinchilla's law fitted B = 1, β = 1.5 and missed
+    7B-4T by +11%. Every term must be alive at the start for L-BFGS-B to find the optimum."""
+    law = KNOWN_LAWS[name]
+    fitted, _ = fit_law(PAPER_N, PAPER_D, law(PAPER_N, PAPER_D))
+    for n, d in TARGETS.values():
+        assert abs(fitted(n, d) / law(n, d) - 1) < 0.005
+    assert np.max(np.abs(fitted(PAPER_N, PAPER_D) / law(PAPER_N, PAPER_D) - 1)) < 1e-4
+
+
+def _random_law(rng: np.random.Generator) -> ScalingLaw:
+    return ScalingLaw(
+        E=rng.uniform(0.5, 3.0),
+        A=math.exp(rng.uniform(2, 9)),
+        alpha=rng.uniform(0.1, 0.7),
+        B=math.exp(rng.uniform(2, 9)),
+        beta=rng.uniform(0.1, 0.7),
+    )
+
+
+def test_no_noise_free_law_of_300_is_fitted_with_more_than_half_a_percent_in_sample_error():
+    # 16 of 300 failed with the old starts. Costs about 50 ms of CPU a fit (15 s here on a busy 2-core
+    # machine): the profile over exponents is one batched solve, the rest is 2-4 L-BFGS-B runs.
+    rng = np.random.default_rng(2024)
+    worst = 0.0
+    started = time.process_time()
+    for _ in range(300):
+        law = _random_law(rng)
+        observed = law(PAPER_N, PAPER_D)
+        fitted, _ = fit_law(PAPER_N, PAPER_D, observed)
+        worst = max(worst, float(np.max(np.abs(fitted(PAPER_N, PAPER_D) / observed - 1))))
+    assert worst < 0.005, worst
+    print(f"300 fits: {time.process_time() - started:.1f} CPU s; worst in-sample error {worst:.2e}")
+
+
+def test_with_0_2_percent_noise_the_7b_prediction_is_within_a_percent_typically():
+    # Measured over 200 seeds: median 0.57%, 90th percentile 1.3% (a fit started as OLMo-ladder does:
+    # 0.56%, 1.25%; the old grid starts: 10.2%, 12.0%). Bounds with margin, over 40 seeds.
+    rng = np.random.default_rng(7)
+    n, d = TARGETS["7B-4T"]
+    errors = []
+    for _ in range(40):
+        observed = TRUE(PAPER_N, PAPER_D) * np.exp(rng.normal(0.0, 0.002, len(PAPER_N)))
+        fitted, _ = fit_law(PAPER_N, PAPER_D, observed)
+        errors.append(abs(fitted(n, d) / TRUE(n, d) - 1))
+    assert np.median(errors) < 0.01
+    assert np.percentile(errors, 90) < 0.025
+
+
+def _points(law: ScalingLaw, n=PAPER_N, d=PAPER_D, noise: np.ndarray | None = None) -> list[LadderPoint]:
+    observed = law(n, d) * (np.exp(noise) if noise is not None else 1.0)
+    return [LadderPoint(f"m{i}", n[i], d[i], {"t": float(observed[i])}) for i in range(len(n))]
+
+
+def test_a_parameter_on_a_bound_is_named_in_a_warning():
+    # No irreducible loss (as the demo's tiny models see it): E ends on its lower bound.
+    no_floor = ScalingLaw(E=1e-9, A=300.0, alpha=0.3, B=500.0, beta=0.3)
+    fit = fit_target(_points(no_floor), "t", loo=False)
+    lowest = math.exp(BOUNDS[0][0])
+    assert f"E = {lowest:.3g} is at its lower bound {lowest:.3g}: the runs do not determine it" in fit["warnings"]
+    assert fit["at_bounds"] == {"E": "lower"}
+    clean = fit_target(_points(TRUE), "t", loo=False)
+    assert clean["warnings"] == [] and clean["at_bounds"] == {}
+
+
+def test_a_term_too_small_to_fit_is_named_in_a_warning():
+    # No data term at all: B/D^β has no gradient, so B and β stay wherever they started.
+    flat = ScalingLaw(E=1.8, A=300.0, alpha=0.3, B=math.exp(BOUNDS[3][0]), beta=0.3)
+    fit = fit_target(_points(flat), "t", loo=False)
+    assert any(w.startswith("the B/D^β term is below 1e-06 of L") for w in fit["warnings"]), fit["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "message"),
+    [
+        ([1e8] * 5, [2e9] * 5, "1 distinct (N, D) runs"),  # the same run five times
+        ([1e8, 2e8, 4e8] * 2, [2e9] * 3 + [4e9] * 3, "2 distinct token counts D"),  # 3 sizes × 2 budgets
+        ([1e8, 2e8] * 3, [2e9, 2e9, 4e9, 4e9, 8e9, 8e9], "2 distinct model sizes N"),
+    ],
+)
+def test_degenerate_designs_are_refused(n, d, message):
+    with pytest.raises(PalomaError, match=re_escape(message)):
+        check_design(n, d)
+    points = [LadderPoint(f"m{i}", n[i], d[i], {"t": 3.0 + 0.01 * i}) for i in range(len(n))]
+    with pytest.raises(PalomaError, match=re_escape(message)):
+        fit_ladder(points)
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def _numeric_interval(n, d, observed, target, level=0.95) -> tuple[float, float]:
+    """Independent delta method: finite-difference Jacobian of log L, σ̂² (JᵀJ)⁻¹, t quantile, + σ̂²."""
+    theta, _ = fit_theta(n, d, observed)
+
+    def log_law(th, nn, dd):
+        return np.log(ScalingLaw.from_theta(th)(nn, dd))
+
+    eps = 1e-6
+    jac = np.column_stack(
+        [(log_law(theta + eps * e, n, d) - log_law(theta - eps * e, n, d)) / (2 * eps) for e in np.eye(5)]
+    )
+    grad = np.array(
+        [(log_law(theta + eps * e, *target) - log_law(theta - eps * e, *target)) / (2 * eps) for e in np.eye(5)]
+    )
+    residual = log_law(theta, n, d) - np.log(observed)
+    s2 = residual @ residual / (len(n) - 5)
+    sd = math.sqrt(s2 * grad @ np.linalg.inv(jac.T @ jac) @ grad + s2)
+    half = student_t.ppf(0.5 + level / 2, len(n) - 5) * sd
+    centre = ScalingLaw.from_theta(theta)(*target)
+    return centre * math.exp(-half), centre * math.exp(half)
+
+
+def test_prediction_interval_is_the_delta_method_of_log_least_squares():
+    noise = np.random.default_rng(3).normal(0.0, 0.003, len(PAPER_N))
+    points = _points(TRUE, noise=noise)
+    ladder = fit_ladder(points, loo=False, predict=TARGETS["7B-4T"])
+    lo, hi = ladder["fits"][0]["prediction"]["interval"]
+    expected = _numeric_interval(PAPER_N, PAPER_D, np.array([p.losses["t"] for p in points]), TARGETS["7B-4T"])
+    assert lo == pytest.approx(expected[0], rel=1e-5) and hi == pytest.approx(expected[1], rel=1e-5)
+
+
+def test_prediction_intervals_cover_held_out_runs_at_about_their_level():
+    # Measured over 200 seeds at 0.2% noise: 96.5% of 95% prediction intervals hold the 7B run (92% at 1%).
+    rng = np.random.default_rng(11)
+    n, d = TARGETS["7B-4T"]
+    inside = 0
+    for _ in range(60):
+        points = _points(TRUE, noise=rng.normal(0.0, 0.002, len(PAPER_N)))
+        held = LadderPoint("7B", n, d, {"t": float(TRUE(n, d)) * math.exp(rng.normal(0.0, 0.002))})
+        row = fit_ladder(points, loo=False, holdout=[held])["fits"][0]["holdout"][0]
+        inside += row["inside"]
+    assert inside / 60 >= 0.88
+
+
+def test_held_out_errors_are_signed_prediction_minus_actual():
+    points = _points(TRUE)
+    n, d = TARGETS["13B-5T"]
+    actual = float(TRUE(n, d)) * 1.02  # the big run came out 2% worse than the law
+    ladder = fit_ladder(points, loo=False, holdout=[LadderPoint("13B", n, d, {"t": actual})])
+    row = ladder["fits"][0]["holdout"][0]
+    assert row["predicted"] == pytest.approx(float(TRUE(n, d)), rel=1e-6)
+    assert row["rel_error"] == pytest.approx(1 / 1.02 - 1, rel=1e-4)
+    assert row["abs_error"] == pytest.approx(float(TRUE(n, d)) - actual, rel=1e-4)
+    assert row["inside"] is False  # noise-free ladder: a 2% miss is far outside a near-zero-width interval
+    assert ladder["holdout_summary"] == [
+        {
+            "level": "t",
+            "predictions": 1,
+            "mean_rel_error": row["rel_error"],
+            "mean_abs_rel_error": abs(row["rel_error"]),
+            "inside_interval": 0.0,
+        }
+    ]
+
+
+# ---- from eval runs: checkpoints, schedules, N, the registry ---------------------------------------------------
+
+
+def _checkpoint_run(tmp_path, name, n, d, loss, training=None, code_loss=None, **model):
+    """An eval output of one checkpoint: c4_en scores `loss`; with `code_loss`, a code domain too."""
+    records = [{"id": "0", "source": "c4_en", "domain": "c4_en", "tokens": 500, "bytes": 2000, "nll_sum": 500 * loss}]
+    if code_loss is not None:
+        records.append(
+            {"id": "1", "source": "stack", "domain": "python", "tokens": 500, "bytes": 2000, "nll_sum": 500 * code_loss}
+        )
+    model = {"name_or_path": name, "non_embedding_parameters": n, "training_tokens": d, **model}
+    if training is not None:
+        model["training"] = training
+    return load_run(write_eval_output(tmp_path / name, records, model=model))
+
+
+def test_the_last_k_checkpoints_of_a_run_are_averaged(tmp_path):
+    from paloma.analysis.ladder_data import ladder_points
+
+    runs = []
+    for i, (n, d) in enumerate(zip(PAPER_N, PAPER_D, strict=True)):
+        for j, step in enumerate((0.8, 0.9, 1.0)):  # three checkpoints of each run, the last one final
+            training = {"config_fingerprint": f"run{i}", "schedule_fraction": step}
+            runs.append(_checkpoint_run(tmp_path, f"r{i}-c{j}", n, d * step, 3.0 + 0.1 * i + 0.01 * j, training))
+    points, _ = ladder_points(runs, levels=("suite",), last_k=2)
+    assert len(points) == len(PAPER_N)
+    first = points[0]
+    assert first.name == "r0-c2" and first.checkpoints == 2 and first.schedule_fraction == 1.0
+    assert first.d == pytest.approx(PAPER_D[0] * (0.9 + 1.0) / 2)
+    assert first.losses["suite"] == pytest.approx((3.01 + 3.02) / 2)
+    final_only, _ = ladder_points(runs, levels=("suite",))
+    assert final_only[0].losses["suite"] == pytest.approx(3.02) and final_only[0].d == pytest.approx(PAPER_D[0])
+
+
+def test_runs_at_different_fractions_of_their_schedule_are_refused(tmp_path):
+    from paloma.analysis.ladder_data import ladder_points
+
+    runs = [
+        _checkpoint_run(tmp_path, f"r{i}", n, d, 3.0, {"config_fingerprint": f"f{i}", "schedule_fraction": 1.0})
+        for i, (n, d) in enumerate(zip(PAPER_N, PAPER_D, strict=True))
+    ]
+    runs.append(
+        _checkpoint_run(tmp_path, "half", 2e9, 4e10, 3.0, {"config_fingerprint": "h", "schedule_fraction": 0.5})
+    )
+    with pytest.raises(PalomaError, match=r"different fractions of their LR schedule \(.*half: 0.5\)"):
+        ladder_points(runs, levels=("suite",))
+    assert len(ladder_points(runs, levels=("suite",), mixed_schedules=True)[0]) == len(runs)
+
+
+def test_n_can_count_the_output_embedding_as_olmo_ladder_does(tmp_path):
+    from paloma.analysis.ladder_data import parameter_count
+
+    run = _checkpoint_run(tmp_path, "r", 1.0e8, 2e9, 3.0, output_embedding_parameters=2.5e7)
+    assert parameter_count(run, "non_embedding") == 1.0e8
+    assert parameter_count(run, "non_embedding", count_output_embedding=True) == 1.25e8
+    old = _checkpoint_run(tmp_path, "old", 1.0e8, 2e9, 3.0)
+    with pytest.raises(PalomaError, match=r"model\.output_embedding_parameters is missing"):
+        parameter_count(old, "non_embedding", count_output_embedding=True)
+
+
+def test_the_evaluator_records_the_output_embedding_it_would_count(tiny):
+    from transformers import AutoModelForCausalLM
+
+    from paloma.eval.model import output_embedding_parameters
+
+    untied = AutoModelForCausalLM.from_pretrained(tiny["models"]["gpt_neox"])  # tie_word_embeddings=False
+    assert output_embedding_parameters(untied) == untied.get_output_embeddings().weight.numel()
+    untied.config.tie_word_embeddings = True
+    untied.tie_weights()
+    assert output_embedding_parameters(untied) == 0
+
+
+def test_the_suite_target_leaves_out_what_the_registry_calls_code(tmp_path, paloma_cli):
+    registry = {
+        "release": "mini",
+        "sources": [
+            {"name": "c4_en", "group": "standard", "domains": ["c4_en"]},
+            {"name": "stack", "group": "standard", "domains": ["python"], "code_domains": ["python"]},
+        ],
+    }
+    (tmp_path / "mini.json").write_text(json.dumps(registry))
+    folders = []
+    for i, (n, d) in enumerate(zip(PAPER_N, PAPER_D, strict=True)):
+        run = _checkpoint_run(tmp_path, f"r{i}", n, d, float(TRUE(n, d)), code_loss=1.0)
+        folders.append(run.path)
+    common = ("ladder", "fit", *folders, "--levels", "suite", "--no-loo", "--output")
+    paloma_cli(*common, tmp_path / "a", "--registry", "none", check=True)
+    paloma_cli(*common, tmp_path / "b", "--registry", tmp_path / "mini.json", check=True)
+    suite = json.loads((tmp_path / "b" / "fits.json").read_text())["fits"][0]
+    assert suite["observed"] == pytest.approx(list(TRUE(PAPER_N, PAPER_D)), rel=1e-12)  # the code domain is out
+    mixed = json.loads((tmp_path / "a" / "fits.json").read_text())["fits"][0]
+    assert mixed["observed"] == pytest.approx(list((TRUE(PAPER_N, PAPER_D) + 1.0) / 2), rel=1e-12)

@@ -105,3 +105,53 @@ def test_cli_writes_a_merge_and_refuses_an_occupied_output(zoo, tmp_path, paloma
     again = paloma_cli("merge", zoo["a"], zoo["b"], "--output", out)
     assert again.returncode == 2
     assert again.stderr.strip() == f"paloma merge: error: {out}: exists and is not empty; choose a new folder"
+
+
+def _variant(source, folder, **config):
+    """A copy of a model folder with some config fields changed (and the weights cast, with `dtype`)."""
+    dtype = config.pop("dtype", None)
+    model = AutoModelForCausalLM.from_pretrained(source)
+    if dtype is not None:
+        model = model.to(dtype)
+    for key, value in config.items():
+        setattr(model.config, key, value)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return folder
+
+
+def test_float64_parameters_are_averaged_in_float64(zoo, tmp_path):
+    a = _variant(zoo["a"], tmp_path / "a64", dtype=torch.float64)
+    b = _variant(zoo["b"], tmp_path / "b64", dtype=torch.float64)
+    model, _ = load_merged(_recipe(tmp_path, [(a, 0.3), (b, 0.7)]))
+    sd_a = AutoModelForCausalLM.from_pretrained(a, dtype=torch.float64).state_dict()
+    sd_b = AutoModelForCausalLM.from_pretrained(b, dtype=torch.float64).state_dict()
+    for name, tensor in model.state_dict().items():
+        assert tensor.dtype == torch.float64, name
+        expected = sd_a[name] * 0.3 + sd_b[name] * 0.7
+        # float32 accumulation would be off by about 1e-8 relative; float64 agrees to rounding
+        torch.testing.assert_close(tensor, expected, rtol=1e-15, atol=1e-15)
+
+
+def _recipe(tmp_path, models) -> object:
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({"models": [{"path": str(p), "weight": w} for p, w in models]}))
+    return path
+
+
+def test_config_fields_that_do_not_change_the_weights_may_differ(zoo, tmp_path):
+    no_cache = _variant(zoo["b"], tmp_path / "b-no-cache", use_cache=False, output_hidden_states=True)
+    out = merge(make_recipe([zoo["a"], no_cache]), tmp_path / "merged")
+    assert AutoModelForCausalLM.from_pretrained(out).config.use_cache is True  # the first model's value
+
+
+def test_a_missing_model_folder_is_named_before_anything_is_loaded(zoo, tmp_path, paloma_cli):
+    with pytest.raises(PalomaError, match=r"^/nonexistent/ckpt: no such model folder$"):
+        merge(make_recipe([zoo["a"], "/nonexistent/ckpt"]), tmp_path / "x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PalomaError, match=r"empty: not a transformers model folder \(no config\.json\)"):
+        merge(make_recipe([zoo["a"], tmp_path / "empty"]), tmp_path / "y")
+    proc = paloma_cli("merge", zoo["a"], "./missing/ckpt", "--output", tmp_path / "z")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "paloma merge: error: ./missing/ckpt: no such model folder"
+    assert "Repo id" not in proc.stderr and not (tmp_path / "z").exists()

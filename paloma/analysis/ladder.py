@@ -1,46 +1,67 @@
 """Scaling ladders: fit L(N, D) = E + A/N^α + B/D^β to small models and predict a larger one (paloma.md §7).
 
-N is the parameter count (non-embedding by default, as in Kaplan et al.; total on request) and D the
-number of training tokens. L is a per-domain loss: nats per token (= ln perplexity) by default, or bits per
-byte, which stays comparable across tokenizers.
+N is the parameter count and D the number of training tokens (see `ladder_data` for how both are read from
+eval runs). L is a per-target loss: nats per token (= ln perplexity) by default, or bits per byte.
 
 The fit follows Hoffmann et al. (Chinchilla) and the OLMo ladder: with E = e^e, A = e^a, B = e^b, the model
 predicts log L = logsumexp(e, a − α ln N, b − β ln D); the objective is the Huber loss (δ = 1e-3) of the
-log residuals, minimised by L-BFGS-B with an analytic gradient, started from the best few points of a grid
-of initialisations. Leave-one-out refits the law without each point in turn and predicts that point only.
+log residuals, minimised by L-BFGS-B with an analytic gradient.
+
+Where L-BFGS-B starts decides which optimum it finds. A term whose log is far below the others has almost
+no gradient, so a start with a dead B/D^β term stays dead (a Chinchilla law fitted on the paper's own ladder
+converged to B = 1, β = 1.5 with 8.6% in-sample error that way). The starts are therefore:
+
+- the local minima of a profile over the exponents: for each (α, β) of a grid, the law is linear in
+  (E, A, B), so the best non-negative (E, A, B) is a small weighted least-squares problem, solved for every
+  grid point at once; each local minimum of that profile is a different basin, with every term alive;
+- OLMo-ladder's own start (A = e³, B = e⁶, α = 0.1, β = 0.2, E = 1; `olmo/scaling`),
+
+and the fit with the lowest final objective wins. Parameters that end on a bound are named in the fit's
+`warnings`: the data do not determine them. Designs with fewer distinct N or D than the law needs are refused.
+
+Uncertainty: the delta method, as OLMo-ladder, with the covariance of least squares on log residuals
+(σ̂² (JᵀJ)⁻¹, σ̂² the residual variance with n − p degrees of freedom, parameters on a bound held fixed);
+a prediction's interval is a *prediction* interval (it includes the scatter of a new run about the law,
+σ̂², as a held-out run has), t-distributed, exponentiated from log space.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.stats import t as student_t
 from threadpoolctl import threadpool_limits
 
+from paloma.analysis.downstream import DownstreamSpec, fit_downstream, match_results
+from paloma.analysis.ladder_data import LadderPoint, ladder_points
+from paloma.analysis.ladder_report import holdout_summary
 from paloma.analysis.runs import Run
 from paloma.errors import PalomaError
-from paloma.metrics import LN2, DomainSums, excluded_from_ordinary
 from paloma.registry import Registry
 
+__all__ = ["LadderPoint", "ScalingLaw", "check_design", "fit_ladder", "fit_law", "fit_runs", "fit_target"]
+
 HUBER_DELTA = 1e-3
-MIN_POINTS = 5  # five free parameters
 PARAM_NAMES = ("E", "A", "alpha", "B", "beta")
 # (e, a, alpha, b, beta) bounds: exponents positive, scales wide enough for any loss in nats or bits.
 BOUNDS = [(-10.0, 5.0), (-10.0, 60.0), (1e-3, 3.0), (-10.0, 60.0), (1e-3, 3.0)]
-INIT_GRID = {
-    "e": np.linspace(-1.0, 1.0, 5),
-    "a": np.linspace(0.0, 25.0, 6),
-    "alpha": np.linspace(0.0, 2.0, 5),
-    "b": np.linspace(0.0, 25.0, 6),
-    "beta": np.linspace(0.0, 2.0, 5),
-}
-STARTS = 4  # L-BFGS-B runs from the best grid points
+_LOWER = np.array([lo for lo, _ in BOUNDS])
+_UPPER = np.array([hi for _, hi in BOUNDS])
+# OLMo-ladder's start for loss targets (olmo/scaling step1: p0 = [a=3, b=6, α=0.1, β=0.2, E=1]), in our order.
+OLMO_START = np.array([0.0, 3.0, 0.1, 6.0, 0.2])
+PROFILE_EXPONENTS = np.linspace(0.02, 1.5, 30)  # α and β of the profile grid (30 × 30 points)
+PROFILE_STARTS = 3  # at most this many profile minima (best first) start L-BFGS-B, besides OLMo's start
+MIN_DISTINCT = {"points": 5, "N": 3, "D": 3}
+AT_BOUND_TOLERANCE = 1e-6  # of the bound interval's width
+DEFAULT_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -65,21 +86,10 @@ class ScalingLaw:
         return {name: getattr(self, name) for name in PARAM_NAMES}
 
 
-def _log_terms(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
-    """The three terms of log L, shape (..., 3, points), for thetas of shape (..., 5)."""
-    e, a, alpha, b, beta = (theta[..., i, None] for i in range(5))
-    return np.stack(np.broadcast_arrays(e, a - alpha * log_n, b - beta * log_d), axis=-2)
-
-
-def _huber(r: np.ndarray, delta: float) -> np.ndarray:
-    small = np.abs(r) <= delta
-    return np.where(small, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
-
-
 def objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean Huber loss of log residuals and its gradient with respect to (e, a, α, b, β).
 
-    Written out term by term (not via `_log_terms`) because L-BFGS-B calls it hundreds of times per fit.
+    Written out term by term because L-BFGS-B calls it hundreds of times per fit.
     """
     e, a, alpha, b, beta = theta
     t1 = a - alpha * log_n
@@ -96,12 +106,93 @@ def objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np
     return float(huber.mean()), grad
 
 
-def _grid_losses(log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    grid = np.stack(np.meshgrid(*INIT_GRID.values(), indexing="ij"), axis=-1).reshape(-1, 5)
-    terms = _log_terms(grid, log_n, log_d)
-    peak = terms.max(axis=-2)
-    residual = peak + np.log(np.exp(terms - peak[..., None, :]).sum(axis=-2)) - log_l
-    return grid, _huber(residual, HUBER_DELTA).mean(axis=-1)
+def log_jacobian(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    """d log L / d(e, a, α, b, β) at each point: (points, 5). Each term's weight is its share of L."""
+    e, a, alpha, b, beta = theta
+    terms = np.stack(np.broadcast_arrays(np.full_like(log_n, e), a - alpha * log_n, b - beta * log_d))
+    share = np.exp(terms - terms.max(axis=0))
+    share /= share.sum(axis=0)
+    return np.stack([share[0], share[1], -share[1] * log_n, share[2], -share[2] * log_d], axis=1)
+
+
+# ---- starts ------------------------------------------------------------------------------------------------
+
+_SUBSETS = [list(s) for r in (3, 2, 1) for s in itertools.combinations(range(3), r)]
+
+
+def profile_starts(n: np.ndarray, d: np.ndarray, loss: np.ndarray, count: int = PROFILE_STARTS) -> list[np.ndarray]:
+    """Starts at the best local minima of the exponent profile (see the module docstring), best first.
+
+    For each (α, β) the scales (E, A, B) minimise Σ((E + A N^-α + B D^-β − L)/L)² (relative residuals, which
+    approximate log residuals) under E, A, B ≥ 0: every subset of the three terms is solved by its normal
+    equations at all grid points at once, and the best feasible subset is kept. A term left out starts at
+    its lower bound.
+    """
+    alpha, beta = (g.ravel() for g in np.meshgrid(PROFILE_EXPONENTS, PROFILE_EXPONENTS, indexing="ij"))
+    basis = (
+        np.stack(
+            np.broadcast_arrays(1.0, np.exp(-alpha[:, None] * np.log(n)), np.exp(-beta[:, None] * np.log(d))), axis=-1
+        )
+        / loss[:, None]
+    )  # (grid, points, 3): rows divided by L, so the target is a vector of ones
+    best = np.full(len(alpha), np.inf)
+    scales = np.zeros((len(alpha), 3))
+    for subset in _SUBSETS:
+        design = basis[:, :, subset]
+        gram = np.einsum("gpi,gpj->gij", design, design)
+        rhs = design.sum(axis=1)
+        with np.errstate(all="ignore"):
+            coef = _batched_solve(gram, rhs)
+            value = ((np.einsum("gpi,gi->gp", design, coef) - 1.0) ** 2).sum(axis=1)
+        better = np.all(coef > 0, axis=1) & np.isfinite(value) & (value < best)
+        best = np.where(better, value, best)
+        scales[better] = 0.0
+        scales[np.ix_(better, subset)] = coef[better]
+    grid = best.reshape(len(PROFILE_EXPONENTS), -1)
+    padded = np.pad(grid, 1, constant_values=np.inf)
+    neighbours = np.min(
+        [padded[1 + i : 1 + i + grid.shape[0], 1 + j : 1 + j + grid.shape[1]] for i, j in _NEIGHBOURS], axis=0
+    )
+    minima = np.flatnonzero((grid <= neighbours).ravel() & np.isfinite(best))
+    chosen = minima[np.argsort(best[minima], kind="stable")][:count]
+    with np.errstate(divide="ignore"):
+        logs = np.log(scales[chosen])  # a left-out term (scale 0) starts at its lower bound
+    starts = np.column_stack([logs[:, 0], logs[:, 1], alpha[chosen], logs[:, 2], beta[chosen]])
+    return list(np.clip(starts, _LOWER, _UPPER))
+
+
+_NEIGHBOURS = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+
+
+def _batched_solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve gram[g] x = rhs[g] for every grid point; singular systems give NaN (and are never chosen)."""
+    singular = np.abs(np.linalg.det(gram)) < 1e-300
+    gram = np.where(singular[:, None, None], np.eye(gram.shape[1]), gram)
+    coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    coef[singular] = np.nan
+    return coef
+
+
+# ---- fitting -----------------------------------------------------------------------------------------------
+
+
+def check_design(n: Sequence[float], d: Sequence[float]) -> None:
+    """Refuse ladders that cannot determine the five parameters.
+
+    The law is additive in N and D: the N part (A, α) is seen only through differences between distinct N,
+    so it needs three of them, and so does the D part; with E, five distinct (N, D) points in all. A grid of
+    3 sizes × 2 token budgets, or the same run five times, leaves a family of laws that fit equally well.
+    """
+    pairs = {(float(f"{x:.9g}"), float(f"{y:.9g}")) for x, y in zip(n, d, strict=True)}
+    counts = {"points": len(pairs), "N": len({p[0] for p in pairs}), "D": len({p[1] for p in pairs})}
+    for what, needed in MIN_DISTINCT.items():
+        if counts[what] < needed:
+            label = {"points": "distinct (N, D) runs", "N": "distinct model sizes N", "D": "distinct token counts D"}
+            raise PalomaError(
+                f"the ladder has {counts[what]} {label[what]}; fitting E + A/N^α + B/D^β needs at least {needed} "
+                f"({counts['points']} distinct runs, {counts['N']} sizes, {counts['D']} token counts): add runs "
+                "that vary it"
+            )
 
 
 def fit_law(
@@ -112,174 +203,201 @@ def fit_law(
 ) -> tuple[ScalingLaw, float]:
     """Fit the law to points (N_i, D_i, L_i); returns the law and its objective value.
 
-    Without `warm_start`, L-BFGS-B runs from the STARTS best points of the initialisation grid; with it
-    (a nearby solution, as in leave-one-out refits), from that point only.
+    Without `warm_start`, L-BFGS-B runs from the profile minima and OLMo-ladder's start (module docstring);
+    with it (a nearby solution, as in leave-one-out refits), from that point only.
     """
-    log_n, log_d, log_l = (np.log(np.asarray(x, dtype=np.float64)) for x in (n, d, loss))
-    if len(log_l) < MIN_POINTS:
-        raise PalomaError(f"a scaling-law fit needs at least {MIN_POINTS} points, got {len(log_l)}")
-    if warm_start is None:
-        grid, losses = _grid_losses(log_n, log_d, log_l)
-        starts = list(grid[np.argsort(losses)[:STARTS]])
-    else:
-        starts = [warm_start]
+    theta, value = fit_theta(n, d, loss, warm_start)
+    return ScalingLaw.from_theta(theta), value
+
+
+def fit_theta(
+    n: Sequence[float], d: Sequence[float], loss: Sequence[float], warm_start: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    n, d, loss = (np.asarray(x, dtype=np.float64) for x in (n, d, loss))
+    if len(loss) < MIN_DISTINCT["points"]:
+        raise PalomaError(f"a scaling-law fit needs at least {MIN_DISTINCT['points']} points, got {len(loss)}")
+    log_n, log_d, log_l = np.log(n), np.log(d), np.log(loss)
     # L-BFGS-B calls BLAS on 5×5 matrices; a multi-threaded BLAS spends 30-100× longer synchronising its
     # threads than computing (measured on a busy 2-core machine), so the fit runs single-threaded.
     with threadpool_limits(1, user_api="blas"):
-        best = min((_minimize(start, log_n, log_d, log_l) for start in starts), key=lambda found: found.fun)
-    return ScalingLaw.from_theta(best.x), float(best.fun)
+        if warm_start is not None:
+            best = _minimize(warm_start, log_n, log_d, log_l)
+        else:  # every start to a loose tolerance, then the best one to the final tolerance (half the time)
+            starts = [*profile_starts(n, d, loss), OLMO_START]
+            rough = min((_minimize(s, log_n, log_d, log_l, *ROUGH) for s in starts), key=lambda found: found.fun)
+            best = _minimize(rough.x, log_n, log_d, log_l)
+    return best.x, float(best.fun)
 
 
-def _minimize(start: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray):
+ROUGH = (1e-10, 1e-9)  # ftol, gtol of the multi-start phase
+FINAL = (1e-16, 1e-13)
+
+
+def _minimize(
+    start: np.ndarray,
+    log_n: np.ndarray,
+    log_d: np.ndarray,
+    log_l: np.ndarray,
+    ftol: float = FINAL[0],
+    gtol: float = FINAL[1],
+):
     return minimize(
         objective,
-        np.clip(start, [lo for lo, _ in BOUNDS], [hi for _, hi in BOUNDS]),
+        np.clip(start, _LOWER, _UPPER),
         args=(log_n, log_d, log_l),
         jac=True,
         method="L-BFGS-B",
         bounds=BOUNDS,
-        options={"maxiter": 2000, "ftol": 1e-16, "gtol": 1e-13},
+        options={"maxiter": 2000, "ftol": ftol, "gtol": gtol},
     )
 
 
-def law_theta(law: ScalingLaw) -> np.ndarray:
-    return np.array([math.log(law.E), math.log(law.A), law.alpha, math.log(law.B), law.beta])
+def at_bounds(theta: np.ndarray) -> dict[str, str]:
+    """Parameters that ended on a bound: {name: "lower" | "upper"}."""
+    width = _UPPER - _LOWER
+    out = {}
+    for i, name in enumerate(PARAM_NAMES):
+        if theta[i] - _LOWER[i] <= AT_BOUND_TOLERANCE * width[i]:
+            out[name] = "lower"
+        elif _UPPER[i] - theta[i] <= AT_BOUND_TOLERANCE * width[i]:
+            out[name] = "upper"
+    return out
+
+
+NEGLIGIBLE_SHARE = 1e-6  # a term below this share of L at every point cannot be fitted
+
+
+def bound_warnings(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> list[str]:
+    """One line per parameter on a bound, with its value and the bound (in the law's units, not logs), and
+    one per term too small at every run for its parameters to matter (it has no gradient either)."""
+    law = ScalingLaw.from_theta(theta).to_dict()
+    shares = log_jacobian(theta, log_n, log_d)[:, [0, 1, 3]].max(axis=0)  # each term's largest share of L
+    warnings = [
+        f"the {term} term is below {NEGLIGIBLE_SHARE:g} of L at every run: the runs do not determine {params}"
+        for term, params, share in zip(("E", "A/N^α", "B/D^β"), ("E", "A, α", "B, β"), shares, strict=True)
+        if share < NEGLIGIBLE_SHARE
+    ]
+    for name, side in at_bounds(theta).items():
+        i = PARAM_NAMES.index(name)
+        raw = _LOWER[i] if side == "lower" else _UPPER[i]
+        limit = raw if name in ("alpha", "beta") else math.exp(raw)
+        warnings.append(f"{name} = {law[name]:.3g} is at its {side} bound {limit:.3g}: the runs do not determine it")
+    return warnings
 
 
 @dataclass(frozen=True)
-class LadderPoint:
-    """One model of the ladder: its size, its training tokens, and its loss on each target."""
+class Uncertainty:
+    """The delta method's ingredients: parameter covariance (log-space θ), residual variance, dof."""
 
-    name: str
-    n: float
-    d: float
-    losses: Mapping[str, float] = field(default_factory=dict)
+    covariance: np.ndarray | None  # (5, 5); rows and columns of parameters on a bound are zero
+    residual_var: float
+    dof: int
+    reason: str | None = None  # why there is no covariance
+
+    def interval(self, theta: np.ndarray, n: float, d: float, level: float) -> dict:
+        """Prediction interval of the loss of a run (N, D): {"interval": [lo, hi], "sd_log", "level"}."""
+        if self.covariance is None:
+            return {"interval": None, "sd_log": None, "level": level, "note": self.reason}
+        g = log_jacobian(theta, np.log(np.array([n], dtype=float)), np.log(np.array([d], dtype=float)))[0]
+        sd = math.sqrt(max(float(g @ self.covariance @ g), 0.0) + self.residual_var)
+        half = float(student_t.ppf(0.5 + level / 2, self.dof)) * sd
+        centre = float(ScalingLaw.from_theta(theta)(n, d))
+        return {"interval": [centre * math.exp(-half), centre * math.exp(half)], "sd_log": sd, "level": level}
 
 
-def fit_target(points: Sequence[LadderPoint], target: str, loo: bool = True) -> dict:
-    """Fit one target (a domain, source or the suite): law, in-sample quality, leave-one-out errors."""
+def uncertainty(theta: np.ndarray, n: np.ndarray, d: np.ndarray, observed: np.ndarray) -> Uncertainty:
+    """σ̂² (J_freeᵀ J_free)⁻¹ over the parameters not on a bound (module docstring)."""
+    free = np.array([name not in at_bounds(theta) for name in PARAM_NAMES])
+    residual = np.log(ScalingLaw.from_theta(theta)(n, d)) - np.log(observed)
+    dof = len(observed) - int(free.sum())
+    if dof < 1:
+        return Uncertainty(None, math.nan, dof, f"{len(observed)} points leave no degrees of freedom")
+    jac = log_jacobian(theta, np.log(n), np.log(d))[:, free]
+    singular = np.linalg.svd(jac, compute_uv=False)
+    if singular[-1] <= 1e-9 * singular[0]:
+        return Uncertainty(None, math.nan, dof, "the parameters are not identifiable from these runs")
+    residual_var = float(residual @ residual) / dof
+    covariance = np.zeros((5, 5))
+    covariance[np.ix_(free, free)] = residual_var * np.linalg.inv(jac.T @ jac)
+    return Uncertainty(covariance, residual_var, dof)
+
+
+def fit_target(
+    points: Sequence[LadderPoint],
+    target: str,
+    loo: bool = True,
+    level: float = DEFAULT_LEVEL,
+    check: bool = True,
+) -> dict:
+    """Fit one target (a domain, source or the suite): law, warnings, in-sample quality, leave-one-out errors."""
+    return _fit_target(points, target, loo, level, check)[0]
+
+
+def _fit_target(
+    points: Sequence[LadderPoint], target: str, loo: bool, level: float, check: bool
+) -> tuple[dict, np.ndarray, Uncertainty]:
     n = np.array([p.n for p in points])
     d = np.array([p.d for p in points])
     observed = np.array([p.losses[target] for p in points])
-    law, value = fit_law(n, d, observed)
+    if check:
+        check_design(n, d)
+    theta, value = fit_theta(n, d, observed)
+    law = ScalingLaw.from_theta(theta)
     fitted = law(n, d)
+    spread = uncertainty(theta, n, d, observed)
     result = {
         "target": target,
         "points": len(points),
         "law": law.to_dict(),
         "objective": value,
+        "warnings": bound_warnings(theta, np.log(n), np.log(d)),
+        "at_bounds": at_bounds(theta),
         "rmse_log": float(np.sqrt(np.mean((np.log(fitted) - np.log(observed)) ** 2))),
         "max_rel_error": float(np.max(np.abs(fitted / observed - 1.0))),
+        "residual_sd_log": math.sqrt(spread.residual_var) if spread.covariance is not None else None,
+        "dof": spread.dof,
+        "covariance_theta": spread.covariance.tolist() if spread.covariance is not None else None,
+        "interval_level": level,
         "observed": [float(x) for x in observed],
         "fitted": [float(x) for x in fitted],
     }
     if loo:
-        result["loo"] = leave_one_out(n, d, observed, [p.name for p in points], law)
+        result["loo"] = leave_one_out(n, d, observed, [p.name for p in points], theta)
         errors = [abs(p["rel_error"]) for p in result["loo"]]
         result["loo_mean_abs_rel_error"] = float(np.mean(errors)) if errors else math.nan
         result["loo_max_abs_rel_error"] = float(np.max(errors)) if errors else math.nan
-    return result
+    return result, theta, spread
 
 
 def leave_one_out(
-    n: np.ndarray, d: np.ndarray, observed: np.ndarray, names: Sequence[str], full: ScalingLaw
+    n: np.ndarray, d: np.ndarray, observed: np.ndarray, names: Sequence[str], theta: np.ndarray
 ) -> list[dict]:
     """For each point: refit on all *other* points and predict the held-out one.
 
-    Only possible with more than MIN_POINTS points. Each refit starts from the full fit's solution (the
-    held-out point moves the optimum only a little), which makes leave-one-out affordable for 585 domains.
+    Only possible with more than five points. Each refit starts from the full fit's solution (the held-out
+    point moves the optimum only a little), which makes leave-one-out affordable for 585 domains.
     """
-    if len(observed) <= MIN_POINTS:
+    if len(observed) <= MIN_DISTINCT["points"]:
         return []
     out = []
     for i in range(len(observed)):
         keep = np.arange(len(observed)) != i
-        law, _ = fit_law(n[keep], d[keep], observed[keep], warm_start=law_theta(full))
-        predicted = float(law(n[i], d[i]))
-        out.append(
-            {
-                "name": names[i],
-                "n": float(n[i]),
-                "d": float(d[i]),
-                "observed": float(observed[i]),
-                "predicted": predicted,
-                "abs_error": predicted - float(observed[i]),
-                "rel_error": predicted / float(observed[i]) - 1.0,
-            }
-        )
+        law, _ = fit_law(n[keep], d[keep], observed[keep], warm_start=theta)
+        out.append(error_row(names[i], n[i], d[i], float(observed[i]), float(law(n[i], d[i]))))
     return out
 
 
-# ---- from eval runs to ladder points ------------------------------------------------------------------------
-
-
-def _loss(sums: DomainSums, metric: str) -> float:
-    if metric == "loss":
-        return sums.nll_sum / sums.tokens if sums.tokens else math.nan
-    return sums.nll_sum / (sums.bytes * LN2) if sums.bytes else math.nan
-
-
-def run_losses(run: Run, metric: str, levels: Sequence[str], registry: Registry | None) -> dict[str, float]:
-    """The run's loss on every target: `suite` (ordinary: no fringe, no code), `source:S`, `domain:S/D`."""
-    by_source: dict[str, DomainSums] = {}
-    ordinary = DomainSums()
-    losses = {}
-    for (source, domain), sums in run.domain_sums.items():
-        by_source.setdefault(source, DomainSums())
-        by_source[source] += sums
-        if not excluded_from_ordinary(registry, source, domain):
-            ordinary += sums
-        if "domain" in levels:
-            losses[f"domain:{source}/{domain}"] = _loss(sums, metric)
-    if "source" in levels:
-        losses.update({f"source:{s}": _loss(sums, metric) for s, sums in by_source.items()})
-    if "suite" in levels:
-        losses["suite"] = _loss(ordinary, metric)
-    return {k: v for k, v in losses.items() if math.isfinite(v) and v > 0}
-
-
-def ladder_points(
-    runs: Sequence[Run],
-    tokens: Mapping[str, float] | None = None,
-    parameters: str = "non_embedding",
-    metric: str = "loss",
-    levels: Sequence[str] = ("suite", "source", "domain"),
-    registry: Registry | None = None,
-) -> list[LadderPoint]:
-    """One ladder point per run; D from results.json `model.training_tokens` or the `tokens` mapping.
-
-    The mapping is keyed by the run's folder path or its model name; when both sources give a value they
-    must agree, so a stale CSV cannot silently override what the run recorded.
-    """
-    if metric not in ("loss", "bpb"):
-        raise PalomaError(f"unknown metric {metric!r} (use loss or bpb)")
-    field_name = {"non_embedding": "non_embedding_parameters", "total": "parameters"}.get(parameters)
-    if field_name is None:
-        raise PalomaError(f"unknown parameter count {parameters!r} (use non_embedding or total)")
-    points = []
-    for run in runs:
-        n = run.model.get(field_name)
-        if not n:
-            raise PalomaError(f"{run.path}/results.json: field model.{field_name} is missing")
-        d = _training_tokens(run, tokens or {})
-        points.append(LadderPoint(run.name, float(n), d, run_losses(run, metric, levels, registry)))
-    return points
-
-
-def _training_tokens(run: Run, tokens: Mapping[str, float]) -> float:
-    recorded = run.model.get("training_tokens")
-    mapped = next((tokens[k] for k in (str(run.path), run.path.name, run.name) if k in tokens), None)
-    if recorded and mapped and not math.isclose(float(recorded), float(mapped), rel_tol=1e-9):
-        raise PalomaError(
-            f"{run.path}: results.json says {recorded} training tokens but the mapping says {mapped}; fix one"
-        )
-    value = recorded or mapped
-    if not value:
-        raise PalomaError(
-            f"{run.path}: no training tokens (results.json model.training_tokens is missing and --tokens has no "
-            f"row for {run.path.name!r} or {run.name!r})"
-        )
-    return float(value)
+def error_row(name: str, n: float, d: float, actual: float, predicted: float) -> dict:
+    """One prediction against what the run scored: signed absolute and relative errors, as the paper reports."""
+    return {
+        "name": name,
+        "n": float(n),
+        "d": float(d),
+        "observed": actual,
+        "predicted": predicted,
+        "abs_error": predicted - actual,
+        "rel_error": predicted / actual - 1.0,
+    }
 
 
 def fit_ladder(
@@ -288,36 +406,66 @@ def fit_ladder(
     predict: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
     jobs: int = 1,
+    holdout: Sequence[LadderPoint] = (),
+    level: float = DEFAULT_LEVEL,
 ) -> dict:
-    """Fit every target that all points share; optionally predict the loss of a model (N, D).
+    """Fit every target that all points share; predict a model (N, D) and the held-out runs, with intervals.
 
     Targets are independent, so `jobs` > 1 fits them in that many processes.
     """
-    if len(points) < MIN_POINTS:
-        raise PalomaError(f"a ladder fit needs at least {MIN_POINTS} runs, got {len(points)}")
+    if len(points) < MIN_DISTINCT["points"]:
+        raise PalomaError(f"a ladder fit needs at least {MIN_DISTINCT['points']} runs, got {len(points)}")
+    check_design([p.n for p in points], [p.d for p in points])
     shared = set.intersection(*(set(p.losses) for p in points))
     targets = sorted(shared, key=_target_order)
-    task = partial(_fit_one, points, loo=loo, predict=predict)
+    task = partial(_fit_one, points, loo=loo, predict=predict, holdout=tuple(holdout), level=level)
     fits = []
     with ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
         for fit in pool.map(task, targets, chunksize=8) if pool else map(task, targets):
             fits.append(fit)
             if progress:
                 progress(1)
-    return {
-        "points": [{"name": p.name, "n": p.n, "d": p.d} for p in points],
+    result = {
+        "points": [p.describe() for p in points],
+        "holdout_points": [p.describe() for p in holdout],
         "huber_delta": HUBER_DELTA,
+        "interval_level": level,
         "predict": {"n": predict[0], "d": predict[1]} if predict else None,
         "skipped_targets": sorted(set.union(*(set(p.losses) for p in points)) - shared, key=_target_order),
         "fits": fits,
     }
+    if holdout:
+        result["holdout_summary"] = holdout_summary(result)
+    return result
 
 
-def _fit_one(points: Sequence[LadderPoint], target: str, loo: bool, predict: tuple[float, float] | None) -> dict:
-    fit = fit_target(points, target, loo=loo)
+def _fit_one(
+    points: Sequence[LadderPoint],
+    target: str,
+    loo: bool,
+    predict: tuple[float, float] | None,
+    holdout: tuple[LadderPoint, ...],
+    level: float,
+) -> dict:
+    fit, theta, spread = _fit_target(points, target, loo, level, check=False)
+    law = ScalingLaw.from_theta(theta)
     if predict:
-        fit["prediction"] = {"n": predict[0], "d": predict[1], "loss": float(ScalingLaw(**fit["law"])(*predict))}
+        fit["prediction"] = {"n": predict[0], "d": predict[1], "loss": float(law(*predict))}
+        fit["prediction"].update(spread.interval(theta, *predict, level))
+    if holdout:
+        fit["holdout"] = [_holdout_row(law, theta, spread, p, target, level) for p in holdout if target in p.losses]
     return fit
+
+
+def _holdout_row(
+    law: ScalingLaw, theta: np.ndarray, spread: Uncertainty, point: LadderPoint, target: str, level: float
+) -> dict:
+    actual = point.losses[target]
+    row = error_row(point.name, point.n, point.d, actual, float(law(point.n, point.d)))
+    row.update(spread.interval(theta, point.n, point.d, level))
+    bounds = row["interval"]
+    row["inside"] = None if bounds is None else bool(bounds[0] <= actual <= bounds[1])
+    return row
 
 
 def _target_order(target: str) -> tuple[int, str]:
@@ -326,7 +474,7 @@ def _target_order(target: str) -> tuple[int, str]:
 
 def fit_runs(
     runs: Sequence[Run],
-    tokens: Mapping[str, float] | None = None,
+    tokens: dict[str, float] | None = None,
     parameters: str = "non_embedding",
     metric: str = "loss",
     levels: Sequence[str] = ("suite", "source", "domain"),
@@ -335,12 +483,37 @@ def fit_runs(
     registry: Registry | None = None,
     progress: Callable[[int], None] | None = None,
     jobs: int = 1,
+    holdout: Sequence[Run] = (),
+    level: float = DEFAULT_LEVEL,
+    last_k: int = 1,
+    count_output_embedding: bool = False,
+    mixed_schedules: bool = False,
+    downstream: DownstreamSpec | None = None,
 ) -> dict:
-    """Eval runs of a ladder → fitted laws per target (see `fit_ladder`), with the choices recorded."""
-    points = ladder_points(runs, tokens, parameters, metric, levels, registry)
-    ladder = fit_ladder(points, loo=loo, predict=predict, progress=progress, jobs=jobs)
+    """`paloma ladder fit`: eval runs (and held-out runs) → ladder points → `fit_ladder`, with the units;
+    with `downstream`, step 2 (`paloma.analysis.downstream`) chained to the fit of its `via` target."""
+    results = match_results([*runs, *holdout], downstream.files) if downstream else None
+    points, held = ladder_points(
+        runs,
+        tokens,
+        parameters=parameters,
+        metric=metric,
+        levels=levels,
+        registry=registry,
+        holdout=holdout,
+        last_k=last_k,
+        count_output_embedding=count_output_embedding,
+        mixed_schedules=mixed_schedules,
+    )
+    ladder = fit_ladder(points, loo=loo, predict=predict, progress=progress, jobs=jobs, holdout=held, level=level)
     unit = "nats per token (ln perplexity)" if metric == "loss" else "bits per byte"
-    return {"metric": metric, "unit": unit, "parameters": parameters, **ladder}
+    n_label = parameters + ("+output_embedding" if count_output_embedding else "")
+    out = {"metric": metric, "unit": unit, "parameters": n_label, "last_k": last_k, **ladder}
+    if downstream:
+        out["downstream"] = fit_downstream(
+            out, runs, held, results, downstream.task, downstream.metric, downstream.via, registry
+        )
+    return out
 
 
 FITS_CSV_COLUMNS = [
@@ -354,6 +527,9 @@ FITS_CSV_COLUMNS = [
     "predict_n",
     "predict_d",
     "predicted",
+    "predicted_lo",
+    "predicted_hi",
+    "warnings",
 ]
 
 
@@ -362,12 +538,16 @@ def fits_csv_rows(ladder: dict) -> list[list]:
     rows = []
     for fit in ladder["fits"]:
         prediction = fit.get("prediction") or {}
+        interval = prediction.get("interval") or [None, None]
         flat = {
             **fit,
             **fit["law"],
             "predict_n": prediction.get("n"),
             "predict_d": prediction.get("d"),
             "predicted": prediction.get("loss"),
+            "predicted_lo": interval[0],
+            "predicted_hi": interval[1],
+            "warnings": "; ".join(fit.get("warnings", [])),
         }
         rows.append([flat.get(c) for c in FITS_CSV_COLUMNS])
     return rows

@@ -8,6 +8,7 @@ sorted by id, so two runs over the same data line up index by index for paired r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from paloma.errors import PalomaError
 from paloma.eval.records import read_records_with_origin, record_files, record_key
 from paloma.metrics import DomainSums
+from paloma.registry import Registry
 
 DomainKey = tuple[str, str]
 RECORD_FIELDS = ("id", "source", "domain", "tokens", "bytes", "nll_sum")
@@ -130,3 +132,20 @@ def _to_documents(docs: dict[str, tuple[float, int, int, str]]) -> Documents:
         tokens=np.array([docs[i][1] for i in ids], dtype=np.int64),
         bytes=np.array([docs[i][2] for i in ids], dtype=np.int64),
     )
+
+
+def check_release(runs: Sequence[Run], registry: Registry | None) -> None:
+    """Refuse runs evaluated against another release's registry than the one given.
+
+    Which domains are code or fringe (left out of the suite's ordinary loss) is the registry's to say; the
+    wrong registry silently counts them (the demo's suite loss included its code domains that way).
+    """
+    if registry is None:
+        return
+    for run in runs:
+        release = (run.results.get("data") or {}).get("release")
+        if release and release != registry.release:
+            raise PalomaError(
+                f"{run.path}: evaluated against release {release!r}, but --registry gives {registry.release!r}; "
+                "pass --registry with that release's registry (a shipped name or its JSON file), or --registry none"
+            )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from paloma.commands._args import float_in
 from paloma.errors import PalomaError
+
+non_negative_float = float_in(0.0, float("inf"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(YAML/JSON: models: [{path, weight}]).",
     )
     parser.add_argument("models", nargs="+", help="model folders (or hub ids available offline)")
-    parser.add_argument("--weights", type=float, nargs="+", help="one weight per model (default equal; normalised)")
+    parser.add_argument(
+        "--weights", type=non_negative_float, nargs="+", help="one weight per model (default equal; normalised)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="new folder for the merged model")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="load and save in this dtype")
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64", "bfloat16", "float16"], help="load and save in this dtype"
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow models with custom code")
     parser.set_defaults(func=run)
 
@@ -28,11 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from paloma.merge import make_recipe, merge
+    from paloma.io import check_output_dir
+    from paloma.merge import check_model_paths, make_recipe, merge
 
     if len(args.models) < 2:
         raise PalomaError("give at least two models to merge")
     recipe = make_recipe(args.models, args.weights)
+    check_output_dir(args.output, recipe.paths)
+    check_model_paths(recipe.paths)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     output = merge(recipe, args.output, dtype=dtype, trust_remote_code=args.trust_remote_code)
     shares = ", ".join(f"{p} × {w:.4g}" for p, w in zip(recipe.paths, recipe.weights, strict=True))

@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from paloma.analysis.ranking import METRICS, Entry, rank_stability
-from paloma.analysis.runs import load_run
-from paloma.io import write_json
-from paloma.registry import load_registry
+from paloma.analysis.runs import check_release, load_run
+from paloma.commands._args import float_in, non_negative_int, positive_int
+from paloma.errors import PalomaError
+from paloma.io import check_output_file, write_json
+from paloma.registry import resolve_registry
 from paloma.table import format_table
 
 
@@ -22,17 +24,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("runs", nargs="+", type=Path, help="eval output folders (or results.json files)")
     parser.add_argument("--metric", choices=METRICS, default="macro_ppl", help="ranking metric (default macro_ppl)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument(
+        "--level",
+        type=float_in(0.0, 1.0, low_open=True, high_open=True),
+        default=0.95,
+        help="level of the rank intervals (default 0.95)",
+    )
+    parser.add_argument(
+        "--registry",
+        default="paloma",
+        help="registry (shipped name or JSON file; 'none') that says which domains ordinary_ppl leaves out",
+    )
     parser.add_argument("--output", type=Path, help="write the result (with every pair) as JSON to this file")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    registry = resolve_registry(args.registry)
+    if args.output:
+        check_output_file(args.output, args.runs)
+    missing = [p for p in args.runs if not p.exists()]
+    if missing:
+        raise PalomaError(f"{missing[0]}: no such eval output")
     runs = [load_run(p) for p in args.runs]
+    check_release(runs, registry)
     names = [r.name for r in runs]
     entries = [Entry.from_run(r, r.name if names.count(r.name) == 1 else str(r.path)) for r in runs]
-    result = rank_stability(entries, args.metric, args.bootstrap, args.seed, registry=load_registry())
+    result = rank_stability(entries, args.metric, args.bootstrap, args.seed, args.level, registry=registry)
     print(
         f"{result['metric']} over {result['domains']} domains of {result['sources']} sources; "
         f"{result['replicates']} replicates resampling {result['resampled']}"

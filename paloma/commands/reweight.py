@@ -7,8 +7,9 @@ from pathlib import Path
 
 from paloma.analysis.reweight import read_shares, reweight, token_shares
 from paloma.analysis.runs import load_run
+from paloma.commands._args import non_negative_int
 from paloma.errors import PalomaError
-from paloma.io import write_json
+from paloma.io import check_output_file, write_json
 from paloma.table import format_table
 
 
@@ -23,12 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shares = parser.add_mutually_exclusive_group(required=True)
     shares.add_argument("--shares", type=Path, help="JSON file of token shares per domain")
     shares.add_argument("--shares-from", type=Path, help="use the token shares of another eval output")
-    parser.add_argument("--top", type=int, default=10, help="how many of the largest shares to list")
+    parser.add_argument("--top", type=non_negative_int, default=10, help="how many of the largest shares to list")
     parser.add_argument("--output", type=Path, help="write the result as JSON to this file")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = [p for p in (args.run, args.shares, args.shares_from) if p is not None]
+    if args.output:
+        check_output_file(args.output, inputs)
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        raise PalomaError(f"{missing[0]}: no such file or folder")
     target = load_run(args.run)
     if args.shares:
         shares = read_shares(args.shares)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from paloma.analysis.runs import load_run
 from paloma.analysis.tokens import select, token_report
+from paloma.commands._args import non_negative_int, positive_int
 from paloma.errors import PalomaError
-from paloma.io import write_json
+from paloma.io import check_output_file, write_json
 from paloma.table import format_table
 from paloma.token_stats import FILENAME, check_against_sums, load_token_stats
 
@@ -27,8 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("run", type=Path, help="eval output folder (or a token_stats.npz file)")
     report.add_argument("--against", type=Path, help="a second run over the same tokens (differences are B − A)")
-    report.add_argument("--top", type=int, default=20, help="how many types to list (default 20)")
-    report.add_argument("--min-count", type=int, default=1, help="only compare types seen this often (default 1)")
+    report.add_argument("--top", type=non_negative_int, default=20, help="how many types to list (default 20)")
+    report.add_argument(
+        "--min-count", type=positive_int, default=1, help="only compare types seen this often (default 1)"
+    )
     report.add_argument("--source", help="restrict to one source")
     report.add_argument("--domain", help="restrict to one domain, as source/domain")
     report.add_argument("--tokenizer", help="tokenizer to decode types (default: the run's model, if available)")
@@ -65,6 +68,11 @@ def load_decoder(name_or_path: str | None) -> Callable[[int], str] | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_file(args.output, [args.run, *([args.against] if args.against else [])])
+    for path in (args.run, args.against):
+        if path is not None and not path.exists():
+            raise PalomaError(f"{path}: no such eval output or token_stats.npz")
     stats, run = _load(args.run)
     against = _load(args.against)[0] if args.against else None
     decode = load_decoder(args.tokenizer or (run.model.get("name_or_path") if run else None))

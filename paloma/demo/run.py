@@ -66,8 +66,9 @@ class Ladder:
         return [Rung(d, n, h, s) for s in self.steps for (d, n, h) in self.sizes]
 
 
-QUICK = Ladder("quick", sizes=((16, 1, 2), (32, 2, 2), (64, 2, 2)), steps=(20, 40), fit_levels=("suite", "source"))
-FULL = Ladder("full", sizes=QUICK.sizes, steps=(100, 200))
+# Three sizes and three token budgets: the fewest that determine all five parameters of the law.
+QUICK = Ladder("quick", sizes=((16, 1, 2), (32, 2, 2), (64, 2, 2)), steps=(20, 30, 40), fit_levels=("suite", "source"))
+FULL = Ladder("full", sizes=QUICK.sizes, steps=(100, 150, 200))
 
 
 @dataclass
@@ -311,8 +312,9 @@ def stage_ladder(demo: Demo, suite: Suite, runs: dict[str, Path]) -> dict:
     law = suite_fit["law"]
     demo.done(
         started,
-        f"suite: L = {law['E']:.2f} + {law['A']:.3g}/N^{law['alpha']:.2f} + {law['B']:.3g}/D^{law['beta']:.2f}; "
-        f"{len(ladder['fits'])} targets fitted; {folder / 'ladder.svg'}",
+        f"suite: L = {law['E']:.3g} + {law['A']:.3g}/N^{law['alpha']:.3g} + {law['B']:.3g}/D^{law['beta']:.3g}; "
+        f"{len(ladder['fits'])} targets fitted; {folder / 'ladder.svg'}"
+        + "".join(f"; warning: {w}" for w in suite_fit["warnings"]),
     )
     return ladder
 

@@ -73,6 +73,7 @@ class LoadedModel:
             "model_type": getattr(config, "model_type", None),
             "parameters": total,
             "non_embedding_parameters": non_embedding,
+            "output_embedding_parameters": output_embedding_parameters(self.model),
             "vocab_size": getattr(config, "vocab_size", None),
             "max_positions": max_positions(config),
             **({"converted_from": self.converted_from} if self.converted_from else {}),
@@ -96,6 +97,16 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
             embedding_ids.update(id(p) for p in module.parameters())
     embedding = sum(p.numel() for p in model.parameters() if id(p) in embedding_ids)
     return total, total - embedding
+
+
+def output_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters of the output embedding not shared with the input embedding (0 when tied): what OLMo-ladder
+    counts in N beside the non-embedding parameters (`paloma ladder fit --count-output-embedding`)."""
+    output, inputs = model.get_output_embeddings(), model.get_input_embeddings()
+    if output is None:
+        return 0
+    shared = {id(p) for p in inputs.parameters()} if inputs is not None else set()
+    return sum(p.numel() for p in output.parameters() if id(p) not in shared)
 
 
 def max_positions(config) -> int | None:
