@@ -3,7 +3,8 @@
     python benchmarks/check_export_transformers.py 5.0.0 5.24.0 [--cache /tmp/tf-versions]
 
 The dev environment holds one transformers version, so the lowest version pyproject.toml allows is checked
-here rather than in a test (a test must not download). For each version: `pip install --no-deps --target`
+here rather than in a pytest test (a test must not download); `.ci/run` runs it for pyproject's lower bound
+and the installed version after the tests. For each version: `pip install --no-deps --target`
 puts that transformers into its own folder (with a matching huggingface_hub where it needs another); an
 export of a random small model (written by the installed transformers, as `paloma train` writes it) is then
 loaded in a fresh process that imports that version first, with plain `AutoModelForCausalLM.from_pretrained`
@@ -22,6 +23,7 @@ import textwrap
 from pathlib import Path
 
 import torch
+from packaging.version import Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -122,7 +124,7 @@ def main() -> int:
             if "error" not in row:
                 theirs = torch.load(str(ids_file) + ".theirs")
                 row["max_abs_logprob_diff"] = float((theirs - ours).abs().max())
-                row["ok"] = row["version"] == version and row["max_abs_logprob_diff"] < 2e-5
+                row["ok"] = Version(row["version"]) == Version(version) and row["max_abs_logprob_diff"] < 2e-5
             rows.append(row)
     for row in rows:
         print(json.dumps(row))

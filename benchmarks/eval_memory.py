@@ -7,7 +7,13 @@ planning, scoring, writing records, aggregating with bootstrap intervals. Each r
 peak resident set size (ru_maxrss) is fitted as a + b · documents, and the fit is evaluated at one Paloma
 split: 2M documents, 62M tokens.
 
-Usage: python benchmarks/eval_memory.py [--sizes 5000,10000,20000,40000] [--bootstrap 100]
+Planning and scoring work on one chunk of `CHUNK_DOCUMENTS` (65,536) documents at a time, so what a chunk
+holds grows with the corpus only up to that size: a fit over corpora smaller than one chunk measures the
+chunk's growth and extrapolates it to 2M documents, which overstates the split's peak several-fold. The
+default sizes reach five chunks and the extrapolation uses the sizes of at least one chunk (the fit over all
+sizes is printed too).
+
+Usage: python benchmarks/eval_memory.py [--sizes 20000,80000,160000,320000] [--bootstrap 100]
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from fixtures import build_model, pydoc_paragraphs, train_tokenizer  # noqa: E402
+
+from paloma.eval.plan import CHUNK_DOCUMENTS  # noqa: E402
 
 SPLIT_DOCUMENTS, SPLIT_TOKENS = 2_000_000, 62_000_000
 
@@ -94,7 +102,7 @@ def measure(model: Path, data: Path, work: Path, bootstrap: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="5000,10000,20000,40000")
+    parser.add_argument("--sizes", default="20000,80000,160000,320000")
     parser.add_argument("--bootstrap", type=int, default=100)
     args = parser.parse_args()
     words = sorted({w for p in pydoc_paragraphs() for w in p.split() if w.isalpha()})
@@ -116,19 +124,24 @@ def main() -> None:
     docs = np.array([r["documents"] for r in rows], dtype=float)
     tokens = np.array([r["tokens"] for r in rows], dtype=float)
     rss = np.array([r["peak_rss_mb"] for r in rows])
-    slope, intercept = np.polyfit(docs, rss, 1)
-    per_token = np.polyfit(tokens, rss, 1)[0]
-    at_split = intercept + slope * SPLIT_DOCUMENTS
-    by_tokens = intercept + per_token * SPLIT_TOKENS
-    print(
-        f"\nfit: {intercept:.0f} MB + {slope * 1e6:.1f} MB per million documents ({slope * 2**20:.0f} "
-        f"bytes a document); {per_token * 1e6:.2f} MB per million tokens"
-    )
-    print(
-        f"extrapolated to one Paloma split: {at_split:,.0f} MB (by documents), {by_tokens:,.0f} MB (by tokens); "
-        f"target 1,536 MB; load average {os.getloadavg()[0]:.1f}"
-    )
-    print(json.dumps({"runs": rows, "extrapolated_mb": {"documents": at_split, "tokens": by_tokens}}, indent=1))
+    chunked = docs >= CHUNK_DOCUMENTS
+    if chunked.sum() < 2:
+        print(f"(fewer than two sizes of at least {CHUNK_DOCUMENTS:,} documents: the fit uses every size)")
+        chunked[:] = True
+    extrapolated = {}
+    for label, use in (("sizes of one chunk or more", chunked), ("all sizes", np.ones_like(chunked))):
+        slope, intercept = np.polyfit(docs[use], rss[use], 1)
+        per_token, token_intercept = np.polyfit(tokens[use], rss[use], 1)
+        at_split = intercept + slope * SPLIT_DOCUMENTS
+        by_tokens = token_intercept + per_token * SPLIT_TOKENS
+        extrapolated[label] = {"documents": at_split, "tokens": by_tokens}
+        print(
+            f"\nfit over {label}: {intercept:.0f} MB + {slope * 1e6:.1f} MB per million documents "
+            f"({slope * 2**20:.0f} bytes a document); {per_token * 1e6:.2f} MB per million tokens\n"
+            f"  extrapolated to one Paloma split: {at_split:,.0f} MB (by documents), {by_tokens:,.0f} MB (by tokens)"
+        )
+    print(f"target 1,536 MB; load average {os.getloadavg()[0]:.1f}")
+    print(json.dumps({"runs": rows, "extrapolated_mb": extrapolated}, indent=1))
 
 
 if __name__ == "__main__":
