@@ -9,7 +9,6 @@ browser is downloaded. Screenshots of each page type are kept in test-artifacts/
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from paloma.submissions.submit import submit
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "site"
 EVIL = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2>"
 DESKTOP, PHONE = (1400, 900), (390, 844)
@@ -72,19 +70,6 @@ def _with_training_tokens(out: Path, tokens: int) -> None:
     results = json.loads(path.read_text())
     results["model"]["training_tokens"] = tokens
     path.write_text(json.dumps(results))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ from leaderboard_factory import eval_output, metadata, write_tiny_registry
 from paloma.site.builder import build
 from paloma.submissions.submit import submit
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MODELS = {"close-a": 1.0, "close-b": 1.01, "far": 1.3}  # name: quality (lower is better)
 
 
@@ -66,22 +64,16 @@ def test_leaderboard_rows_carry_rank_intervals_and_flip_rates(site):
 
 
 @pytest.mark.browser
-def test_the_rank_cell_shows_the_flip_rate_and_explains_it(site):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((site / "out" / "index.html").as_uri())
-        first = page.locator("#leaderboard tbody tr").first.locator("td.rank .stab")
-        assert first.get_attribute("data-flip").startswith("⇅")  # drawn by CSS beside the rank
-        assert page.locator("#leaderboard tbody tr").first.locator("td.rank").inner_text().strip() == "1"
-        assert "95% rank interval 1–" in first.get_attribute("title")
-        page.check("input[name=decon]")  # another view: its ranking was not resampled, so nothing is claimed
-        assert page.locator("#leaderboard td.rank .stab").count() == 0
-        browser.close()
+def test_the_rank_cell_shows_the_flip_rate_and_explains_it(site, browser):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((site / "out" / "index.html").as_uri())
+    first = page.locator("#leaderboard tbody tr").first.locator("td.rank .stab")
+    assert first.get_attribute("data-flip").startswith("⇅")  # drawn by CSS beside the rank
+    assert page.locator("#leaderboard tbody tr").first.locator("td.rank").inner_text().strip() == "1"
+    assert "95% rank interval 1–" in first.get_attribute("title")
+    page.check("input[name=decon]")  # another view: its ranking was not resampled, so nothing is claimed
+    assert page.locator("#leaderboard td.rank .stab").count() == 0
+    page.close()
     assert errors == []
