@@ -112,12 +112,26 @@ def test_bad_invocation_fails_cleanly(case: Case, world, tmp_path, capsys, monke
 
 
 def test_the_table_covers_every_subcommand():
-    from paloma.cli import COMMAND_MODULES
+    from paloma.cli import COMMANDS
 
-    commands = {c.argv[0] for c in CASES}
-    missing = {m.rsplit(".", 1)[1].replace("_", "-") for m in COMMAND_MODULES} - commands
+    missing = set(COMMANDS) - {c.argv[0] for c in CASES}
     assert not missing, f"no failure case for: {sorted(missing)}"
     assert len(CASES) >= 40
+
+
+def test_each_subcommand_is_found_in_the_module_that_registers_it():
+    """`paloma CMD` imports only CMD's module, so the map of commands to modules must be exact."""
+    import argparse
+    import importlib
+
+    from paloma.cli import COMMAND_MODULES, COMMANDS
+
+    registered = {}
+    for module_name in COMMAND_MODULES:
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module_name).register(subparsers)
+        registered.update(dict.fromkeys(subparsers.choices, module_name))
+    assert registered == COMMANDS
 
 
 SAMPLE = [c for c in CASES if c.id in {"unknown-option", "demo-output-under-dev-null"}]
