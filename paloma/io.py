@@ -179,6 +179,16 @@ def _move_into_place(staging: Path, path: Path, replace: bool) -> None:
         old.unlink()
 
 
+def read_json(path: str | Path, what: str) -> object:
+    """A JSON file's content; a missing or unparsable file is one error naming it and what it should be."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PalomaError(f"{path}: no such {what} file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PalomaError(f"{path}: not a JSON {what} ({err})") from None
+
+
 def write_json(path: str | Path, data: object) -> None:
     """Write JSON atomically; NaN and infinities become null so any JSON reader accepts the file."""
     with atomic_write(path) as handle:

@@ -7,12 +7,12 @@ which cannot be redistributed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from paloma.errors import PalomaError
+from paloma.io import read_json
 from paloma.resources import data_dir
 
 GROUPS = ("standard", "fine-grained", "disparities", "fringe")
@@ -149,12 +149,7 @@ def parse_registry(raw: dict, origin: str = "<registry>") -> Registry:
 
 def load_registry_file(path: str | Path) -> Registry:
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PalomaError(f"{path}: no such registry file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PalomaError(f"{path}: not a JSON registry ({err})") from None
+    raw = read_json(path, "registry")
     if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
         raise PalomaError(f"{path}: not a registry (expected an object with a 'sources' list)")
     return parse_registry(raw, origin=str(path))

@@ -14,7 +14,6 @@ read and tokenized in batches, never held in memory together.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 from paloma import __version__
 from paloma.errors import PalomaError
 from paloma.eval.data import DataSpec, Document, content_revision, iter_documents, resolve_data
+from paloma.io import read_json
 from paloma.protocol import FINGERPRINT_FIELDS, MODEL_MAX_LENGTH, PRESETS, protocol_from_preset
 from paloma.registry import Registry
 
@@ -234,12 +234,7 @@ def _domains(counts: dict[tuple[str, str], Counter], registry: Registry) -> dict
 def load_manifest(path: str | Path) -> Manifest:
     """Read a manifest file; every error names the file and the field."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PalomaError(f"{path}: no such manifest file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PalomaError(f"{path}: not a JSON manifest ({err})") from None
+    raw = read_json(path, "manifest")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise PalomaError(f'{path}: not a release manifest (expected "format": "{FORMAT}")')
     try:
