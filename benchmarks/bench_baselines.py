@@ -3,18 +3,18 @@
     python benchmarks/bench_baselines.py tokenize [--mb 40] [--workers 1 2] [--vocab 50277]
     python benchmarks/bench_baselines.py train [--configs tiny ladder-m] [--steps 12] [--set KEY=VALUE ...]
 
-tokenize: `baselines.tokens.tokenize` (the datatrove pipeline of `paloma baselines tokenize`: JSONL reader,
+tokenize: `paloma_baselines.tokens.tokenize` (the datatrove pipeline of `paloma baselines tokenize`: JSONL reader,
 document count, tokenizer, OLMo token writer) over a corpus of real text (the Python standard library's
 documentation and source, repeated to --mb megabytes in 8 JSONL files) with a byte-level BPE trained on that
 text to a GPT-NeoX-sized vocabulary (--vocab), on datatrove's local executor with 8 tasks and each --workers
 value. Tokens/s per worker = tokens / the tasks' summed run time (each task runs in one worker); CPU seconds
 are the tasks' own process time (the tokenizer's Rust threads included).
 
-train: each config trains for --steps optimizer steps through `baselines.train.train` (the real loop: token
+train: each config trains for --steps optimizer steps through `paloma_baselines.train.train` (the real loop: token
 files, forward, chunked loss, backward, clipping, LionW) on tokens of the standard library's documentation with
 a small local tokenizer; the configs' own vocabulary size (50304) is kept, so the output layer costs what it
 costs in the recipe. Tokens/s is the median over the steps after the first two. MFU divides the model FLOPs
-(6 per weight per token plus attention, `baselines.model.flops_per_token`) by a peak: on a GPU the device's
+(6 per weight per token plus attention, `paloma_baselines.model.flops_per_token`) by a peak: on a GPU the device's
 dense bf16 peak, on a CPU the fp32 matmul throughput measured right before and after each run (so CPU MFU
 reads "fraction of what this CPU's GEMM reaches under the same load", not of a datasheet number).
 """
@@ -36,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baselines.config import load_config
-from baselines.model import count_parameters, flops_per_token
-from baselines.tokens import tokenize
-from baselines.train import PEAK_FLOPS, train
+from paloma_baselines.config import load_config
+from paloma_baselines.model import count_parameters, flops_per_token
+from paloma_baselines.tokens import tokenize
+from paloma_baselines.train import PEAK_FLOPS, train
 from tests.baselines_helpers import stdlib_documents, tiny_tokens, train_tokenizer, write_corpus
 
 
@@ -75,7 +75,7 @@ def bench_tokenize(args: argparse.Namespace) -> None:
         texts = repeated(base, args.mb)
         started = time.perf_counter()
         tokenizer = train_tokenizer(base, root / "tok", vocab_size=args.vocab)
-        from baselines.data import load_tokenizer
+        from paloma_baselines.data import load_tokenizer
 
         vocab = len(load_tokenizer(str(tokenizer)))
         print(f"tokenizer: byte-level BPE, {vocab} tokens (trained in {time.perf_counter() - started:.0f}s)")

@@ -27,9 +27,9 @@ from packaging.version import Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baselines.config import load_config
-from baselines.export import export_model
-from baselines.model import Transformer
+from paloma.eval.olmo import write_transformers
+from paloma_baselines.config import load_config
+from paloma_baselines.model import Transformer
 
 LOADER = textwrap.dedent(
     """
@@ -108,7 +108,7 @@ def main() -> int:
         ours = model(ids).log_softmax(-1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        export = export_model(model.state_dict(), config, Path(tmp) / "export", training={"steps": 0})
+        export = write_transformers(model.state_dict(), config, Path(tmp) / "export", training={"steps": 0})
         ids_file = Path(tmp) / "ids.pt"
         torch.save(ids, ids_file)
         for version in args.versions:

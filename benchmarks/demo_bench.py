@@ -27,7 +27,7 @@ def main() -> None:
 
     import torch
 
-    from paloma.demo.run import run_demo
+    from paloma.demo.pipeline import run_demo
 
     if args.threads:
         torch.set_num_threads(args.threads)

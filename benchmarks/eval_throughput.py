@@ -202,7 +202,7 @@ def same_records(a: str, b: str) -> float:
 def forced_oom_split(model_dir: Path, data: Path, root: Path, args, reference: str) -> dict:
     """Score with the device memory capped so the first batches cannot fit: they are split, numbers unchanged."""
     from paloma.eval.data import DataSpec
-    from paloma.evaluate import EvalConfig, evaluate
+    from paloma.eval.evaluate import EvalConfig, evaluate
 
     if args.device.startswith("cuda"):
         torch.cuda.set_per_process_memory_fraction(args.oom_memory_fraction)

@@ -5,7 +5,7 @@ benchmarks/gpu_check.sh); about 3 minutes on one H100/H200:
     python benchmarks/gpu_check_train.py --variants bf16 bf16+ac  # a choice of them
     python benchmarks/gpu_check_train.py --cpu-smoke              # the same code paths, tiny model, on CPU
 
-Each variant is one real `baselines.train` run in its own process (as a user launches it), on synthetic token
+Each variant is one real `paloma_baselines.train` run in its own process (as a user launches it), on synthetic token
 files in OLMo's format (uniform random ids over the 50304-row vocabulary, so no hub download is needed) with a
 small local tokenizer; the recipe is `c4` (1,280,263,296 parameters, sequences of 2048) with one micro-batch
 of 8 per step. Variants:
@@ -69,7 +69,7 @@ def synthetic_tokens(folder: Path, vocab: int, tokens: int, files: int = 4) -> P
 def run_variant(name: str, args: argparse.Namespace, tokens: Path, tokenizer: Path, run: Path) -> dict:
     overrides = [*(CPU_RECIPE if args.cpu_smoke else GPU_RECIPE), *VARIANTS[name]]
     overrides += ["train.log_interval=1", "train.checkpoint_interval=1000000"]
-    train = ["-m", "baselines.train", "--config", "c4", "--tokens", str(tokens), "--tokenizer", str(tokenizer)]
+    train = ["-m", "paloma_baselines.train", "--config", "c4", "--tokens", str(tokens), "--tokenizer", str(tokenizer)]
     train += ["--output", str(run), "--max-steps", str(args.steps), "--no-export", "--quiet"]
     for item in overrides:
         train += ["--set", item]

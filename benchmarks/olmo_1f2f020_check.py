@@ -40,10 +40,10 @@ def main() -> int:
     from olmo.model import Olmo
     from olmo.optim import LionW, get_param_groups
 
-    from baselines.config import load_config
-    from baselines.data import GlobalOrder, TokenFiles
-    from baselines.model import Transformer
-    from baselines.optim import build_optimizer, parameter_groups
+    from paloma_baselines.config import load_config
+    from paloma_baselines.data import GlobalOrder, TokenFiles
+    from paloma_baselines.model import Transformer
+    from paloma_baselines.optim import build_optimizer, parameter_groups
 
     print(f"olmo from {Path(olmo.__file__).parent}")
 

@@ -45,6 +45,18 @@ def current_umask() -> int:
     return mask
 
 
+def honour_umask(folder: Path) -> None:
+    """Give the files other libraries wrote into `folder` the mode any new file gets (0644 under umask 022).
+
+    transformers 5 and accelerate write weights through private temporary files (mode 0600), which would
+    leave exports and checkpoints unreadable for teammates on a shared cluster.
+    """
+    mode = 0o666 & ~current_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
+
+
 def _host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 

@@ -24,9 +24,9 @@ from accelerate.utils.fsdp_utils import save_fsdp_model
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
-from baselines.config import config_from_dict
-from baselines.export import checkpoint_weights
-from baselines.model import Transformer
+from paloma_baselines.config import config_from_dict
+from paloma_baselines.export import checkpoint_weights
+from paloma_baselines.model import Transformer
 
 
 def main(source: Path, targets: dict[str, Path]) -> None:

@@ -74,7 +74,7 @@ def write_corpus_files(folder: Path, texts: list[str], files: int) -> Path:
 
 def tiny_tokens(corpus: Path, tokenizer: Path, output: Path, tasks: int = 1, **options):
     """`paloma baselines tokenize` of the tiny config (512-token vocabulary), in this process (one worker)."""
-    from baselines.tokens import tokenize
+    from paloma_baselines.tokens import tokenize
 
     overrides = ["model.vocab_size=512", *options.pop("overrides", [])]
     return tokenize(
@@ -97,6 +97,6 @@ def launch_env(config_file: Path) -> dict[str, str]:
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
     from accelerate.utils.launch import prepare_multi_gpu_env
 
-    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "baselines.train"])
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), "-m", "paloma_baselines.train"])
     args, _, _ = _validate_launch_command(args)
     return prepare_multi_gpu_env(args)

@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def paloma_env(**extra: str) -> dict[str, str]:
     """Environment for a subprocess that must import this checkout's `paloma`, offline."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    ours = [str(REPO_ROOT), str(REPO_ROOT / "baselines")]  # `paloma` and `paloma_baselines`
+    env["PYTHONPATH"] = os.pathsep.join([*ours, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     env.update(extra)
     return env

@@ -14,9 +14,9 @@ from paloma.analysis.reweight import reweight, token_shares
 from paloma.analysis.runs import load_run
 from paloma.analysis.tokens import select, token_report
 from paloma.eval.data import DataSpec
-from paloma.evaluate import EvalConfig, evaluate
+from paloma.eval.evaluate import EvalConfig, evaluate
+from paloma.eval.token_stats import check_against_sums, load_token_stats
 from paloma.merge import make_recipe, merge
-from paloma.token_stats import check_against_sums, load_token_stats
 
 
 def _evaluate(model: Path, release: Path, output: Path, token_stats: bool = True):

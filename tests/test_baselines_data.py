@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baselines.config import load_config
-from baselines.data import GlobalOrder, load_tokenizer, open_tokens
 from paloma.decon import build_index
 from paloma.errors import PalomaError
+from paloma_baselines.config import load_config
+from paloma_baselines.data import GlobalOrder, load_tokenizer, open_tokens
 from tests.baselines_helpers import (
     expected_token_stream,
     stdlib_documents,

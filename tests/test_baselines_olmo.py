@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.config import ModelConfig, load_config
-from baselines.data import GlobalOrder, load_tokenizer, open_tokens
-from baselines.model import Transformer
-from baselines.optim import build_optimizer, parameter_groups
+from paloma_baselines.config import ModelConfig, load_config
+from paloma_baselines.data import GlobalOrder, load_tokenizer, open_tokens
+from paloma_baselines.model import Transformer
+from paloma_baselines.optim import build_optimizer, parameter_groups
 from tests.baselines_helpers import (
     expected_token_stream,
     stdlib_documents,

@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.config import CONFIG_DIR, PALOMA_BASELINES, available_configs, load_config
-from baselines.export import export_model, load_export
-from baselines.model import Transformer, count_parameters, init_from_larger
-from baselines.optim import build_optimizer
-from baselines.schedule import lr_at
 from paloma.errors import PalomaError
+from paloma.eval.olmo import weight_shapes, write_transformers
+from paloma_baselines.config import CONFIG_DIR, PALOMA_BASELINES, ModelConfig, available_configs, load_config
+from paloma_baselines.export import load_export
+from paloma_baselines.model import Transformer, count_parameters, init_from_larger
+from paloma_baselines.optim import build_optimizer
+from paloma_baselines.schedule import lr_at
 from tests.baselines_helpers import launch_env
 from tests.conftest import REPO_ROOT, run_paloma
 
@@ -149,7 +150,7 @@ def test_export_loads_with_automodel_and_computes_the_same_log_probabilities(tmp
     from transformers import AutoModelForCausalLM
 
     model = random_model()
-    export_model(model.state_dict(), model.config, tmp_path / "model", training={"steps": 0})
+    write_transformers(model.state_dict(), model.config, tmp_path / "model", training={"steps": 0})
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "model")  # no trust_remote_code
     ids = torch.randint(0, 256, (3, 50), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -161,7 +162,7 @@ def test_export_loads_with_automodel_and_computes_the_same_log_probabilities(tmp
 
 def test_export_round_trips_back_into_our_model(tmp_path: Path) -> None:
     model = random_model()
-    export_model(model.state_dict(), model.config, tmp_path / "model")
+    write_transformers(model.state_dict(), model.config, tmp_path / "model")
     config, state = load_export(tmp_path / "model")
     assert config == model.config
     again = Transformer(config)
@@ -184,7 +185,7 @@ def test_the_export_describes_a_dense_model(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     model = random_model()
-    export_model(model.state_dict(), model.config, tmp_path / "model")
+    write_transformers(model.state_dict(), model.config, tmp_path / "model")
     hf_config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert hf_config["architectures"] == ["Ernie4_5_MoeForCausalLM"] and hf_config["use_bias"] is True
     # no expert counts that claim experts, and no layer index reaches the first mixture-of-experts layer
@@ -235,7 +236,7 @@ def test_the_chunked_loss_equals_the_cross_entropy_of_the_whole_batch() -> None:
 def test_shipped_fsdp_configs_shard_each_block_and_reduce_in_fp32(name: str, monkeypatch) -> None:
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
-    from baselines.train import fsdp_plugin
+    from paloma_baselines.train import fsdp_plugin
 
     env = launch_env(REPO_ROOT / "baselines" / "accelerate" / name)
     assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
@@ -258,9 +259,20 @@ def wrapped_blocks(model: torch.nn.Module) -> list[str]:
     """The modules accelerate's FSDP2 preparation makes units of, under the launch environment."""
     from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
 
-    from baselines.train import fsdp_plugin
+    from paloma_baselines.train import fsdp_plugin
 
     plugin = fsdp_plugin("bf16")
     plugin.set_auto_wrap_policy(model)
     policy = fsdp2_prepare_auto_wrap_policy(plugin, model)
     return [name for name, module in model.named_modules() if policy(module)]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_evaluators_statement_of_the_architecture_is_the_trainers_model(bias: bool) -> None:
+    """`paloma.eval.olmo.weight_shapes` (what conversions check checkpoints against, and what parameter counts
+    come from) names and shapes exactly the weights of the model the baselines train."""
+    config = ModelConfig(d_model=32, n_layers=3, n_heads=4, mlp_hidden=48, vocab_size=101, bias=bias)
+    with torch.device("meta"):
+        built = {name: tuple(t.shape) for name, t in Transformer(config).state_dict().items()}
+    assert list(weight_shapes(config).items()) == list(built.items())
+    assert count_parameters(config).total == sum(math.prod(shape) for shape in built.values())

@@ -16,12 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from baselines.config import load_config
-from baselines.export import export_checkpoint, load_export
-from baselines.model import count_parameters
-from baselines.train import train
 from paloma.cli import main as cli_main
 from paloma.errors import PalomaError
+from paloma_baselines.config import load_config
+from paloma_baselines.export import export_checkpoint, load_export
+from paloma_baselines.model import count_parameters
+from paloma_baselines.train import train
 from tests.baselines_helpers import stdlib_documents, tiny_tokens, train_tokenizer, write_corpus
 from tests.conftest import REPO_ROOT, paloma_env, run_paloma
 
@@ -192,7 +192,7 @@ def torchrun(processes: int, args: list, **env: str | None) -> subprocess.Comple
 
 
 def train_args(corpus, output: Path, steps: int, *extra: str) -> list:
-    args = ["-m", "baselines.train", "--config", "tiny", "--no-export", "--quiet", "--output", output]
+    args = ["-m", "paloma_baselines.train", "--config", "tiny", "--no-export", "--quiet", "--output", output]
     args += ["--max-steps", steps]
     for item in tiny_overrides(corpus, *SMALL, *extra):
         args += ["--set", item]
@@ -220,7 +220,7 @@ def test_two_real_processes_train_exactly_as_one(corpus, tmp_path: Path) -> None
 def test_a_cpu_multi_process_launch_without_the_cpu_setting_is_refused(corpus, tmp_path: Path) -> None:
     proc = torchrun(2, train_args(corpus, tmp_path / "run", 3), ACCELERATE_USE_CPU=None)
     assert proc.returncode != 0
-    refusals = [line for line in proc.stderr.splitlines() if line.startswith("baselines.train: error: ")]
+    refusals = [line for line in proc.stderr.splitlines() if line.startswith("paloma_baselines.train: error: ")]
     assert len(refusals) == 2  # each of the two processes says it in one line ...
     assert "without ACCELERATE_USE_CPU=true, so each would train alone" in refusals[0]
     assert "baselines/train.py" not in proc.stderr  # no traceback of ours (torchrun reports the failed children)

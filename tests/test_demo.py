@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from paloma.demo.run import QUICK, Rung
+from paloma.demo.pipeline import QUICK, Rung
 from paloma.registry import load_registry_file
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from lm_eval.utils import get_rolling_token_windows
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paloma.eval.data import DataSpec
+from paloma.eval.evaluate import EvalConfig, evaluate, reaggregate
 from paloma.eval.records import load_records
-from paloma.evaluate import EvalConfig, evaluate, reaggregate
 
 L = 16
 
@@ -58,7 +58,7 @@ def release(tmp_path_factory, corpus):
     return write_release(tmp_path_factory.mktemp("release"), corpus)
 
 
-def run_eval(model: Path, data: Path, output: Path | None = None, **options) -> dict:
+def evaluate_folder(model: Path, data: Path, output: Path | None = None, **options) -> dict:
     spec_options = {k: options.pop(k) for k in ("sources", "domains", "limit", "seed", "split") if k in options}
     config = EvalConfig(
         model=str(model),
@@ -92,7 +92,7 @@ def records_by_key(output: Path) -> dict[str, dict]:
 @pytest.mark.parametrize("kind", ["gpt_neox", "llama", "olmo"])
 def test_matches_naive_float64_computation(tiny, release, corpus, tmp_path, kind):
     model_dir = tiny["models"][kind]
-    run_eval(model_dir, release, tmp_path / "out", dtype="float64", batch_tokens=3 * L)
+    evaluate_folder(model_dir, release, tmp_path / "out", dtype="float64", batch_tokens=3 * L)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     records = records_by_key(tmp_path / "out")
@@ -108,8 +108,8 @@ def test_matches_naive_float64_computation(tiny, release, corpus, tmp_path, kind
 
 
 def test_float32_run_is_close_to_float64_reference(tiny, release, tmp_path):
-    run_eval(tiny["models"]["llama"], release, tmp_path / "f32", batch_tokens=4 * L)
-    run_eval(tiny["models"]["llama"], release, tmp_path / "f64", dtype="float64", batch_tokens=4 * L)
+    evaluate_folder(tiny["models"]["llama"], release, tmp_path / "f32", batch_tokens=4 * L)
+    evaluate_folder(tiny["models"]["llama"], release, tmp_path / "f64", dtype="float64", batch_tokens=4 * L)
     f32, f64 = records_by_key(tmp_path / "f32"), records_by_key(tmp_path / "f64")
     for key, record in f64.items():
         assert f32[key]["nll_sum"] == pytest.approx(record["nll_sum"], rel=1e-4, abs=1e-6)
@@ -122,7 +122,7 @@ def test_first_token_is_conditioned_on_the_prefix_alone(tiny, tmp_path):
     (token,) = tokenizer(text, add_special_tokens=False)["input_ids"]
     data = write_release(tmp_path / "data", {("c4_en", None): [text]})
     for prefix, prefix_id in (("eos", 0), ("bos", 2)):
-        run_eval(model_dir, data, tmp_path / prefix, dtype="float64", prefix=prefix)
+        evaluate_folder(model_dir, data, tmp_path / prefix, dtype="float64", prefix=prefix)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64)
         expected = -model(torch.tensor([[prefix_id]])).logits[0, 0].log_softmax(-1)[token].item()
         (record,) = load_records(tmp_path / prefix)
@@ -137,7 +137,7 @@ def test_without_prefix_the_first_token_is_not_scored(tiny, release, tmp_path):
 
 
 def run_and_return(tiny, release, output, **options) -> Path:
-    run_eval(tiny["models"]["llama"], release, output, **options)
+    evaluate_folder(tiny["models"]["llama"], release, output, **options)
     return output
 
 
@@ -177,7 +177,7 @@ def test_same_numbers_for_any_document_order(tiny, corpus, tmp_path):
 
 
 def test_bits_per_byte_on_non_ascii_text(tiny, release, tmp_path):
-    results = run_eval(tiny["models"]["olmo"], release, tmp_path / "out")
+    results = evaluate_folder(tiny["models"]["olmo"], release, tmp_path / "out")
     wiki = results["sources"]["dolma-v1_5"]["domains"]["wiki"]
     n_bytes = sum(len(t.encode("utf-8")) for t in NON_ASCII)
     assert wiki["bytes"] == n_bytes > wiki["chars"] == sum(len(t) for t in NON_ASCII)
@@ -187,7 +187,7 @@ def test_bits_per_byte_on_non_ascii_text(tiny, release, tmp_path):
 
 
 def test_results_files_hold_every_domain_and_the_protocol(tiny, release, corpus, tmp_path):
-    results = run_eval(tiny["models"]["llama"], release, tmp_path / "out", bootstrap=50)
+    results = evaluate_folder(tiny["models"]["llama"], release, tmp_path / "out", bootstrap=50)
     on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
     assert on_disk["suite"]["macro_ppl"] == pytest.approx(results["suite"]["macro_ppl"])
     for (source, domain), texts in corpus.items():
@@ -209,7 +209,7 @@ def test_results_files_hold_every_domain_and_the_protocol(tiny, release, corpus,
 
 
 def test_finished_run_re_aggregates_without_the_model(tiny, release, tmp_path):
-    results = run_eval(tiny["models"]["llama"], release, tmp_path / "out")
+    results = evaluate_folder(tiny["models"]["llama"], release, tmp_path / "out")
     again = reaggregate(tmp_path / "out")
     assert again["sources"] == json.loads(json.dumps(results["sources"]))
     assert again["suite"]["ordinary_ppl"] == pytest.approx(results["suite"]["ordinary_ppl"])
@@ -223,14 +223,14 @@ def test_truncated_portion_is_never_scored(tiny, tmp_path):
     row = {"text": text, "id": "c4_en-0", "metadata": {"truncated_portion": " And much more text. " * 50}}
     with gzip.open(cut / "test-00000000.jsonl.gz", "wt") as handle:
         handle.write(json.dumps(row) + "\n")
-    a = run_eval(tiny["models"]["llama"], plain, tmp_path / "a")["sources"]["c4_en"]
-    b = run_eval(tiny["models"]["llama"], tmp_path / "cut", tmp_path / "b")["sources"]["c4_en"]
+    a = evaluate_folder(tiny["models"]["llama"], plain, tmp_path / "a")["sources"]["c4_en"]
+    b = evaluate_folder(tiny["models"]["llama"], tmp_path / "cut", tmp_path / "b")["sources"]["c4_en"]
     assert (a["tokens"], a["bytes"], a["nll_sum"]) == (b["tokens"], b["bytes"], pytest.approx(b["nll_sum"]))
 
 
 def test_unknown_domains_are_evaluated_and_flagged_and_missing_ones_reported(tiny, tmp_path):
     data = write_release(tmp_path / "d", {("redpajama", "arxiv"): ["a b c"], ("my_source", None): ["d e f"]})
-    results = run_eval(tiny["models"]["llama"], data, tmp_path / "out")
+    results = evaluate_folder(tiny["models"]["llama"], data, tmp_path / "out")
     assert results["unknown_sources"] == ["my_source"]
     assert results["sources"]["my_source"]["domains"]["my_source"]["tokens"] > 0
     assert "books" in results["sources"]["redpajama"]["missing_domains"]
@@ -240,20 +240,20 @@ def test_unknown_domains_are_evaluated_and_flagged_and_missing_ones_reported(tin
 def test_limit_takes_a_seeded_sample_per_domain(tiny, tmp_path):
     texts = [f"Document number {i} talks about topic {i % 7}." for i in range(40)]
     data = write_release(tmp_path / "d", {("redpajama", "arxiv"): texts, ("redpajama", "books"): texts[:5]})
-    plan = run_eval(tiny["models"]["llama"], data, dry_run=True, limit=10)
+    plan = evaluate_folder(tiny["models"]["llama"], data, dry_run=True, limit=10)
     assert plan["documents"] == 15  # 10 of arxiv, all 5 of books
-    run_eval(tiny["models"]["llama"], data, tmp_path / "a", limit=10)
-    run_eval(tiny["models"]["llama"], data, tmp_path / "b", limit=10)
+    evaluate_folder(tiny["models"]["llama"], data, tmp_path / "a", limit=10)
+    evaluate_folder(tiny["models"]["llama"], data, tmp_path / "b", limit=10)
     ids_a = sorted(r["id"] for r in load_records(tmp_path / "a") if r["domain"] == "arxiv")
     ids_b = sorted(r["id"] for r in load_records(tmp_path / "b") if r["domain"] == "arxiv")
     assert ids_a == ids_b and len(ids_a) == 10
     assert ids_a != sorted(f"arxiv-{i}" for i in range(10))  # not the first ten
-    run_eval(tiny["models"]["llama"], data, tmp_path / "c", limit=10, seed=99)
+    evaluate_folder(tiny["models"]["llama"], data, tmp_path / "c", limit=10, seed=99)
     assert sorted(r["id"] for r in load_records(tmp_path / "c") if r["domain"] == "arxiv") != ids_a
 
 
 def test_sources_and_domains_select_with_globs(tiny, release, tmp_path):
-    plan = run_eval(tiny["models"]["llama"], release, dry_run=True, sources=["red*"], domains=["ar*"])
+    plan = evaluate_folder(tiny["models"]["llama"], release, dry_run=True, sources=["red*"], domains=["ar*"])
     assert list(plan["sources"]) == ["redpajama"] and plan["sources"]["redpajama"]["domains"] == 1
 
 
@@ -263,7 +263,7 @@ def test_dry_run_needs_no_weights(tiny, release, corpus, tmp_path):
     for path in tiny["models"]["llama"].iterdir():
         if path.suffix != ".safetensors":
             (folder / path.name).write_bytes(path.read_bytes())
-    plan = run_eval(folder, release, dry_run=True, batch_tokens=4 * L)
+    plan = evaluate_folder(folder, release, dry_run=True, batch_tokens=4 * L)
     assert plan["documents"] == sum(len(t) for t in corpus.values()) and plan["empty_documents"] == 1
     assert plan["forward_tokens"] >= plan["scored_tokens"] > 0
     assert plan["padding_efficiency"] == pytest.approx(plan["scored_tokens"] / plan["forward_tokens"])
@@ -292,14 +292,14 @@ def test_generic_jsonl_and_parquet_with_named_fields(tiny, tmp_path):
 
 def test_token_cache_is_reused(tiny, release, tmp_path):
     cache = tmp_path / "cache"
-    first = run_eval(tiny["models"]["llama"], release, tmp_path / "a", cache_dir=cache)
+    first = evaluate_folder(tiny["models"]["llama"], release, tmp_path / "a", cache_dir=cache)
     (entry,) = [p.parent for p in cache.glob("*/meta.json")]
     written = (entry / "ids.bin").stat().st_mtime_ns
-    second = run_eval(tiny["models"]["llama"], release, tmp_path / "b", cache_dir=cache)
+    second = evaluate_folder(tiny["models"]["llama"], release, tmp_path / "b", cache_dir=cache)
     assert [p.parent for p in cache.glob("*/meta.json")] == [entry]
     assert (entry / "ids.bin").stat().st_mtime_ns == written  # read back, not tokenized again
     assert second["suite"]["nll_sum"] == pytest.approx(first["suite"]["nll_sum"])
-    third = run_eval(tiny["models"]["llama"], release, tmp_path / "c", cache_dir=cache, limit=2)
+    third = evaluate_folder(tiny["models"]["llama"], release, tmp_path / "c", cache_dir=cache, limit=2)
     assert len(list(cache.glob("*/meta.json"))) == 2  # another selection is another entry
     assert third["suite"]["documents"] < first["suite"]["documents"]
 
@@ -310,7 +310,7 @@ def test_lm_eval_harness_preset_matches_lm_evaluation_harness(tiny, release, cor
     from lm_eval.models.huggingface import HFLM
 
     model_dir = tiny["models"]["llama"]
-    run_eval(model_dir, release, tmp_path / "out", preset="lm-eval-harness", dtype="float64")
+    evaluate_folder(model_dir, release, tmp_path / "out", preset="lm-eval-harness", dtype="float64")
     harness = HFLM(pretrained=str(model_dir), max_length=L, batch_size=4, device="cpu", dtype="float64")
     texts = corpus[("redpajama", "books")]
     requests = [Instance("loglikelihood_rolling", {}, (t,), i) for i, t in enumerate(texts)]
@@ -321,9 +321,9 @@ def test_lm_eval_harness_preset_matches_lm_evaluation_harness(tiny, release, cor
 
 
 def test_token_statistics_sum_to_each_domains_totals(tiny, release, tmp_path):
-    from paloma.token_stats import load_token_stats
+    from paloma.eval.token_stats import load_token_stats
 
-    results = run_eval(tiny["models"]["llama"], release, tmp_path / "out", token_stats=True, dtype="float64")
+    results = evaluate_folder(tiny["models"]["llama"], release, tmp_path / "out", token_stats=True, dtype="float64")
     stats = load_token_stats(tmp_path / "out" / "token_stats.npz")
     assert stats.vocab_size == len(tiny["tokenizer"])
     for source, entry in results["sources"].items():
@@ -337,8 +337,8 @@ def test_a_merge_recipe_evaluates_directly_and_a_self_average_equals_the_model(t
     model_dir = tiny["models"]["llama"]
     recipe = tmp_path / "self.yaml"
     recipe.write_text(f"models:\n  - {{path: {model_dir}, weight: 0.5}}\n  - {{path: {model_dir}, weight: 0.5}}\n")
-    merged = run_eval(recipe, release, tmp_path / "merged", dtype="float64")
-    plain = run_eval(model_dir, release, tmp_path / "plain", dtype="float64")
+    merged = evaluate_folder(recipe, release, tmp_path / "merged", dtype="float64")
+    plain = evaluate_folder(model_dir, release, tmp_path / "plain", dtype="float64")
     assert merged["protocol"]["model_revision"].startswith("merge:")
     assert merged["protocol"]["fingerprint"] == plain["protocol"]["fingerprint"]
     for source, entry in plain["sources"].items():

@@ -18,8 +18,8 @@ from lm_eval.utils import get_rolling_token_windows
 
 from paloma.cli import main
 from paloma.eval.data import DataSpec
+from paloma.eval.evaluate import EvalConfig, evaluate
 from paloma.eval.records import load_records
-from paloma.evaluate import EvalConfig, evaluate
 
 olmo_config = pytest.importorskip("olmo.config", reason="ai2-olmo is installed by the README's test line")
 L = 16

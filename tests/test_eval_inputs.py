@@ -18,8 +18,8 @@ from fixtures import pydoc_paragraphs, write_release
 
 from paloma.cli import main
 from paloma.eval.data import DataSpec
+from paloma.eval.evaluate import EvalConfig, evaluate
 from paloma.eval.records import load_records, record_files
-from paloma.evaluate import EvalConfig, evaluate
 
 L = 16
 

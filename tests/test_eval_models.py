@@ -20,8 +20,8 @@ from transformers import AutoModelForCausalLM
 
 from paloma.cli import main
 from paloma.eval.data import DataSpec
+from paloma.eval.evaluate import EvalConfig, evaluate
 from paloma.eval.records import load_records
-from paloma.evaluate import EvalConfig, evaluate
 
 L = 16
 

@@ -1,6 +1,6 @@
 """End to end: `paloma eval` output → `paloma submit` → `paloma submissions validate` → `paloma site build`.
 
-Needs the evaluator (`paloma.evaluate`) and its test fixtures (`tests/fixtures.py`: a trained BPE tokenizer
+Needs the evaluator (`paloma.eval.evaluate`) and its test fixtures (`tests/fixtures.py`: a trained BPE tokenizer
 and tiny models); until both are in this checkout the test is skipped. `paloma release manifest` counts the
 same data with the same tokenizer, and its counts, data revision and fingerprint must be the evaluator's.
 """
@@ -12,7 +12,7 @@ import json
 import pytest
 from conftest import run_paloma
 
-pytest.importorskip("paloma.evaluate")
+pytest.importorskip("paloma.eval.evaluate")
 fixtures = pytest.importorskip("fixtures")
 
 

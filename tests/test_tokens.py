@@ -12,8 +12,8 @@ from tiny_llama import train_tokenizer
 
 from paloma.analysis.tokens import loss_concentration, type_differences
 from paloma.errors import PalomaError
+from paloma.eval.token_stats import TokenStats, check_against_sums, load_token_stats, save_token_stats
 from paloma.metrics import sum_records
-from paloma.token_stats import TokenStats, check_against_sums, load_token_stats, save_token_stats
 
 VOCAB = 300
 ZIPF = 1.0 / np.arange(1, VOCAB + 1) ** 1.1

@@ -52,12 +52,27 @@ def run_installed(installed, *args):
 def test_wheel_ships_the_registry(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert "paloma/_data/domains/paloma.json" in names
-    assert {"paloma/eval/run.py", "paloma/commands/convert.py", "baselines/hf_olmo.py"} <= set(names)
+    assert {"paloma/eval/loop.py", "paloma/eval/hf_olmo.py", "paloma/commands/convert.py"} <= set(names)
+    assert {"paloma_baselines/train.py", "paloma_baselines/configs/c4.yaml"} <= set(names)
     where = subprocess.run(
         [installed["python"], "-c", "import paloma; print(paloma.__file__)"],
         capture_output=True, text=True, cwd=installed["cwd"], check=True,
     ).stdout  # fmt: skip
     assert str(REPO_ROOT) not in where  # the installed copy, not the checkout
+
+
+@pytest.mark.slow
+def test_wheel_claims_no_generic_import_name(installed):
+    """`paloma` and one namespaced companion: no `baselines` (OpenAI's package of that name installs it too)."""
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"paloma", "paloma_baselines"}
+    probe = "from paloma_baselines.config import available_configs; print(available_configs())"
+    shipped = subprocess.run(
+        [installed["python"], "-c", probe],
+        capture_output=True, text=True, cwd=installed["cwd"], check=True,
+    ).stdout  # fmt: skip
+    assert "'c4'" in shipped and "'dolma'" in shipped  # the recipes travel inside the package
 
 
 @pytest.mark.slow

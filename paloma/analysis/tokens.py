@@ -1,6 +1,6 @@
 """Which token types carry the loss (paloma.md §3, paper App. B).
 
-From per-type counts and summed NLL (paloma.token_stats): sort the types that occur by frequency and ask
+From per-type counts and summed NLL (paloma.eval.token_stats): sort the types that occur by frequency and ask
 what share of all loss the most frequent ones carry (in the paper, about 5% of types carry about half of
 it); and, against a second run over the same tokens, which types account for most of the difference.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from paloma.errors import PalomaError
-from paloma.token_stats import TokenStats
+from paloma.eval.token_stats import TokenStats
 
 FRACTIONS = (0.01, 0.05, 0.10, 0.25, 0.50)
 

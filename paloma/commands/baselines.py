@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from paloma.commands._args import positive_int
+from paloma.commands.args import positive_int
 from paloma.errors import PalomaError
 
 
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def register_tokenize(actions: argparse._SubParsersAction) -> None:
-    from baselines.config import add_config_arguments
+    from paloma_baselines.config import add_config_arguments
 
     tokenize = actions.add_parser(
         "tokenize",
@@ -53,7 +53,7 @@ def register_tokenize(actions: argparse._SubParsersAction) -> None:
 
 
 def run_params(args: argparse.Namespace) -> int:
-    from baselines.params import config_rows, main
+    from paloma_baselines.params import config_rows, main
 
     if args.json:
         print(json.dumps(config_rows(args.configs or None), indent=1))
@@ -62,7 +62,7 @@ def run_params(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from baselines.config import load_config
+    from paloma_baselines.config import load_config
 
     config = load_config(args.config, args.set)
     print(json.dumps({**config.to_dict(), "fingerprint": config.fingerprint()}, indent=1))
@@ -70,7 +70,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_tokenize(args: argparse.Namespace) -> int:
-    from baselines.tokens import tokenize
+    from paloma_baselines.tokens import tokenize
 
     result = tokenize(
         args.config, args.output, overrides=args.set, corpus=args.corpus, tokenizer=args.tokenizer,
@@ -87,8 +87,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from baselines.export import export_checkpoint
     from paloma.io import check_output_dir
+    from paloma_baselines.export import export_checkpoint
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():

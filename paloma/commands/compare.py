@@ -9,8 +9,8 @@ from paloma.analysis.compare import CSV_COLUMNS, BootstrapConfig, compare_runs, 
 from paloma.analysis.forest import forest_svg
 from paloma.analysis.output import write_csv
 from paloma.analysis.runs import check_release, load_run
-from paloma.commands._args import float_in, non_negative_int
 from paloma.commands._output import interval, percent
+from paloma.commands.args import float_in, non_negative_int
 from paloma.errors import PalomaError
 from paloma.io import atomic_write, check_output_dir, write_json
 from paloma.registry import resolve_registry

@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_hf_olmo(args: argparse.Namespace) -> int:
-    from baselines import hf_olmo
     from paloma.errors import PalomaError
+    from paloma.eval import hf_olmo
     from paloma.eval.model import ModelOptions, hub_snapshot
     from paloma.io import check_output_dir
 

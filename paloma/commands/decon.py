@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from paloma.commands._args import fraction, int_at_least, non_negative_int, positive_int
+from paloma.commands.args import fraction, int_at_least, non_negative_int, positive_int
 from paloma.decon.rules import DEFAULT_MIN_WORDS, DEFAULT_RULES, MATCH_MODES, RULE_SETS
 from paloma.errors import PalomaError
 from paloma.io import check_output_file, write_json

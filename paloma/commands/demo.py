@@ -1,4 +1,4 @@
-"""`paloma demo`: run the whole benchmark offline on this machine (see paloma.demo.run)."""
+"""`paloma demo`: run the whole benchmark offline on this machine (see paloma.demo.pipeline)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from paloma.demo.run import run_demo
+    from paloma.demo.pipeline import run_demo
     from paloma.io import check_output_dir
 
     check_output_dir(args.output)

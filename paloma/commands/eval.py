@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from paloma.commands._args import non_negative_int, positive_float, positive_int
+from paloma.commands.args import non_negative_int, positive_float, positive_int
 from paloma.eval.data import LAYOUTS, SPLITS, DataSpec
 from paloma.eval.tokens import DEFAULT_CACHE
 from paloma.protocol import PRESETS
@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--token-stats", action="store_true", help="also count loss per token type and domain")
     run.add_argument("--flush-seconds", type=positive_float, default=10.0, help="how often records are made durable")
     run.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run_eval)
+    p.set_defaults(func=eval_command)
 
     agg = subparsers.add_parser("aggregate", help="recompute results of a finished eval run from its records")
     agg.add_argument("output", type=Path, help="an eval output folder")
@@ -103,10 +103,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agg.set_defaults(func=run_aggregate)
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def eval_command(args: argparse.Namespace) -> int:
+    from paloma.eval.evaluate import EvalConfig, evaluate
     from paloma.eval.model import parse_model_args
-    from paloma.evaluate import EvalConfig, evaluate
-    from paloma.results import format_results
+    from paloma.eval.results import format_results
 
     spec = DataSpec(
         path=args.data,
@@ -183,8 +183,8 @@ def format_dry_run(plan: dict) -> str:
 
 
 def run_aggregate(args: argparse.Namespace) -> int:
-    from paloma.evaluate import reaggregate
-    from paloma.results import format_results
+    from paloma.eval.evaluate import reaggregate
+    from paloma.eval.results import format_results
 
     print(format_results(reaggregate(args.output, args.registry, args.bootstrap, args.bootstrap_seed)))
     return 0

@@ -17,8 +17,8 @@ from paloma.analysis.ladder_chart import write_ladder_outputs
 from paloma.analysis.ladder_data import LEVELS
 from paloma.analysis.ladder_report import holdout_summary, write_ladder_reports
 from paloma.analysis.runs import check_release, load_run
-from paloma.commands._args import float_in, positive_float, positive_int
 from paloma.commands._output import percent
+from paloma.commands.args import float_in, positive_float, positive_int
 from paloma.errors import PalomaError
 from paloma.io import check_output_dir
 from paloma.registry import resolve_registry

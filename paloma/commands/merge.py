@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from paloma.commands._args import float_in
+from paloma.commands.args import float_in
 from paloma.errors import PalomaError
 
 non_negative_float = float_in(0.0, float("inf"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from paloma.analysis.ranking import METRICS, Entry, rank_stability
 from paloma.analysis.runs import check_release, load_run
-from paloma.commands._args import float_in, non_negative_int, positive_int
+from paloma.commands.args import float_in, non_negative_int, positive_int
 from paloma.errors import PalomaError
 from paloma.io import check_output_file, write_json
 from paloma.registry import resolve_registry

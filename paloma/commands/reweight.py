@@ -7,7 +7,7 @@ from pathlib import Path
 
 from paloma.analysis.reweight import read_shares, reweight, token_shares
 from paloma.analysis.runs import load_run
-from paloma.commands._args import non_negative_int
+from paloma.commands.args import non_negative_int
 from paloma.errors import PalomaError
 from paloma.io import check_output_file, write_json
 from paloma.table import format_table

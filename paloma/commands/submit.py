@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from paloma.commands._args import fraction, non_negative_int, positive_int
+from paloma.commands.args import fraction, non_negative_int, positive_int
 from paloma.submissions.submit import pull_request_steps, read_metadata, submit
 
 

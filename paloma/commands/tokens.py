@@ -9,11 +9,11 @@ from pathlib import Path
 
 from paloma.analysis.runs import load_run
 from paloma.analysis.tokens import select, token_report
-from paloma.commands._args import non_negative_int, positive_int
+from paloma.commands.args import non_negative_int, positive_int
 from paloma.errors import PalomaError
+from paloma.eval.token_stats import FILENAME, check_against_sums, load_token_stats
 from paloma.io import check_output_file, write_json
 from paloma.table import format_table
-from paloma.token_stats import FILENAME, check_against_sums, load_token_stats
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

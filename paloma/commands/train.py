@@ -1,7 +1,7 @@
-"""`paloma train`: train a Paloma baseline recipe in this process (the library call is baselines.train.train).
+"""`paloma train`: train a Paloma baseline recipe in this process (the library call is paloma_baselines.train.train).
 
 It reads token files made beforehand by `paloma baselines tokenize` (or OLMo's own). For several GPUs or
-nodes use `accelerate launch -m baselines.train` with the same options (baselines/accelerate/ has FSDP configs).
+nodes use `accelerate launch -m paloma_baselines.train` with the same options (baselines/accelerate/ has FSDP configs).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from baselines.config import add_train_arguments
+    from paloma_baselines.config import add_train_arguments
 
     parser = subparsers.add_parser(
         "train",
@@ -23,6 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from baselines.train import run_from_args
+    from paloma_baselines.train import run_from_args
 
     return run_from_args(args)

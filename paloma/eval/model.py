@@ -3,7 +3,7 @@
 Checks made before any compute: the model can take the protocol's maximum length; the prefix token exists in
 the tokenizer; loading left no weights at their random initialisation. Legacy OLMo checkpoints (`hf_olmo`,
 the format of the released Paloma baselines) are converted on load, without remote code, into a cache folder
-keyed by the checkpoint's content hash (`baselines.hf_olmo`, the same conversion `paloma convert` writes).
+keyed by the checkpoint's content hash (`paloma.eval.hf_olmo`, the same conversion `paloma convert` writes).
 
 Options in the spirit of lm-evaluation-harness's `--model_args` reach `from_pretrained`: `attn_implementation`,
 `device_map` (`auto`, `balanced`, … with `offload_folder`/`max_memory`), `revision`, `quantization_config`
@@ -281,7 +281,7 @@ def resolve_legacy(name_or_path: str, options: ModelOptions, main: bool = True) 
     and loaded from there natively: with or without --trust-remote-code, it never runs remote code. Only the
     main process converts (`main`); the others find the folder it wrote.
     """
-    from baselines import hf_olmo
+    from paloma.eval import hf_olmo
 
     folder = Path(name_or_path)
     if not folder.is_dir():

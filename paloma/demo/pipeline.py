@@ -6,8 +6,8 @@ The demo runs each part of paloma the way a user would on the real benchmark, in
               a tokenizer;
 2. decon      index the evaluation paragraphs (`paloma decon`'s library) and remove training documents that
               contain one; the documents the suite planted on purpose must be among those removed;
-3. train      train a ladder of baselines (`baselines.train`) that varies model size and training tokens;
-4. eval       evaluate each model on the suite (`paloma.evaluate`), per domain;
+3. train      train a ladder of baselines (`paloma_baselines.train`) that varies model size and training tokens;
+4. eval       evaluate each model on the suite (`paloma.eval.evaluate`), per domain;
 5. ladder     fit L(N, D) = E + A/N^α + B/D^β over the ladder (`paloma.analysis.ladder`);
 6. submit     turn each result into a submission and validate them (`paloma.submissions`);
 7. site       build the leaderboard for release "paloma-demo" (`paloma.site`);
@@ -187,8 +187,8 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
     ladder = demo.ladder
     rungs = ladder.rungs
     started = demo.stage(3, "train", f"{len(rungs)} baselines ({ladder.mode} ladder): sizes x token budgets")
-    from baselines.tokens import tokenize
-    from baselines.train import train
+    from paloma_baselines.tokens import tokenize
+    from paloma_baselines.train import train
 
     # Tokenized once (training never tokenizes): every rung reads the same token files.
     token_files = tokenize(
@@ -256,7 +256,7 @@ def _rung_overrides(demo: Demo, rung: Rung, suite: Suite) -> dict:
 def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, Path]:
     """Evaluate every model on the suite's test split; returns rung name → eval output folder."""
     from paloma.eval.data import DataSpec
-    from paloma.evaluate import EvalConfig, evaluate
+    from paloma.eval.evaluate import EvalConfig, evaluate
 
     started = demo.stage(4, "eval", f"{len(models)} models on {suite.suite_dir} ({EVAL_SPLIT} split), per domain")
     runs = {}

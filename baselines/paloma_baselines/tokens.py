@@ -33,8 +33,10 @@ from datatrove.data import DocumentsPipeline
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
-from baselines.config import Config, DataConfig, resolve_config
-from baselines.data import (
+from paloma.errors import PalomaError
+from paloma.io import atomic_write, check_output_dir, write_json
+from paloma_baselines.config import Config, DataConfig, resolve_config
+from paloma_baselines.data import (
     TOKENS_FORMAT,
     TOKENS_PLAN,
     check_hub_corpus,
@@ -45,8 +47,6 @@ from baselines.data import (
     task_record_name,
     token_dtype,
 )
-from paloma.errors import PalomaError
-from paloma.io import atomic_write, check_output_dir, write_json
 
 LOGS = "logs"  # datatrove's logging folder (task logs, stats, completions) inside the output
 

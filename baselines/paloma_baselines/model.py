@@ -7,11 +7,12 @@ names follow OLMo's (`transformer.wte`, `blocks.N.att_proj`, `ff_proj`, ...), so
 onto this model key for key.
 
 `transformers`' own `OlmoForCausalLM` cannot hold these weights: its MLP and output layer have no biases.
-`baselines.export` writes them as an equivalent stock architecture instead (see docs/baselines.md).
+`paloma.eval.olmo` writes them as an equivalent stock architecture instead (see docs/baselines.md).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from baselines.config import ModelConfig
+from paloma.eval.olmo import weight_shapes
+from paloma_baselines.config import ModelConfig
 
 
 def layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -186,14 +188,11 @@ class ParameterCount:
 
 
 def count_parameters(config: ModelConfig) -> ParameterCount:
-    """The recipe's arithmetic, without building the model (a 1B model needs 5 GB of memory to build)."""
-    d, h, v, b = config.d_model, config.mlp_hidden, config.vocab_size, int(config.bias)
-    attention = 3 * d * d + 3 * d * b + d * d + d * b  # fused q/k/v, then the output projection
-    mlp = d * 2 * h + 2 * h * b + h * d + d * b  # fused value/gate projection, then back to d
-    embedding, output = v * d, v * d + v * b
-    return ParameterCount(
-        total=embedding + config.n_layers * (attention + mlp) + output, embedding=embedding, output=output
-    )
+    """The architecture's parameters from its shapes (`paloma.eval.olmo.weight_shapes`), without building it
+    (a 1B model needs 5 GB of memory to build)."""
+    sizes = {name: math.prod(shape) for name, shape in weight_shapes(config).items()}
+    output = sizes["transformer.ff_out.weight"] + sizes.get("transformer.ff_out.bias", 0)
+    return ParameterCount(total=sum(sizes.values()), embedding=sizes["transformer.wte.weight"], output=output)
 
 
 def flops_per_token(config: ModelConfig, seq_len: int) -> float:

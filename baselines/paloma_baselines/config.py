@@ -22,34 +22,24 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from paloma.errors import PalomaError
+from paloma.eval.olmo import OlmoConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+_HERE = Path(__file__).resolve().parent
+
+# The recipes: `baselines/configs/` beside this package in a checkout, inside it in the wheel (pyproject.toml).
+CONFIG_DIR = next(
+    (folder for folder in (_HERE / "configs", _HERE.parent / "configs") if folder.is_dir()), _HERE / "configs"
+)
 
 # The six reference corpora of Paloma §6, in the order the paper lists them.
 PALOMA_BASELINES = ("c4", "mc4", "falcon-refinedweb", "redpajama", "pile", "dolma")
 
 
 @dataclass
-class ModelConfig:
-    """The OLMo-style decoder of the Paloma baselines (Paloma §6).
+class ModelConfig(OlmoConfig):
+    """The architecture (`paloma.eval.olmo.OlmoConfig`, shared with the evaluator's exports) plus how to
+    initialise it, which only training needs."""
 
-    `mlp_hidden` is the width of ONE SwiGLU half: OLMo's `mlp_ratio: 8` makes a fused 2048→16384 input
-    projection that is split into value and gate halves of 8192 each, and the output projection maps
-    8192→2048. That reading gives the ~1.2B parameters the paper states (a fused width of 8192 would
-    give ~0.88B).
-    """
-
-    d_model: int = 2048
-    n_layers: int = 16
-    n_heads: int = 16
-    mlp_hidden: int = 8192
-    vocab_size: int = 50304  # the embedding size: GPT-NeoX-20B + 3 PII tokens (50280) padded to a multiple of 128
-    max_seq_len: int = 2048
-    rope_theta: float = 10000.0
-    layer_norm_eps: float = 1e-5
-    bias: bool = True  # biases on every linear layer, the output layer included
-    eos_token_id: int = 0
-    pad_token_id: int = 1
     init: str = "mitchell"  # OLMo's "mitchell" initialisation; "normal" uses init_std everywhere
     init_std: float = 0.02
 
@@ -164,7 +154,7 @@ class Config:
         A checkpoint records it; resuming under a different recipe is refused. What does not change the
         trajectory (NOT_IN_FINGERPRINT: the run length, logging and checkpointing cadence, where the token
         files lie, memory/speed switches) is left out, so a run can be extended, moved or re-logged. The
-        token files themselves are checked by their own digest (`baselines.data.TokenFiles.digest`).
+        token files themselves are checked by their own digest (`paloma_baselines.data.TokenFiles.digest`).
         """
         data = self.to_dict()
         data.pop("description")
@@ -395,8 +385,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by `python -m baselines.train` and `paloma train`."""
-    from paloma.commands._args import non_negative_int
+    """The options shared by `python -m paloma_baselines.train` and `paloma train`."""
+    from paloma.commands.args import non_negative_int
 
     add_config_arguments(parser)
     parser.add_argument(

@@ -1,4 +1,11 @@
-"""Write a trained model in standard `transformers` format, loadable with AutoModelForCausalLM, no remote code.
+"""The OLMo architecture of the Paloma baselines, and its one exact representation in `transformers`.
+
+Both the baselines' trainer (`paloma_baselines.export`) and the evaluator (converting the released
+`hf_olmo` checkpoints, `paloma.eval.hf_olmo`) write models through this module, so there is one rewrite of
+the weights and one reader of it. It needs no training code: the architecture is a plain dataclass and the
+weights are a dict of tensors with OLMo's names.
+
+Write a trained model in standard `transformers` format, loadable with AutoModelForCausalLM, no remote code.
 
 No stock `transformers` architecture has this model's exact combination (LayerNorm without parameters,
 biases on every linear layer *including the output layer*, SwiGLU, RoPE): Llama and OLMo lack the output
@@ -21,16 +28,59 @@ The exported model has (2·n_layers + 1)·d_model extra parameters (the RMSNorm 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from baselines.config import Config, ModelConfig
 from paloma.errors import PalomaError
-from paloma.io import atomic_dir, current_umask, write_json
+from paloma.io import atomic_dir, honour_umask, write_json
 
-TRAINING_FILE = "paloma_training.json"
-TRAINING_SCHEMA = "paloma-training/1"
+TRAINING_FILE = "paloma_training.json"  # training facts beside an export: parameters, tokens (docs/baselines.md)
+
+
+@dataclass
+class OlmoConfig:
+    """The OLMo-style decoder of the Paloma baselines (Paloma §6): what the weights' shapes and function need.
+
+    `mlp_hidden` is the width of ONE SwiGLU half: OLMo's `mlp_ratio: 8` makes a fused 2048→16384 input
+    projection that is split into value and gate halves of 8192 each, and the output projection maps
+    8192→2048. That reading gives the ~1.2B parameters the paper states (a fused width of 8192 would
+    give ~0.88B).
+    """
+
+    d_model: int = 2048
+    n_layers: int = 16
+    n_heads: int = 16
+    mlp_hidden: int = 8192
+    vocab_size: int = 50304  # the embedding size: GPT-NeoX-20B + 3 PII tokens (50280) padded to a multiple of 128
+    max_seq_len: int = 2048
+    rope_theta: float = 10000.0
+    layer_norm_eps: float = 1e-5
+    bias: bool = True  # biases on every linear layer, the output layer included
+    eos_token_id: int = 0
+    pad_token_id: int = 1
+
+
+def weight_shapes(config: OlmoConfig) -> dict[str, tuple[int, ...]]:
+    """Every weight of the architecture with OLMo's name and its shape, in the model's order.
+
+    The one statement of the architecture's parameters: conversions check checkpoints against it and the
+    baselines count parameters from it (a 1B model need not be built to know its shapes).
+    """
+    d, h, v = config.d_model, config.mlp_hidden, config.vocab_size
+    shapes: dict[str, tuple[int, ...]] = {"transformer.wte.weight": (v, d)}
+    for i in range(config.n_layers):
+        block = f"transformer.blocks.{i}."
+        layer = {"att_proj": (3 * d, d), "attn_out": (d, d), "ff_proj": (2 * h, d), "ff_out": (d, h)}
+        for name, shape in layer.items():
+            shapes[f"{block}{name}.weight"] = shape
+            if config.bias:
+                shapes[f"{block}{name}.bias"] = (shape[0],)
+    shapes["transformer.ff_out.weight"] = (v, d)
+    if config.bias:
+        shapes["transformer.ff_out.bias"] = (v,)
+    return shapes
 
 
 def _rope_permutation(n_heads: int, head_dim: int) -> torch.Tensor:
@@ -45,19 +95,7 @@ def _centre_rows(weight: torch.Tensor) -> torch.Tensor:
     return weight - weight.mean(dim=0, keepdim=True)
 
 
-def honour_umask(folder: Path) -> None:
-    """Give the files other libraries wrote into `folder` the mode any new file gets (0644 under umask 022).
-
-    transformers 5 and accelerate write weights through private temporary files (mode 0600), which would
-    leave exports and checkpoints unreadable for teammates on a shared cluster.
-    """
-    mode = 0o666 & ~current_umask()
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            path.chmod(mode)
-
-
-def hf_config(config: ModelConfig):
+def hf_config(config: OlmoConfig):
     from transformers import Ernie4_5_MoeConfig
 
     return Ernie4_5_MoeConfig(
@@ -88,8 +126,8 @@ def hf_config(config: ModelConfig):
     )
 
 
-def to_hf_state_dict(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
-    """Our (OLMo-named) weights → the Ernie-4.5 layout, applying the two rewrites of the module docstring."""
+def to_hf_state_dict(state: dict[str, torch.Tensor], config: OlmoConfig) -> dict[str, torch.Tensor]:
+    """OLMo-named weights → the Ernie-4.5 layout, applying the two rewrites of the module docstring."""
     d, hd = config.d_model, config.d_model // config.n_heads
     perm = _rope_permutation(config.n_heads, hd)
     ones = torch.ones(d, dtype=state["transformer.wte.weight"].dtype)
@@ -121,11 +159,11 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], config: ModelConfig) -> dic
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def from_hf_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+def from_hf_state_dict(hf: dict[str, torch.Tensor], config: OlmoConfig) -> dict[str, torch.Tensor]:
     """The inverse map, for continuing training from an export (`--init-from`).
 
     The centring is kept: LayerNorm ignores the mean of its input, so centred weights compute the same
-    function in our model. RMSNorm weights other than 1 have no counterpart and are refused.
+    function in the OLMo architecture. RMSNorm weights other than 1 have no counterpart and are refused.
     """
     hd = config.d_model // config.n_heads
     inverse = torch.argsort(_rope_permutation(config.n_heads, hd))
@@ -152,9 +190,9 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], config: ModelConfig) -> dict
     return out
 
 
-def export_model(
+def write_transformers(
     state: dict[str, torch.Tensor],
-    config: ModelConfig,
+    config: OlmoConfig,
     output_dir: str | Path,
     tokenizer=None,
     training: dict | None = None,
@@ -185,8 +223,8 @@ def export_model(
     return output_dir
 
 
-def load_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Read an exported folder back as (our ModelConfig, our state dict)."""
+def read_transformers(path: str | Path) -> tuple[OlmoConfig, dict[str, torch.Tensor]]:
+    """Read a folder written by `write_transformers` back as (its OlmoConfig, OLMo-named weights)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -197,7 +235,7 @@ def load_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
     dense = hf.get("moe_layer_start_index", 0) >= hf.get("num_hidden_layers", 0)
     if hf.get("model_type") != "ernie4_5_moe" or not dense:
         raise PalomaError(f"{config_file}: not a model exported by baselines (model_type {hf.get('model_type')!r})")
-    config = ModelConfig(
+    config = OlmoConfig(
         d_model=hf["hidden_size"],
         n_layers=hf["num_hidden_layers"],
         n_heads=hf["num_attention_heads"],
@@ -214,95 +252,3 @@ def load_export(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]
     for file in sorted(path.glob("*.safetensors")):
         weights.update(load_file(file))
     return config, from_hf_state_dict(weights, config)
-
-
-def training_record(config: Config, state: dict, tokenizer, final_loss: float | None = None) -> dict:
-    """The contents of paloma_training.json (fields documented in docs/baselines.md), for the checkpoint at
-    `state["step"]` (a trainer state as checkpoints store it, with its data summary)."""
-    from baselines.model import count_parameters
-    from baselines.schedule import schedule_fraction
-    from paloma.eval.tokens import tokenizer_hash
-
-    t, step, data = config.train, state["step"], state["data"]
-    params = count_parameters(config.model)
-    decontamination = data["decontamination"] or {}
-    return {
-        "schema": TRAINING_SCHEMA,
-        "config": config.name,
-        "config_fingerprint": config.fingerprint(),
-        "parameters": {"total": params.total, "non_embedding": params.non_embedding},
-        "training_tokens": step * t.global_batch_size * t.seq_len,
-        "steps": step,
-        "schedule_steps": config.schedule.total_steps,
-        "schedule_fraction": schedule_fraction(step, config.schedule),
-        "seq_len": t.seq_len,
-        "global_batch_size": t.global_batch_size,
-        "data_order_seed": t.seed,
-        "corpus": data["corpus"],
-        "token_files": {k: data[k] for k in ("tokens", "digest", "dtype", "files", "token_count", "instances")},
-        "tokenizer": {"name": config.data.tokenizer, "hash": tokenizer_hash(tokenizer), "vocab_size": len(tokenizer)},
-        "decontamination": {
-            "index_checksum": decontamination.get("index_checksum"),
-            "documents_read": decontamination.get("documents_read"),
-            "documents_removed": decontamination.get("documents_removed"),
-        },
-        "init_from": state.get("init_from"),
-        "keep_layers": state.get("keep_layers"),
-        "final_loss": final_loss,
-    }
-
-
-FSDP_FULL_WEIGHTS = "pytorch_model_fsdp.bin"  # accelerate's FSDP checkpoint, FULL_STATE_DICT
-FSDP_SHARDED_WEIGHTS = "pytorch_model_fsdp_0"  # accelerate's FSDP checkpoint, SHARDED_STATE_DICT (DCP folder)
-
-
-def checkpoint_weights(checkpoint: Path, what: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """A checkpoint's full model weights, whichever way accelerate saved them.
-
-    One process or DDP: `model.safetensors`. FSDP with FULL_STATE_DICT: `pytorch_model_fsdp.bin` (a torch
-    state dict). FSDP with SHARDED_STATE_DICT: `pytorch_model_fsdp_0/`, a torch.distributed.checkpoint folder
-    with one file per process, read here in one process and merged (as `accelerate merge-weights` does).
-    """
-    if (checkpoint / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        return load_file(checkpoint / "model.safetensors")
-    if (checkpoint / FSDP_FULL_WEIGHTS).is_file():
-        return torch.load(checkpoint / FSDP_FULL_WEIGHTS, map_location="cpu", weights_only=True)
-    if (checkpoint / FSDP_SHARDED_WEIGHTS / ".metadata").is_file():
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner, _load_state_dict
-
-        merged: dict = {}
-        reader = dcp.FileSystemReader(str(checkpoint / FSDP_SHARDED_WEIGHTS))
-        _load_state_dict(merged, storage_reader=reader, planner=_EmptyStateDictLoadPlanner(), no_dist=True)
-        return merged["model"] if set(merged) == {"model"} else merged  # accelerate saves {"model": weights}
-    raise PalomaError(
-        f"{what} {checkpoint}: not a checkpoint (no model.safetensors, {FSDP_FULL_WEIGHTS} or {FSDP_SHARDED_WEIGHTS}/)"
-    )
-
-
-def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
-    """Export one checkpoint of a run (e.g. runs/c4/checkpoints/step-0005000, or a run folder: its latest),
-    saved by one process, DDP or FSDP (sharded or full).
-
-    Intermediate checkpoints are how Paloma compares runs at the same fraction of their LR schedule.
-    """
-    from baselines.config import config_from_dict
-    from baselines.data import load_tokenizer
-
-    checkpoint = Path(checkpoint)
-    if (checkpoint / "checkpoints").is_dir():
-        found = sorted((checkpoint / "checkpoints").glob("step-*/trainer_state.json"))
-        if not found:
-            raise PalomaError(f"{checkpoint}: the run has no complete checkpoint")
-        checkpoint = found[-1].parent
-    state_file = checkpoint / "trainer_state.json"
-    if not state_file.is_file():
-        raise PalomaError(f"{checkpoint}: not a checkpoint (no trainer_state.json)")
-    run_dir = checkpoint.parent.parent
-    config = config_from_dict(json.loads((run_dir / "config.json").read_text()), where=str(run_dir / "config.json"))
-    state = json.loads(state_file.read_text())
-    weights = checkpoint_weights(checkpoint)
-    tokenizer = load_tokenizer(config.data.tokenizer)
-    return export_model(weights, config.model, output_dir, tokenizer, training_record(config, state, tokenizer))

@@ -1,18 +1,18 @@
-"""Legacy OLMo checkpoints (`hf_olmo` format, e.g. the released Paloma baselines) → our baseline export.
+"""Legacy OLMo checkpoints (`hf_olmo` format, e.g. the released Paloma baselines) → a standard `transformers` folder.
 
 The six Paloma baselines were trained with AI2's OLMo code and released in its older Hugging Face wrapper
 (`model_type: hf_olmo`, loadable only with `ai2-olmo`'s remote code, which no longer runs on transformers 5).
-Their weights are exactly our own model's (`baselines.model.Transformer`: the module names are OLMo's), so a
-checkpoint converts in two plain steps, with no remote code and no rewrite of our own:
+Their weights are exactly the architecture of `paloma.eval.olmo` (OLMo's module names), so a checkpoint
+converts in two plain steps, with no remote code and no rewrite of its own:
 
-1. `config.json` (OLMo's `ModelConfig` fields) → `baselines.config.ModelConfig`; anything our model cannot
-   represent (ALiBi, QK-norm, grouped-query attention, affine norms, logit scaling, clipping, …) is refused
-   with the field's name, never silently approximated;
-2. `model.transformer.…` weights (`pytorch_model.bin` or safetensors, sharded or not) → our state dict, by
-   dropping the wrapper's `model.` prefix.
+1. `config.json` (the fields of OLMo's own ModelConfig) → `OlmoConfig`; anything the architecture cannot represent
+   (ALiBi, QK-norm, grouped-query attention, affine norms, logit scaling, clipping, …) is refused with the
+   field's name, never silently approximated;
+2. `model.transformer.…` weights (`pytorch_model.bin` or safetensors, sharded or not) → OLMo-named weights, by
+   dropping the wrapper's `model.` prefix, checked name by name and shape by shape against `weight_shapes`.
 
-`baselines.export.export_model` then writes the standard `transformers` folder, the one exact representation
-our exports use, so `paloma eval`, `paloma convert hf-olmo` and `baselines` all share one conversion.
+`paloma.eval.olmo.write_transformers` then writes the standard folder, the one exact representation the
+baselines' exports use too, so `paloma eval`, `paloma convert hf-olmo` and the baselines share one conversion.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from baselines.config import ModelConfig
 from paloma.errors import PalomaError
+from paloma.eval.olmo import OlmoConfig, weight_shapes, write_transformers
 
 MODEL_TYPE = "hf_olmo"
 WRAPPER_PREFIX = "model."
@@ -54,8 +54,8 @@ def is_hf_olmo(folder: str | Path) -> bool:
         return False
 
 
-def model_config(raw: dict, where: str) -> ModelConfig:
-    """Our ModelConfig for an hf_olmo `config.json`; unsupported settings are errors naming the field."""
+def model_config(raw: dict, where: str) -> OlmoConfig:
+    """The OlmoConfig of an hf_olmo `config.json`; unsupported settings are errors naming the field."""
     for name, allowed in REQUIRED_VALUES.items():
         value = raw.get(name, allowed[0] if isinstance(allowed, tuple) else allowed)
         if value not in (allowed if isinstance(allowed, tuple) else (allowed,)):
@@ -64,7 +64,7 @@ def model_config(raw: dict, where: str) -> ModelConfig:
     if raw.get("n_kv_heads") not in (None, n_heads):
         raise PalomaError(f"{where}: n_kv_heads = {raw['n_kv_heads']} (grouped-query attention) is not supported")
     fused = raw.get("mlp_hidden_size") or int(raw.get("mlp_ratio", 4)) * d_model  # value and gate halves together
-    return ModelConfig(
+    return OlmoConfig(
         d_model=d_model,
         n_layers=int(raw["n_layers"]),
         n_heads=n_heads,
@@ -101,7 +101,7 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise PalomaError(f"{path}: cannot read the weights ({type(err).__name__}: {err})") from None
 
 
-def state_dict(folder: Path, config: ModelConfig, tied: bool) -> dict[str, torch.Tensor]:
+def state_dict(folder: Path, config: OlmoConfig, tied: bool) -> dict[str, torch.Tensor]:
     """Our (OLMo-named) state dict from the checkpoint's `model.transformer.…` weights."""
     state: dict[str, torch.Tensor] = {}
     for path in _weight_files(folder):
@@ -113,22 +113,18 @@ def state_dict(folder: Path, config: ModelConfig, tied: bool) -> dict[str, torch
             state["transformer.ff_out.bias"] = torch.zeros(
                 config.vocab_size, dtype=state["transformer.wte.weight"].dtype
             )
-    from baselines.model import Transformer
-
-    with torch.device("meta"):
-        expected = Transformer(config).state_dict()
+    expected = weight_shapes(config)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise PalomaError(f"{folder}: the weights do not match the OLMo architecture of its config.json ({detail})")
-    for name, tensor in expected.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise PalomaError(f"{folder}: {name} has shape {tuple(state[name].shape)}, the config implies "
-                              f"{tuple(tensor.shape)}")  # fmt: skip
+    for name, shape in expected.items():
+        if tuple(state[name].shape) != shape:
+            raise PalomaError(f"{folder}: {name} has shape {tuple(state[name].shape)}, the config implies {shape}")
     return {name: state[name] for name in expected}
 
 
-def tokenizer(folder: Path, config: ModelConfig):
+def tokenizer(folder: Path, config: OlmoConfig):
     """The checkpoint's tokenizer as a plain fast tokenizer (its `OLMoTokenizerFast` class is remote code)."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
@@ -141,8 +137,8 @@ def tokenizer(folder: Path, config: ModelConfig):
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=pad)
 
 
-def read_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], object]:
-    """(our ModelConfig, our state dict, the tokenizer) of an hf_olmo checkpoint folder."""
+def read_checkpoint(folder: str | Path) -> tuple[OlmoConfig, dict[str, torch.Tensor], object]:
+    """(the OlmoConfig, the OLMo-named weights, the tokenizer) of an hf_olmo checkpoint folder."""
     folder = Path(folder)
     if not is_hf_olmo(folder):
         raise PalomaError(f"{folder}: not an hf_olmo checkpoint (its config.json must say model_type: hf_olmo)")
@@ -156,15 +152,14 @@ def read_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict[str, torch.Te
 
 
 def convert(source: str | Path, output_dir: str | Path) -> Path:
-    """Write an hf_olmo checkpoint as our standard export (loadable with AutoModelForCausalLM, no remote code)."""
-    from baselines.export import export_model
-    from baselines.model import count_parameters
-
+    """Write an hf_olmo checkpoint as a standard folder (loadable with AutoModelForCausalLM, no remote code)."""
     config, state, tok = read_checkpoint(source)
-    counts = count_parameters(config)
+    total = sum(tensor.numel() for tensor in state.values())
+    vocabulary_sized = ("transformer.wte.weight", "transformer.ff_out.weight", "transformer.ff_out.bias")
+    non_embedding = total - sum(state[name].numel() for name in vocabulary_sized if name in state)
     record = {
         "converted_from": {"format": MODEL_TYPE, "path": str(source)},
-        "parameters": {"total": counts.total, "non_embedding": counts.non_embedding},
+        "parameters": {"total": total, "non_embedding": non_embedding},
         "training_tokens": None,
     }
-    return export_model(state=state, config=config, output_dir=output_dir, tokenizer=tok, training=record)
+    return write_transformers(state=state, config=config, output_dir=output_dir, tokenizer=tok, training=record)

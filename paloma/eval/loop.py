@@ -278,7 +278,7 @@ class TokenTypeStats:
 
 def save_token_type_stats(output: Path, stats: TokenTypeStats, procs: Processes) -> None:
     """Sum every process's statistics by (source, domain) and save them as token_stats.npz."""
-    from paloma.token_stats import save_token_stats
+    from paloma.eval.token_stats import save_token_stats
 
     gathered = sorted({tuple(k) for part in procs.gather_objects(stats.domains) for k in (part or [])})
     where = {k: j for j, k in enumerate(gathered)}

@@ -2,7 +2,7 @@
 
 It orchestrates and contains no metric math and no planning of its own: documents come from
 `paloma.eval.data`, tokens from `paloma.eval.tokens`, batches from `paloma.eval.plan`, the scoring loop is
-`paloma.eval.run`, aggregates come from `paloma.metrics` through `paloma.results`.
+`paloma.eval.loop`, aggregates come from `paloma.metrics` through `paloma.eval.results`.
 
 Everything that can be checked before work is: the device, the output folder (writable, the right kind, not
 an input, not holding a run unless --resume or --overwrite), the arguments; only then is data read. Memory
@@ -29,6 +29,7 @@ import paloma
 from paloma.errors import PalomaError
 from paloma.eval.data import DataSpec, describe, index_documents, iter_documents, iter_selected_texts, resolve_data
 from paloma.eval.data import select as select_documents
+from paloma.eval.loop import Documents, LoopOptions, Processes, TokenTypeStats, save_token_type_stats, score_chunks
 from paloma.eval.model import (
     DTYPES,
     LoadedModel,
@@ -52,13 +53,12 @@ from paloma.eval.records import (
     next_attempt,
     record_files,
 )
-from paloma.eval.run import Documents, LoopOptions, Processes, TokenTypeStats, save_token_type_stats, score_chunks
+from paloma.eval.results import build_results, format_results, write_results
 from paloma.eval.scoring import Scorer, uses_plain_head
 from paloma.eval.tokens import DEFAULT_CACHE, TokenStore, cache_key, load_cached, tokenize, tokenizer_hash
 from paloma.io import check_output_dir, remove_stale_temporaries, write_json
 from paloma.protocol import RUN_FINGERPRINT_FIELDS, Protocol, differences, protocol_from_preset
 from paloma.registry import resolve_registry
-from paloma.results import build_results, format_results, write_results
 
 FLUSH_SECONDS = 10.0  # how often finished documents' records are made durable
 RUN_FILES = ("records", "results.json", "domains.csv", "run.json", "token_stats.npz")

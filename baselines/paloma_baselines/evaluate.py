@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from baselines.model import Transformer
+from paloma_baselines.model import Transformer
 
 
 @torch.no_grad()

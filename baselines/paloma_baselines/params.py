@@ -1,8 +1,8 @@
 """Parameter counts and training budgets of the shipped configs, from the recipe's arithmetic.
 
-    python -m baselines.params            # or: paloma baselines params
+    python -m paloma_baselines.params            # or: paloma baselines params
 
-Counts come from `baselines.model.count_parameters` (a formula, so the 1B configs need no memory);
+Counts come from `paloma_baselines.model.count_parameters` (a formula, so the 1B configs need no memory);
 tests/test_baselines_model.py checks the formula against built models and the paper's ~1.2B.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from baselines.config import available_configs, load_config
-from baselines.model import count_parameters, flops_per_token
 from paloma.table import format_table
+from paloma_baselines.config import available_configs, load_config
+from paloma_baselines.model import count_parameters, flops_per_token
 
 
 def config_rows(names: list[str] | None = None) -> list[dict]:

@@ -1,7 +1,7 @@
 """Train a Paloma baseline: one file that reads top to bottom as the training run.
 
     paloma baselines tokenize --config c4 --output /data/c4-tokens --tasks 64 --workers 16   # once, on CPUs
-    accelerate launch --config_file baselines/accelerate/fsdp-1x8.yaml -m baselines.train \
+    accelerate launch --config_file baselines/accelerate/fsdp-1x8.yaml -m paloma_baselines.train \
         --config c4 --tokens /data/c4-tokens --output runs/c4                                # one node or many
     paloma train --config tiny --tokens tokens/ --tokenizer tok/ --output runs/tiny        # one process
 
@@ -32,8 +32,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from baselines.config import Config, add_train_arguments, resolve_config
-from baselines.data import (
+from paloma.errors import PalomaError
+from paloma.eval.olmo import write_transformers
+from paloma.io import atomic_write, check_output_dir, honour_umask, write_json
+from paloma_baselines.config import Config, add_train_arguments, resolve_config
+from paloma_baselines.data import (
     GlobalOrder,
     TokenFiles,
     check_tokenizer,
@@ -44,13 +47,11 @@ from baselines.data import (
     read_local_texts,
     steps_per_epoch,
 )
-from baselines.evaluate import evaluate_texts
-from baselines.export import checkpoint_weights, export_model, honour_umask, load_export, training_record
-from baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
-from baselines.optim import build_optimizer, lion_class
-from baselines.schedule import lr_at, schedule_fraction
-from paloma.errors import PalomaError
-from paloma.io import atomic_write, check_output_dir, write_json
+from paloma_baselines.evaluate import evaluate_texts
+from paloma_baselines.export import checkpoint_weights, load_export, training_record
+from paloma_baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
+from paloma_baselines.optim import build_optimizer, lion_class
+from paloma_baselines.schedule import lr_at, schedule_fraction
 
 STATE_FILE = "trainer_state.json"
 RUN_FILES = ("config.json", "log.jsonl", "order.jsonl", "eval.jsonl", "checkpoints", "train_data", "model")
@@ -92,7 +93,7 @@ def check_launch() -> None:
         raise PalomaError(
             f"launched as {world} processes without CUDA and without ACCELERATE_USE_CPU=true, so each would train "
             f"alone on the same folder: run `ACCELERATE_USE_CPU=true torchrun --nproc_per_node {world} -m "
-            "baselines.train ...` for one gloo job on CPU"
+            "paloma_baselines.train ...` for one gloo job on CPU"
         )
 
 
@@ -525,7 +526,7 @@ def train(
     if export and accelerator.is_main_process and not stop:
         training = training_record(config, trainer_state(), tok, final_loss=last_loss)
         training["eval_loss"] = metrics.get("eval_loss")
-        export_dir = export_model(state_dict, m, output_dir / "model", tok, training)
+        export_dir = write_transformers(state_dict, m, output_dir / "model", tok, training)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(
@@ -563,13 +564,13 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="baselines.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="paloma_baselines.train", description=__doc__.split("\n\n")[0])
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return run_from_args(args)
     except PalomaError as err:
-        print(f"baselines.train: error: {err}", file=sys.stderr)
+        sys.stderr.write(f"paloma_baselines.train: error: {err}\n")  # one write: lines of two processes never mix
         return 2
 
 

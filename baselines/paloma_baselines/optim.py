@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.config import OptimizerConfig
 from paloma.errors import PalomaError
+from paloma_baselines.config import OptimizerConfig
 
 
 def lion_class() -> type[torch.optim.Optimizer]:

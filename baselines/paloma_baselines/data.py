@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.config import Config, DataConfig
 from paloma.errors import PalomaError
 from paloma.eval.tokens import tokenizer_hash
 from paloma.io import atomic_write, iter_jsonl
+from paloma_baselines.config import Config, DataConfig
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".jsonl.zstd", ".parquet")
 TOKENS_FORMAT = "paloma-tokens/1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from baselines.config import OptimizerConfig, ScheduleConfig
+from paloma_baselines.config import OptimizerConfig, ScheduleConfig
 
 
 def lr_at(step: int, optimizer: OptimizerConfig, schedule: ScheduleConfig) -> float:
