@@ -98,11 +98,6 @@ def protocol_from_preset(preset: str, model_max_length: int | None = None, **ove
     return Protocol(preset=preset, **values)
 
 
-def reference_protocol(**fields) -> Protocol:
-    """The benchmark's reference protocol (the `paloma` preset), with e.g. split and data_revision filled in."""
-    return protocol_from_preset("paloma", **fields)
-
-
 def differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, tuple]:
     """Fields where two protocol dicts disagree: {field: (a's value, b's value)}."""
     return {k: (a.get(k), b.get(k)) for k in fields if a.get(k) != b.get(k)}

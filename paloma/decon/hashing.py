@@ -27,12 +27,6 @@ def encode(text: str) -> bytes:
 paragraph_digest = xxhash.xxh3_128_digest
 
 
-def hash_text(text: str) -> tuple[int, int]:
-    """(hi, lo) halves of a paragraph's hash."""
-    digest = paragraph_digest(encode(text))
-    return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
-
-
 def digests_to_halves(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Turn a list of 16-byte digests into native uint64 arrays (hi, lo) in one vectorised step."""
     if not digests:
