@@ -27,7 +27,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from paloma.decon.filter import decide
+from paloma.decon.decision import decide
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.remote import is_url, local_index_file, resolve_location
 

@@ -161,6 +161,12 @@ CASES = [
         _with(_damaged_index("flipped"), _corpus),
     ),
     Case("decon-filter-missing-index", (*FILTER, "-o", "{tmp}/out"), "no such index file", _corpus),
+    Case(  # issue 22: the index folder was called an input folder the output "lies inside"
+        "decon-filter-index-is-a-folder-holding-the-output",
+        ("decon", "filter", "{tmp}/corpus", "-i", "{tmp}/D", "-o", "{tmp}/D/o8"),
+        "/D: is a folder, not an index file",
+        _with(_corpus, _folder("D")),
+    ),
     Case("decon-filter-missing-input", (*FILTER, "-o", "{tmp}/out"), "no such file or folder", _index),
     Case("decon-filter-no-output", FILTER, "--output is required unless --dry-run", READY),
     Case(
