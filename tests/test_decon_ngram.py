@@ -61,7 +61,7 @@ def test_decisions_equal_datatrove_ngram_decontamination(planted):
 
 
 def test_the_index_records_the_rule_and_the_extra_sets(planted):
-    _, index_path, _, tmp = planted
+    _, index_path, _, _tmp = planted
     header = ContaminationIndex.load(index_path).header
     assert header["rules"]["match"] == "ngram" and header["rules"]["ngram"] == 13
     assert "P* and S*" in header["rules"]["ngram_normalisation"]
@@ -70,7 +70,22 @@ def test_the_index_records_the_rule_and_the_extra_sets(planted):
 
 
 def test_normalisation_and_what_counts_as_sharing_an_ngram(tmp_path: Path):
-    words = "the quick brown fox jumps over the lazy dog near a quiet river bank".split()
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "the",
+        "lazy",
+        "dog",
+        "near",
+        "a",
+        "quiet",
+        "river",
+        "bank",
+    ]
     index = build_index(paloma_folder(tmp_path / "p", [" ".join(words)]), ngram=13, progress=False)
     first13, last12 = " ".join(words[:13]), " ".join(words[2:14])
     cases = {
@@ -80,7 +95,7 @@ def test_normalisation_and_what_counts_as_sharing_an_ngram(tmp_path: Path):
         "—".join(words[:13]): True,  # Unicode punctuation (P*) separates words like a space
         f"intro words. {first13}!": True,
         last12: False,  # twelve shared words are not an overlap
-        " ".join(words[:6] + ["INSERTED"] + words[6:13]): False,
+        " ".join([*words[:6], "INSERTED", *words[6:13]]): False,
         "thequick " + " ".join(words[1:13]): False,  # a joined word is another word
     }
     removed, _, _ = decide(index, list(cases))
