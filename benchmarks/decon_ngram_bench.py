@@ -34,9 +34,8 @@ def datatrove_steps(eval_texts: list[str], folder: Path) -> tuple[object, float,
     from datatrove.pipeline.decont.n_grams import NGramsDecontConfig, NGramsDecontFilter, NGramsDecontIndexer
     from datatrove.utils.text import TextNormConfig
 
-    config = NGramsDecontConfig(
-        n_grams=13, find_query_ngrams=True, norm_config=TextNormConfig(norm_numbers=False, norm_unicode_diacritics=False)
-    )
+    norm = TextNormConfig(norm_numbers=False, norm_unicode_diacritics=False)
+    config = NGramsDecontConfig(n_grams=13, find_query_ngrams=True, norm_config=norm)
     tokenizer = WhitespaceWords()
 
     def hash_func(text: str) -> int:
@@ -84,9 +83,7 @@ def main() -> None:
     from datatrove.data import Document
 
     start = time.process_time()
-    datatrove_removed = [
-        step.filter(Document(text=t, id=str(i))) is not True for i, t in enumerate(corpus.train_texts)
-    ]
+    datatrove_removed = [step.filter(Document(text=t, id=str(i))) is not True for i, t in enumerate(corpus.train_texts)]
     datatrove_seconds = time.process_time() - start
 
     differ = sum(a != b for a, b in zip(paloma_removed, datatrove_removed, strict=True))
@@ -97,16 +94,22 @@ def main() -> None:
         "train_text_mb": round(text_bytes / 1e6, 1),
         "removed": sum(paloma_removed),
         "documents_that_differ": differ,
-        "paloma": {"build_cpu_s": round(paloma_build, 2), "index_bytes": (work / "ngram.decon").stat().st_size,
-                   "filter_cpu_s": round(paloma_seconds, 2)},  # fmt: skip
-        "datatrove": {"build_cpu_s": round(datatrove_build, 2), "index_bytes": datatrove_bytes,
-                      "filter_cpu_s": round(datatrove_seconds, 2)},  # fmt: skip
+        "paloma": {
+            "build_cpu_s": round(paloma_build, 2),
+            "index_bytes": (work / "ngram.decon").stat().st_size,
+            "filter_cpu_s": round(paloma_seconds, 2),
+        },
+        "datatrove": {
+            "build_cpu_s": round(datatrove_build, 2),
+            "index_bytes": datatrove_bytes,
+            "filter_cpu_s": round(datatrove_seconds, 2),
+        },
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "load_average": os.getloadavg(),
     }
     (work / "result.json").write_text(json.dumps(result, indent=1))
     p, d = result["paloma"], result["datatrove"]
-    print(f"| | paloma `--ngram 13` | datatrove `NGramsDecontFilter` | ratio |\n| --- | --- | --- | --- |")
+    print("| | paloma `--ngram 13` | datatrove `NGramsDecontFilter` | ratio |\n| --- | --- | --- | --- |")
     print(f"| index build, CPU s | {p['build_cpu_s']} | {d['build_cpu_s']} | |")
     print(f"| index size | {p['index_bytes'] / 1e6:.1f} MB | {d['index_bytes'] / 1e6:.1f} MB | |")
     for name, seconds in (("filter, CPU s", "filter_cpu_s"),):
