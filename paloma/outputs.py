@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from paloma.errors import PalomaError
 from paloma.io import (
     _TEMP_NAME,
     FOREIGN_TEMP_AGE_S,
@@ -65,6 +66,19 @@ def filesystem(location: str) -> tuple[Any, str]:
 def join(root: str | Path, rel: str) -> str | Path:
     """`root/rel` for a local path (a Path) or a URL (a string)."""
     return f"{str(root).rstrip('/')}/{rel}" if is_url(root) else Path(root) / rel
+
+
+def check_not_overlapping_urls(output: str, inputs: list[str | Path]) -> None:
+    """A URL output must not be an input, contain one, or lie inside one (compared as `/`-separated prefixes)."""
+    target = str(output).rstrip("/")
+    for given in inputs:
+        source = str(given).rstrip("/")
+        if source == target:
+            raise PalomaError(f"{target}: is also an input; choose another output")
+        if source.startswith(target + "/"):
+            raise PalomaError(f"{target}: contains the input {given}; choose an output outside it")
+        if target.startswith(source + "/"):
+            raise PalomaError(f"{target}: lies inside the input folder {given}; choose an output outside it")
 
 
 class Outputs:
@@ -109,6 +123,7 @@ class Outputs:
             with atomic_write(self.root / rel, mode) as handle:
                 yield handle
             return
+        self.clean_temporaries(rel)  # as atomic_write does: a killed writer's leftovers of this output go
         target = self._remote(rel)
         parent, name = target.rsplit("/", 1)
         temporary = f"{parent}/.{name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
@@ -143,6 +158,13 @@ class Outputs:
             with self.fs.open(self._remote(rel), "rb") as handle:
                 return json.loads(handle.read().decode("utf-8"))
         return None
+
+    def is_empty(self) -> bool:
+        """Whether the folder is absent or holds nothing."""
+        if self.is_local:
+            return not self.root.is_dir() or not any(self.root.iterdir())
+        _, base = filesystem(str(self.root))
+        return not self.fs.exists(base) or not self.fs.find(base)
 
     def remove(self, rel: str) -> None:
         """Delete a committed file or folder (absent is fine); a symlink is removed, never followed."""

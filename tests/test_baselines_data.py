@@ -216,3 +216,72 @@ def test_token_files_are_written_with_the_umask_permissions(docs, tokenizer_dir,
         os.umask(old)
     modes = {p.relative_to(tmp_path): p.stat().st_mode & 0o777 for p in (tmp_path / "tokens").rglob("*")}
     assert modes and all(mode == (0o755 if (tmp_path / p).is_dir() else 0o644) for p, mode in modes.items()), modes
+
+
+# ---- corpora and token folders in buckets (issue 22, item 1), and what a tokenize folder holds -------------
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    from tests.buckets import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+    from tests.buckets import s3_bucket
+
+    return s3_bucket(s3_endpoint, monkeypatch)
+
+
+def test_a_corpus_in_a_bucket_tokenizes_into_a_bucket_as_it_does_locally(docs, tokenizer_dir, s3, tmp_path) -> None:
+    from tests.buckets import BUCKET
+
+    corpus = write_corpus_files(tmp_path / "corpus", docs, files=3)
+    local = tiny_tokens(corpus, tokenizer_dir, tmp_path / "tokens", tasks=3)
+    for path in corpus.iterdir():
+        s3.put(str(path), f"{BUCKET}/corpus/{path.name}")
+    remote = tiny_tokens(f"s3://{BUCKET}/corpus", tokenizer_dir, f"s3://{BUCKET}/tokens", tasks=3)
+    assert (remote.tokens, remote.documents_read, remote.files) == (local.tokens, local.documents_read, local.files)
+    s3.invalidate_cache()
+    for path in sorted((tmp_path / "tokens").glob("part-*.npy")):
+        assert s3.cat(f"{BUCKET}/tokens/{path.name}") == path.read_bytes()
+    # a killed task in the bucket: no record, a dead writer's temporary; the rerun redoes that task only
+    from paloma.io import _host_tag
+
+    done_record = s3.cat(f"{BUCKET}/tokens/part-00000.json")
+    s3.rm(f"{BUCKET}/tokens/part-00001.json")
+    s3.rm(f"{BUCKET}/tokens/logs/completions/00001")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = f"{BUCKET}/tokens/.part-00001-00000.npy.{_host_tag()}-{dead.stdout.strip()}.abcd1234.tmp"
+    s3.pipe(leftover, b"\0\1")
+    again = tiny_tokens(f"s3://{BUCKET}/corpus", tokenizer_dir, f"s3://{BUCKET}/tokens", tasks=3)
+    s3.invalidate_cache()
+    assert again.tokens == local.tokens and not s3.exists(leftover)
+    assert s3.cat(f"{BUCKET}/tokens/part-00000.json") == done_record  # task 0 was not redone
+    redone = s3.cat(f"{BUCKET}/tokens/part-00001-00000.npy")
+    assert redone == (tmp_path / "tokens" / "part-00001-00000.npy").read_bytes()
+
+
+def test_a_file_list_names_the_corpus_as_dolma_and_redpajama_publish_it(docs, tokenizer_dir, tmp_path) -> None:
+    corpus = write_corpus_files(tmp_path / "files", docs, files=2)
+    listing = tmp_path / "files" / "urls.txt"
+    listing.write_text(f"# two files\npart-0.jsonl\n{(corpus / 'part-1.jsonl').as_uri()}\n")
+    listed = tiny_tokens(listing, tokenizer_dir, tmp_path / "from-list", tasks=2)
+    direct = tiny_tokens(corpus, tokenizer_dir, tmp_path / "direct", tasks=2)
+    assert listed.tokens == direct.tokens
+    assert file_streams(tmp_path / "from-list") == file_streams(tmp_path / "direct")
+
+
+def test_a_tokenize_folder_holds_only_the_documented_files(docs, tokenizer_dir, tmp_path) -> None:
+    """It left an undocumented `inputs-infer.txt` (issue 22); every name is now in docs/baselines.md."""
+    import fnmatch
+
+    tiny_tokens(write_corpus_files(tmp_path / "corpus", docs[:40], files=2), tokenizer_dir, tmp_path / "t", tasks=2)
+    documented = ["tokens.json", "part-*.npy", "part-*.json", "corpus-files-*.txt", "logs"]
+    docs_text = (Path(__file__).resolve().parents[1] / "docs" / "baselines.md").read_text(encoding="utf-8")
+    assert all(f"`{pattern}" in docs_text or f"`<output>/{pattern}" in docs_text for pattern in documented)
+    names = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert all(any(fnmatch.fnmatch(n, pattern) for pattern in documented) for n in names), names

@@ -20,12 +20,11 @@ import pytest
 from paloma.decon import build_index
 from paloma.decon.filter import REPORT_NAME, STATE_DIR, filter_files
 from paloma.errors import PalomaError
+from tests.buckets import BUCKET, s3_bucket, s3_server
 from tests.decon_data import EXPECTED_REMOVED, jsonl_lines, make_paloma, run_cli, training_docs
 
 s3fs = pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-
-BUCKET = "paloma-decon-test"
+pytest.importorskip("moto.server")
 
 
 @pytest.fixture(scope="module")
@@ -36,31 +35,14 @@ def index_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """A local S3 server (moto) on 127.0.0.1 and a free port, stopped when the module's tests are done."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server._server.server_port}"
-    finally:
-        server.stop()
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """An empty bucket on the local server; fsspec URLs `s3://paloma-decon-test/...` reach it (also in children)."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    if fs.exists(BUCKET):
-        fs.rm(BUCKET, recursive=True)
-    fs.mkdir(BUCKET)
-    yield fs
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
+    """An empty bucket on the local server; `s3://paloma-test/...` URLs reach it."""
+    yield s3_bucket(s3_endpoint, monkeypatch)
     s3fs.S3FileSystem.clear_instance_cache()
 
 

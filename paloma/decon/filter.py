@@ -43,7 +43,7 @@ from paloma.decon.remote import is_url, open_index
 from paloma.decon.writers import Sink, parquet_compression, save_dataset_atomically
 from paloma.errors import PalomaError
 from paloma.io import check_output_dir
-from paloma.outputs import Outputs, filesystem
+from paloma.outputs import Outputs, check_not_overlapping_urls, filesystem
 
 REPORT_NAME = "decon-report.json"
 REPORT_KIND = "paloma decon filter"
@@ -443,15 +443,7 @@ def _check_output(out: Outputs, inputs: list[Path | str], index_path: Path | Non
     if out.is_local:
         check_output_dir(out.root, [*(p for p in inputs if isinstance(p, Path)), *([index_path] if index_path else [])])
         return
-    target = str(out.root).rstrip("/")
-    for given in inputs:
-        source = str(given).rstrip("/")
-        if source == target:
-            raise PalomaError(f"{target}: is also an input; choose another output")
-        if source.startswith(target + "/"):
-            raise PalomaError(f"{target}: contains the input {given}; choose an output outside it")
-        if target.startswith(source + "/"):
-            raise PalomaError(f"{target}: lies inside the input folder {given}; choose an output outside it")
+    check_not_overlapping_urls(str(out.root), inputs)
 
 
 # ---- the output folder: one run at a time, resumed or started over, never mixed ---------------------------
