@@ -212,7 +212,18 @@ CORPUS_LISTING = "corpus-files-{}.txt"  # in the output folder: the files reader
 def corpus_files(corpus: str) -> list[Path | str] | None:
     """The corpus's files: local (file, folder, glob), in a bucket (a URL of a file, folder or glob on any
     fsspec filesystem), or listed in a `.txt` file (local or a URL; one URL or path a line, relative ones
-    against the list's folder: how Dolma and RedPajama publish their files); None for a hub dataset id."""
+    against the list's folder: how Dolma and RedPajama publish their files); several of these comma-separated;
+    None for a hub dataset id."""
+    parts = [part.strip() for part in corpus.split(",") if part.strip()]
+    if len(parts) > 1:
+        found = [_one_location(part) for part in parts]
+        if any(files is None for files in found):
+            raise PalomaError(f"corpus {corpus}: a hub dataset id cannot be combined with other locations")
+        return [f for files in found for f in files]
+    return _one_location(corpus)
+
+
+def _one_location(corpus: str) -> list[Path | str] | None:
     if corpus.endswith(".txt"):
         return _listed_files(corpus)
     if is_url(corpus):
