@@ -87,6 +87,7 @@ class Outputs:
     def __init__(self, root: str | Path) -> None:
         self.root = str(root).rstrip("/") if is_url(root) else Path(root)
         self._fs: Any = None
+        self._base = ""
 
     @property
     def is_local(self) -> bool:
@@ -99,17 +100,18 @@ class Outputs:
         return str(self.root)
 
     def __getstate__(self) -> dict:
-        return {"root": self.root, "_fs": None}  # workers open their own filesystem
+        return {"root": self.root, "_fs": None, "_base": ""}  # workers open their own filesystem
 
     @property
     def fs(self) -> Any:
         if self._fs is None:
-            self._fs, _ = filesystem(str(self.root))
+            self._fs, self._base = filesystem(str(self.root))
         return self._fs
 
     def _remote(self, rel: str) -> str:
-        _, base = filesystem(str(self.root))
-        return f"{base.rstrip('/')}/{rel}" if rel else base
+        """The path of `rel` inside the filesystem (without the URL's scheme)."""
+        base = self.fs and self._base.rstrip("/")
+        return f"{base}/{rel}" if rel else base
 
     def location(self, rel: str) -> str | Path:
         """Where `rel` lives: a Path for a local folder, a URL otherwise (for messages and reports)."""
@@ -163,7 +165,7 @@ class Outputs:
         """Whether the folder is absent or holds nothing."""
         if self.is_local:
             return not self.root.is_dir() or not any(self.root.iterdir())
-        _, base = filesystem(str(self.root))
+        base = self._remote("")
         return not self.fs.exists(base) or not self.fs.find(base)
 
     def remove(self, rel: str) -> None:

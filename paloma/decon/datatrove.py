@@ -35,7 +35,8 @@ DROP_REASON = "paloma_contaminated"
 
 
 class PalomaDeconFilter(BaseFilter):
-    """Drop documents that contain a paragraph of a Paloma contamination index (reference rules)."""
+    """Drop documents that contain a key of a Paloma contamination index: a paragraph (the reference rules) or,
+    for an index built with `--ngram`, an n-gram of normalised words (`paloma.decon.decision`)."""
 
     name = "🦜 Paloma decontamination"
 

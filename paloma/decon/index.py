@@ -504,6 +504,7 @@ def build_index(
     for path in extra:
         if not path.is_file():
             raise PalomaError(f"{path}: no such evaluation file (--extra takes JSON lines files)")
+    extra_docs = [doc for path in extra for doc in iter_extra_documents(path)]  # read first: a bad line stops early
     evaldata = resolve_eval_data(data, revision=revision, token=token)
     root, registry = evaldata.root, load_registry()
     available = discover_sources(root)
@@ -529,9 +530,8 @@ def build_index(
                 excluded_domains[f"{source}/{doc.domain}"] += 1
                 continue
             collector.add(doc)
-    for path in extra:
-        for doc in iter_extra_documents(path):
-            collector.add(doc)
+    for doc in extra_docs:
+        collector.add(doc)
     origin = {**evaldata.origin, "fingerprint": fingerprint([f for _, _, f in files], root), "files": len(files)}
     if extra:
         origin["extra"] = [{"file": p.name, "fingerprint": fingerprint([p], p.parent)} for p in extra]

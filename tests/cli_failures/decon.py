@@ -106,6 +106,18 @@ CASES = [
     Case("decon-index-min-words-zero", (*INDEX, "-o", "{tmp}/i.decon", "--min-words", "0"), "must be ≥ 1"),
     Case("decon-index-min-words-text", (*INDEX, "-o", "{tmp}/i.decon", "--min-words", "ten"), "expected an integer"),
     Case("decon-index-unknown-rules", (*INDEX, "-o", "{tmp}/i.decon", "--rules", "loose"), "invalid choice: 'loose'"),
+    Case("decon-index-ngram-zero", (*INDEX, "-o", "{tmp}/i.decon", "--ngram", "0"), "must be ≥ 1"),
+    Case(
+        "decon-index-extra-missing",
+        (*INDEX, "-o", "{tmp}/i.decon", "--ngram", "13", "--extra", "{tmp}/none.jsonl"),
+        "no such evaluation file",
+    ),
+    Case(
+        "decon-index-extra-without-text",
+        (*INDEX, "-o", "{tmp}/i.decon", "--extra", "{tmp}/tasks.jsonl"),
+        "tasks.jsonl:2: field 'text' is missing",
+        _file("tasks.jsonl", b'{"text": "fine"}\n{"question": "no text"}\n'),
+    ),
     Case("decon-index-unknown-source", (*INDEX, "-o", "{tmp}/i.decon", "--source", "nope"), "no data for source(s)"),
     Case("decon-index-no-data", ("decon", "index", "{tmp}/none", "-o", "{tmp}/i.decon"), "no such folder"),
     Case(
