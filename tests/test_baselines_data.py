@@ -299,20 +299,15 @@ def _write_hub_stand_in(root: Path, docs: list[str]) -> dict[str, list[str]]:
     import pyarrow.parquet as pq
 
     hub = root / "datasets"
-    c4 = hub / "allenai/c4/en"
-    for name in (
-        "c4-train.00000-of-01024.json.gz",
-        "c4-train.00001-of-01024.json.gz",
-        "c4-validation.00000-of-00008.json.gz",
-    ):
-        _write_gz(c4 / name, docs[:20])
-    mc4 = hub / "allenai/c4/multilingual"
-    for name in (
-        "c4-en.tfrecord-00000-of-11264.json.gz",
-        "c4-en-validation.tfrecord-00000-of-00128.json.gz",
-        "c4-de.tfrecord-00000-of-02048.json.gz",
-    ):
-        _write_gz(mc4 / name, docs[:20])
+    json_files = {  # each folder's train files and the files next to them that a recipe must not read
+        "allenai/c4/en": ["c4-train.00000-of-01024", "c4-train.00001-of-01024", "c4-validation.00000-of-00008"],
+        "allenai/c4/multilingual": [
+            "c4-en.tfrecord-00000-of-11264", "c4-en-validation.tfrecord-00000-of-00128", "c4-de.tfrecord-00000-of-02048"
+        ],
+    }  # fmt: skip
+    for folder, names in json_files.items():
+        for name in names:
+            _write_gz(hub / folder / f"{name}.json.gz", docs[:20])
     falcon = hub / "tiiuae/falcon-refinedweb/data"
     falcon.mkdir(parents=True)
     pq.write_table(pa.table({"content": docs[:20]}), falcon / "train-00000-of-05534.parquet")
