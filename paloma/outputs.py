@@ -13,6 +13,8 @@ the evaluator's per-task outputs can adopt it). The folder is a local path or an
     out.exists("kept/a.jsonl.gz")                  # committed (a temporary never counts)
     out.remove("kept")                             # a file or a whole folder; absent is fine
     out.clean_temporaries("kept/a.jsonl.gz")       # leftovers of killed writers of that output
+    out.clean_folder_temporaries("records")        # ... of every output directly in a folder ("": the root)
+    out.is_empty(); out.location("kept/a.jsonl.gz")  # nothing there yet; a Path or URL for messages
 
 The resume protocol built on it: write each unit's outputs with `open`, then its state file with `write_json`
 last; on resume, skip the units whose state file `exists` (and matches), and for every other unit `remove` its
@@ -185,16 +187,22 @@ class Outputs:
 
     def clean_temporaries(self, rel: str) -> list[str]:
         """Delete temporaries of `rel` (and of a folder's `.old` swap) left by killed writers; returns them."""
+        parent, _, name = rel.rpartition("/")
+        return self._clean(parent, {name, f"{name}.old"})
+
+    def clean_folder_temporaries(self, folder: str = "") -> list[str]:
+        """Delete every temporary that killed writers left directly in `folder` (default: the root)."""
+        return self._clean(folder, None)
+
+    def _clean(self, folder: str, names: set[str] | None) -> list[str]:
         if self.is_local:
-            path = self.root / rel
-            return [str(p) for p in remove_stale_temporaries(path.parent, [path.name, f"{path.name}.old"])]
-        parent, name = self._remote(rel).rsplit("/", 1)
+            return [str(p) for p in remove_stale_temporaries(self.root / folder, names)]
         removed = []
         with contextlib.suppress(FileNotFoundError):
-            for entry in self.fs.ls(parent, detail=True):
+            for entry in self.fs.ls(self._remote(folder), detail=True):
                 base = entry["name"].rstrip("/").rsplit("/", 1)[-1]
                 match = _TEMP_NAME.match(base)
-                if match and match["target"] == name and self._remote_stale(entry, match):
+                if match and (names is None or match["target"] in names) and self._remote_stale(entry, match):
                     self.fs.rm(entry["name"], recursive=True)
                     removed.append(entry["name"])
         return removed
