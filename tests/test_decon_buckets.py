@@ -185,3 +185,40 @@ def test_memory_filesystem_round_trip(index_path: Path, tmp_path: Path):
     finally:
         fs.rm("/mem-corpus", recursive=True)
         fs.rm("/mem-out", recursive=True)
+
+
+def test_a_run_killed_mid_way_in_s3_resumes_to_the_local_result(s3, index_path: Path, tmp_path: Path):
+    """SIGKILL, not an exception: the run stops wherever it is, mid-object included."""
+    import os
+    import signal
+    import time
+
+    docs = training_docs()
+    files = {f"part-{k:02d}.jsonl": jsonl_lines(docs * 40) for k in range(30)}
+    (tmp_path / "corpus").mkdir()
+    for name, data in files.items():
+        (tmp_path / "corpus" / name).write_bytes(data)
+        s3.pipe(f"{BUCKET}/corpus/{name}", data)
+    command = [sys.executable, "-m", "paloma", "decon", "filter", f"s3://{BUCKET}/corpus", "-i", str(index_path)]
+    child = subprocess.Popen([*command, "-o", f"s3://{BUCKET}/out", "--quiet"], env=dict(os.environ))
+    state = f"{BUCKET}/out/{STATE_DIR}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        s3.invalidate_cache()
+        if [n for n in s3.find(state) if n.endswith(".jsonl.json")]:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+    resumed = filter_files(index_path, [f"s3://{BUCKET}/corpus"], f"s3://{BUCKET}/out", progress=False, resume=True)
+    skipped = [f["file"] for f in resumed["files"] if f.get("resumed")]
+    assert 0 < len(skipped) < len(files)
+    local = filter_files(index_path, [tmp_path / "corpus"], tmp_path / "out", progress=False)
+    assert decisions(resumed) == decisions(local)
+    s3.invalidate_cache()
+    for part in ("kept", "removed"):
+        for name in files:
+            assert s3.cat(f"{BUCKET}/out/{part}/{name}") == (tmp_path / "out" / part / name).read_bytes()
+    assert not [name for name in s3.find(BUCKET) if name.endswith(".tmp")]
