@@ -59,10 +59,15 @@ def main() -> None:
     parser.add_argument("--eval-docs", type=int, default=2000)
     parser.add_argument("--train-docs", type=int, default=20000)
     parser.add_argument("--words", type=int, default=400)
+    parser.add_argument(
+        "--letters", default="abcdefghijklmnopqrstuvwxyz", help="word letters (add é or ü for non-ASCII text)"
+    )
     args = parser.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    corpus = ngram_corpus(seed=20261207, eval_docs=args.eval_docs, train_docs=args.train_docs, words=args.words)
+    corpus = ngram_corpus(
+        seed=20261207, eval_docs=args.eval_docs, train_docs=args.train_docs, words=args.words, letters=args.letters
+    )
     write_jsonl_gz(work / "paloma" / "c4_en" / "val" / "val.jsonl.gz", [{"text": t} for t in corpus.eval_texts])
     (work / "train.jsonl").write_bytes(jsonl_lines([{"text": t} for t in corpus.train_texts]))
     text_bytes = sum(len(t.encode()) for t in corpus.train_texts)

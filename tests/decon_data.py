@@ -269,7 +269,14 @@ class NgramCorpus:
     planted: list[str]  # per training document: "none", "full" (an n-gram planted) or "short" (n - 1 words)
 
 
-def ngram_corpus(seed: int, n: int = 13, eval_docs: int = 60, train_docs: int = 600, words: int = 120) -> NgramCorpus:
+def ngram_corpus(
+    seed: int,
+    n: int = 13,
+    eval_docs: int = 60,
+    train_docs: int = 600,
+    words: int = 120,
+    letters: str = "abcdefghijklmnopqrstuvwxyzéü",
+) -> NgramCorpus:
     """Evaluation and training documents of random words where some training documents copy n (or n - 1)
     consecutive evaluation words, re-cased, re-punctuated and re-spaced (newlines too), at random places.
 
@@ -278,7 +285,6 @@ def ngram_corpus(seed: int, n: int = 13, eval_docs: int = 60, train_docs: int = 
     import random
 
     rng = random.Random(seed)
-    letters = "abcdefghijklmnopqrstuvwxyzéü"
     vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(3000)]
 
     def dress(word_list: list[str]) -> str:

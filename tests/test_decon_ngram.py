@@ -121,3 +121,17 @@ def test_cli_index_and_filter_with_ngram(planted, tmp_path: Path):
 def test_ngram_does_not_combine_with_normalised_paragraphs(tmp_path: Path):
     with pytest.raises(PalomaError, match="does not combine with --match normalised"):
         build_index(paloma_folder(tmp_path / "p", ["a b c"]), ngram=3, match="normalised", progress=False)
+
+
+def test_the_ascii_fast_path_normalises_as_the_general_rule():
+    """ASCII text is normalised as bytes; on every ASCII character mix (controls and U+001C-U+001F included)
+    the n-grams are those of the general rule: lower case, P*/S* to spaces, str.split()."""
+    import random
+
+    rng = random.Random(22)
+    for _ in range(2000):
+        text = "".join(chr(rng.randrange(128)) for _ in range(rng.randint(0, 120)))
+        words = ngram_words(text)
+        for n in (1, 3, 13):
+            expected = [" ".join(words[i : i + n]).encode() for i in range(len(words) - n + 1)]
+            assert ngram_keys(text, n) == expected, (text, n)
