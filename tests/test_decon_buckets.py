@@ -19,6 +19,7 @@ import pytest
 
 from paloma.decon import build_index
 from paloma.decon.filter import REPORT_NAME, STATE_DIR, filter_files
+from paloma.decon.verify import verify_files
 from paloma.errors import PalomaError
 from tests.buckets import BUCKET, s3_bucket, s3_server
 from tests.decon_data import EXPECTED_REMOVED, jsonl_lines, make_paloma, run_cli, training_docs
@@ -110,6 +111,8 @@ def test_s3_inputs_and_outputs_give_the_local_decisions_and_bytes(s3, index_path
     assert removed_ids == EXPECTED_REMOVED
     assert json.loads(s3.cat(f"{BUCKET}/out/{REPORT_NAME}"))["totals"] == remote["totals"]
     assert not [name for name in s3.find(BUCKET) if name.endswith(".tmp")]  # every temporary was committed
+    verified = verify_files(index_path, [f"s3://{BUCKET}/out/kept"])
+    assert verified["clean"] and verified["documents_checked"] == remote["totals"]["kept_documents"]
 
 
 def test_the_index_may_live_in_the_bucket_too(s3, index_path: Path, tmp_path: Path, monkeypatch):
