@@ -21,7 +21,6 @@ import contextlib
 import os
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from baselines.data import (
 )
 from paloma.errors import PalomaError
 from paloma.io import check_output_dir
-from paloma.outputs import Outputs, check_not_overlapping_urls, filesystem, is_url
+from paloma.outputs import Outputs, as_location, check_not_overlapping_urls, filesystem, is_url
 
 LOGS = "logs"  # datatrove's logging folder (task logs, stats, completions) inside the output
 
@@ -224,6 +223,8 @@ def corpus_files(corpus: str) -> list[Path | str] | None:
 
 
 def _one_location(corpus: str) -> list[Path | str] | None:
+    if corpus.startswith("file://"):
+        corpus = str(as_location(corpus))
     if corpus.endswith(".txt"):
         return _listed_files(corpus)
     if is_url(corpus):
@@ -249,7 +250,7 @@ def _listed_files(listing: str) -> list[Path | str]:
         if not entry.endswith(LOCAL_SUFFIXES):
             raise PalomaError(f"{listing}:{line_no}: {entry} is not a JSONL(.gz/.zst) or Parquet file")
         if entry.startswith("file://"):  # a local file: read with the others, by one reader
-            files.append(Path(urllib.parse.unquote(urllib.parse.urlparse(entry).path)))
+            files.append(as_location(entry))
         elif is_url(entry):
             files.append(entry)
         elif is_url(base):

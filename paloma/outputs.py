@@ -34,6 +34,7 @@ import os
 import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +57,13 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 def is_url(location: str | Path) -> bool:
     """Whether `location` names an fsspec filesystem (`scheme://...`) rather than a local path."""
     return isinstance(location, str) and bool(_URL.match(location))
+
+
+def as_location(location: str | Path) -> str | Path:
+    """A local Path for a path or a `file://` URL (local semantics: fsync, umask, overlap checks), else the URL."""
+    if isinstance(location, str) and location.startswith("file://"):
+        return Path(urllib.parse.unquote(urllib.parse.urlparse(location).path))
+    return location if is_url(location) else Path(location)
 
 
 def filesystem(location: str) -> tuple[Any, str]:
@@ -87,7 +95,8 @@ class Outputs:
     """A folder (local path or fsspec URL) whose files are written atomically; see the module docstring."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = str(root).rstrip("/") if is_url(root) else Path(root)
+        root = as_location(root)
+        self.root = root.rstrip("/") if isinstance(root, str) else root
         self._fs: Any = None
         self._base = ""
 
@@ -131,6 +140,8 @@ class Outputs:
         target = self._remote(rel)
         parent, name = target.rsplit("/", 1)
         temporary = f"{parent}/.{name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        with contextlib.suppress(OSError, NotImplementedError):
+            self.fs.makedirs(parent, exist_ok=True)  # filesystems with real folders need them; buckets ignore it
         try:
             with self.fs.open(temporary, mode) as handle:
                 yield handle

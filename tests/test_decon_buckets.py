@@ -225,3 +225,15 @@ def test_a_run_killed_mid_way_in_s3_resumes_to_the_local_result(s3, index_path: 
         for name in files:
             assert s3.cat(f"{BUCKET}/out/{part}/{name}") == (tmp_path / "out" / part / name).read_bytes()
     assert not [name for name in s3.find(BUCKET) if name.endswith(".tmp")]
+
+
+def test_file_urls_are_local_paths_with_the_local_checks(index_path: Path, tmp_path: Path):
+    corpus = local_corpus(tmp_path / "corpus")
+    with pytest.raises(PalomaError, match="lies inside the input folder"):
+        filter_files(index_path, [corpus.as_uri()], (corpus / "out").as_uri(), progress=False)
+    by_url = filter_files(index_path, [corpus.as_uri()], (tmp_path / "a").as_uri(), progress=False)
+    by_path = filter_files(index_path, [corpus], tmp_path / "b", progress=False)
+    assert decisions(by_url) == decisions(by_path)
+    assert outputs_of(local_reader(tmp_path / "a"), output_names()) == outputs_of(
+        local_reader(tmp_path / "b"), output_names()
+    )

@@ -43,7 +43,7 @@ from paloma.decon.remote import is_url, open_index
 from paloma.decon.writers import Sink, parquet_compression, save_dataset_atomically
 from paloma.errors import PalomaError
 from paloma.io import check_output_dir
-from paloma.outputs import Outputs, check_not_overlapping_urls, filesystem
+from paloma.outputs import Outputs, as_location, check_not_overlapping_urls, filesystem
 
 REPORT_NAME = "decon-report.json"
 REPORT_KIND = "paloma decon filter"
@@ -69,11 +69,10 @@ class Unit:
 def discover_units(inputs: Iterable[str | Path]) -> list[Unit]:
     """Expand files and folders into units, in a stable order; unsupported files in folders are ignored."""
     units: list[Unit] = []
-    for item in inputs:
-        if is_url(item):
-            units += _remote_units(str(item))
+    for item in map(as_location, inputs):
+        if isinstance(item, str):
+            units += _remote_units(item)
             continue
-        item = Path(item)
         if not item.exists():
             raise PalomaError(f"{item}: no such file or folder")
         kind = input_kind(item)
@@ -395,7 +394,7 @@ def filter_files(
         raise PalomaError("--output is required unless --dry-run")
     if resume and overwrite:
         raise PalomaError("--resume and --overwrite exclude each other")
-    inputs = [str(p) if is_url(p) else Path(p) for p in inputs]
+    inputs = [as_location(p) for p in inputs]
     out = Outputs(output) if output is not None else None
     index_path = index.path if isinstance(index, ContaminationIndex) else None if is_url(index) else Path(index)
     if index_path is not None:
