@@ -24,8 +24,10 @@ from pathlib import Path
 import orjson
 
 from paloma.decon import ContaminationIndex, build_index
-from paloma.decon.filter import FilterOptions, Unit, decide, filter_files, filter_unit, paragraph_digests
+from paloma.decon.decision import decide, key_digests
+from paloma.decon.filter import FilterOptions, Unit, filter_files, filter_unit
 from paloma.decon.hashing import digests_to_halves
+from paloma.outputs import Outputs
 
 
 def sentences() -> list[str]:
@@ -116,7 +118,7 @@ def stage_times(index: ContaminationIndex, path: Path, out_dir: Path) -> dict:
     out["json (orjson)"] = clock() - t
     batches = [texts[i : i + 2048] for i in range(0, len(texts), 2048)]
     t = clock()
-    digests = [paragraph_digests(index, batch)[0] for batch in batches]
+    digests = [key_digests(index, batch)[0] for batch in batches]
     out["split + hash"] = clock() - t
     t = clock()
     for batch_digests in digests:
@@ -131,7 +133,7 @@ def stage_times(index: ContaminationIndex, path: Path, out_dir: Path) -> dict:
     filter_unit(index, unit, None, FilterOptions(dry_run=True, samples=0))
     out["whole file, dry run"] = clock() - t
     t = clock()
-    filter_unit(index, unit, out_dir, FilterOptions(samples=0))
+    filter_unit(index, unit, Outputs(out_dir), FilterOptions(samples=0))
     out["whole file, writing kept/removed (gzip level 1)"] = clock() - t
     return {
         "documents": len(texts),

@@ -6,6 +6,7 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 # Evaluation paragraphs (each has at least 13 word segments), keyed by where they will live.
 EVAL_C4 = "The town council voted on Tuesday evening to extend the library's opening hours through the winter months."
@@ -255,3 +256,109 @@ TRAINING_CASES = [
     TrainingCase("prefix-only", EVAL_WIKI[:-1], False, "exact match: one character short"),
     TrainingCase("whitespace-paragraphs", f" \n\t\n{EVAL_WIKI}\n\u3000", True, "blank-looking paragraphs skipped"),
 ]
+
+
+# ---- n-gram overlap: a planted corpus and datatrove's n-gram decontamination as the independent reference ----
+PLANT_PUNCTUATION = ",.;:!?\"'()-"  # ASCII punctuation both normalisations drop (paloma: P*/S*; datatrove's set)
+
+
+@dataclass(frozen=True)
+class NgramCorpus:
+    eval_texts: list[str]
+    train_texts: list[str]
+    planted: list[str]  # per training document: "none", "full" (an n-gram planted) or "short" (n - 1 words)
+
+
+def ngram_corpus(
+    seed: int,
+    n: int = 13,
+    eval_docs: int = 60,
+    train_docs: int = 600,
+    words: int = 120,
+    letters: str = "abcdefghijklmnopqrstuvwxyzéü",
+) -> NgramCorpus:
+    """Evaluation and training documents of random words where some training documents copy n (or n - 1)
+    consecutive evaluation words, re-cased, re-punctuated and re-spaced (newlines too), at random places.
+
+    The vocabulary is random letter strings, so no n-gram is shared by chance; the copies are the only overlap.
+    """
+    import random
+
+    rng = random.Random(seed)
+    vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(3000)]
+
+    def dress(word_list: list[str]) -> str:
+        out = []
+        for word in word_list:
+            word = word.upper() if rng.random() < 0.1 else word.capitalize() if rng.random() < 0.1 else word
+            if rng.random() < 0.15:
+                word += rng.choice(PLANT_PUNCTUATION)
+            out.append(word + rng.choice([" ", " ", " ", "  ", "\n", "\t"]))
+        return "".join(out).strip()
+
+    eval_words = [[rng.choice(vocab) for _ in range(words)] for _ in range(eval_docs)]
+    train_texts, planted = [], []
+    for _ in range(train_docs):
+        body = [rng.choice(vocab) for _ in range(rng.randint(5, words))]
+        kind = rng.choice(["none", "none", "full", "short"])
+        if kind != "none":
+            source = rng.choice(eval_words)
+            length = n if kind == "full" else n - 1
+            start = rng.randint(0, len(source) - length)
+            at = rng.randint(0, len(body))
+            body[at:at] = source[start : start + length]
+        train_texts.append(dress(body))
+        planted.append(kind)
+    return NgramCorpus([dress(w) for w in eval_words], train_texts, planted)
+
+
+def datatrove_ngram_decisions(eval_texts: list[str], train_texts: list[str], n: int, folder: Path) -> list[bool]:
+    """Which training texts datatrove's n-gram decontamination (NGramsDecontIndexer/Filter) removes.
+
+    Its normalisation is configured to GPT-3's (lower case, punctuation to spaces, whitespace words; no number
+    or diacritics folding) with a whitespace word tokenizer, so it decides by the same rule as paloma's n-gram
+    mode but through its own code: its own normalisation, n-gram construction, hash (64-bit) and index files.
+    """
+    import numpy as np
+    from datatrove.data import Document
+    from datatrove.pipeline.decont.n_grams import NGramsDecontConfig, NGramsDecontFilter, NGramsDecontIndexer
+    from datatrove.utils.hashing import HashConfig, create_hash_func
+    from datatrove.utils.text import TextNormConfig
+
+    config = NGramsDecontConfig(
+        n_grams=n,
+        find_query_ngrams=True,
+        norm_config=TextNormConfig(norm_numbers=False, norm_unicode_diacritics=False),
+        # datatrove's default xxhash path hashes str, which xxhash >= 4 refuses ("Strings must be encoded")
+        hash_config=HashConfig(hash_fc="sha1"),
+    )
+    tokenizer = WhitespaceWords()
+    # The indexer step needs lighteval to be built (for its task registry); its hashing method is used as is.
+    indexer = SimpleNamespace(tokenizer=tokenizer, config=config, hash_func=create_hash_func(config.hash_config))
+    hashes = sorted({h for text in eval_texts for h in NGramsDecontIndexer.compute_hashes(indexer, text)})
+    folder.mkdir(parents=True, exist_ok=True)
+    np.array(hashes, dtype=config.hash_config.np_descr).tofile(folder / "paloma.index.hashes")
+    step = NGramsDecontFilter(str(folder), config=config, language=tokenizer)
+    return [step.filter(Document(text=text, id=str(i))) is not True for i, text in enumerate(train_texts)]
+
+
+def _word_tokenizer_base() -> type:
+    from datatrove.utils.word_tokenizers import WordTokenizer
+
+    return WordTokenizer
+
+
+class WhitespaceWords(_word_tokenizer_base()):  # type: ignore[misc]
+    """A datatrove word tokenizer that splits on whitespace (its English default needs NLTK data downloads)."""
+
+    def __init__(self) -> None:
+        super().__init__("en")
+
+    def word_tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [text]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        return [(0, len(text))]

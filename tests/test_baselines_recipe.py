@@ -52,7 +52,7 @@ def test_the_baselines_share_the_recipe_and_differ_only_in_corpus_and_batch() ->
         assert t.global_batch_size == (2112 if name in ("dolma", "falcon-refinedweb") else 2048)
     assert len({c.data.corpus + str(c.data.corpus_config) + str(c.data.data_files) for c in configs.values()}) == 6
     assert configs["falcon-refinedweb"].data.text_field == "content"
-    assert "github" not in configs["redpajama"].data.corpus_config
+    assert "github" not in configs["redpajama"].data.corpus and configs["redpajama"].data.corpus.count(".txt") == 6
 
 
 @pytest.mark.parametrize("name", ["tiny", "ladder-s", "ladder-m", "ladder-150m", "c4"])

@@ -18,9 +18,7 @@ data expect; empty documents are skipped (datatrove's readers drop them).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -34,9 +32,11 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 from paloma.errors import PalomaError
-from paloma.io import atomic_write, check_output_dir, write_json
+from paloma.io import check_output_dir
+from paloma.outputs import Outputs, as_location, check_not_overlapping_urls, filesystem, is_url
 from paloma_baselines.config import Config, DataConfig, resolve_config
 from paloma_baselines.data import (
+    LOCAL_SUFFIXES,
     TOKENS_FORMAT,
     TOKENS_PLAN,
     check_hub_corpus,
@@ -100,7 +100,8 @@ class OlmoTokenWriter(PipelineStep):
         tokenizer = load_tokenizer(self.tokenizer)
         eos = np.asarray([self.eos_token_id], dtype=self.dtype)
         documents = 0
-        with _TaskFiles(Path(self.output_dir), rank, self.dtype, self.shard_tokens) as files:
+        outputs = Outputs(self.output_dir)
+        with _TaskFiles(outputs, rank, self.dtype, self.shard_tokens) as files:
             for batch in _batches(data, self.batch_size):
                 with self.track_time(unit="batch"):
                     encoded = tokenizer([d.text for d in batch], add_special_tokens=False)["input_ids"]
@@ -119,7 +120,7 @@ class OlmoTokenWriter(PipelineStep):
             "seconds": round(time.perf_counter() - started, 3),
             "cpu_seconds": round(time.process_time() - cpu_started, 3),
         }
-        write_json(Path(self.output_dir) / task_record_name(rank), record)
+        outputs.write_json(task_record_name(rank), record)
         yield from ()
 
 
@@ -153,7 +154,7 @@ def _batches(data: DocumentsPipeline, size: int) -> Iterator[list]:
 class _TaskFiles:
     """One task's token files: part-<task>-00000.npy, -00001, ...; a new one once `shard_tokens` are written."""
 
-    def __init__(self, folder: Path, task: int, dtype: str, shard_tokens: int) -> None:
+    def __init__(self, folder: Outputs, task: int, dtype: str, shard_tokens: int) -> None:
         self.folder, self.task, self.dtype, self.shard_tokens = folder, task, dtype, shard_tokens
         self.done: list[dict] = []
         self.tokens = 0
@@ -167,7 +168,7 @@ class _TaskFiles:
         if self._stack is None:
             self._stack = contextlib.ExitStack()
             name = f"part-{self.task:05d}-{len(self.done):05d}.npy"
-            self._handle = self._stack.enter_context(atomic_write(self.folder / name, "wb"))
+            self._handle = self._stack.enter_context(self.folder.open(name, "wb"))
             self._name, self._in_file = name, 0
         self._handle.write(ids.tobytes())
         self._in_file += len(ids)
@@ -204,9 +205,107 @@ def _strict_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
     return self._default_adapter(data, path, id_in_file)
 
 
-def corpus_readers(data: DataConfig, files: list[Path] | None, paths_dir: Path, limit: int) -> list:
-    """datatrove readers of the corpus: one per kind of local file (their list written into `paths_dir`), or
-    one streaming reader per configuration of a hub dataset. `limit` is documents per task (-1: all)."""
+CORPUS_LISTING = "corpus-files-{}.txt"  # in the output folder: the files reader k reads, relative to its root
+
+
+def corpus_files(corpus: str) -> list[Path | str] | None:
+    """The corpus's files: local (file, folder, glob), in a bucket (a URL of a file, folder or glob on any
+    fsspec filesystem), or listed in a `.txt` file (local or a URL; one URL or path a line, relative ones
+    against the list's folder: how Dolma and RedPajama publish their files); several of these comma-separated;
+    None for a hub dataset id."""
+    parts = [part.strip() for part in corpus.split(",") if part.strip()]
+    if len(parts) > 1:
+        found = [_one_location(part) for part in parts]
+        if any(files is None for files in found):
+            raise PalomaError(f"corpus {corpus}: a hub dataset id cannot be combined with other locations")
+        return [f for files in found for f in files]
+    return _one_location(corpus)
+
+
+def _one_location(corpus: str) -> list[Path | str] | None:
+    if corpus.startswith("file://"):
+        corpus = str(as_location(corpus))
+    if corpus.endswith(".txt"):
+        return _listed_files(corpus)
+    if is_url(corpus):
+        return _bucket_files(corpus)
+    return local_files(corpus)
+
+
+def _listed_files(listing: str) -> list[Path | str]:
+    try:
+        if is_url(listing):
+            fs, path = filesystem(listing)
+            text = fs.cat_file(path).decode("utf-8")
+        else:
+            text = Path(listing).expanduser().read_text(encoding="utf-8")
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise PalomaError(f"corpus {listing}: cannot read the file list ({type(err).__name__}: {err})") from None
+    base = listing.rsplit("/", 1)[0] if "/" in listing else "."
+    files: list[Path | str] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if not entry.endswith(LOCAL_SUFFIXES):
+            raise PalomaError(f"{listing}:{line_no}: {entry} is not a JSONL(.gz/.zst) or Parquet file")
+        if entry.startswith("file://"):  # a local file: read with the others, by one reader
+            files.append(as_location(entry))
+        elif is_url(entry):
+            files.append(entry)
+        elif is_url(base):
+            files.append(f"{base}/{entry}")
+        else:
+            files.append((Path(base).expanduser() / entry) if not Path(entry).is_absolute() else Path(entry))
+    if not files:
+        raise PalomaError(f"corpus {listing}: the file list is empty")
+    return files
+
+
+def _bucket_files(url: str) -> list[Path | str]:
+    """A URL's corpus files: the file, every corpus file below a folder (prefix), or a glob's matches."""
+    scheme = url.split("://", 1)[0]
+    try:
+        fs, path = filesystem(url)
+        if any(ch in path for ch in "*?["):
+            found = fs.glob(path)
+        elif fs.isfile(path):
+            found = [path]
+        elif fs.isdir(path):
+            found = fs.find(path)
+        else:
+            raise PalomaError(f"corpus {url}: no such file or folder")
+    except (OSError, ValueError) as err:
+        raise PalomaError(f"corpus {url}: cannot list it ({type(err).__name__}: {err})") from None
+    files = sorted(f"{scheme}://{name.lstrip('/')}" for name in found if name.endswith(LOCAL_SUFFIXES))
+    if not files:
+        raise PalomaError(f"corpus {url}: holds no {', '.join(LOCAL_SUFFIXES)} files")
+    return files
+
+
+def _reader_groups(files: list[Path | str]) -> list[tuple[str, str, list[str]]]:
+    """(kind, root folder, names relative to it) for datatrove's readers: one per kind of file and per
+    filesystem (local disk, or a URL's scheme and bucket or host)."""
+    kinds = {"parquet": (".parquet",), "zstd": (".zst", ".zstd")}
+    groups: dict[tuple[str, str], list[str]] = {}
+    for f in files:
+        name = str(Path(f).resolve()) if isinstance(f, Path) else f
+        kind = next((k for k, ends in kinds.items() if name.endswith(ends)), "infer")
+        where = "/".join(name.split("/")[:3]) if is_url(name) else ""
+        groups.setdefault((kind, where), []).append(name)
+    out = []
+    for (kind, _), names in groups.items():
+        folders = [name.split("/")[:-1] for name in names]
+        depth = next((i for i, parts in enumerate(zip(*folders, strict=False)) if len(set(parts)) > 1), None)
+        root = "/".join(folders[0][: min(map(len, folders)) if depth is None else depth])
+        out.append((kind, root, [name[len(root) :].lstrip("/") for name in names]))
+    return out
+
+
+def corpus_readers(data: DataConfig, files: list[Path | str] | None, output: Outputs, limit: int) -> list:
+    """datatrove readers of the corpus: one per kind of file and filesystem (their file list written into the
+    output folder as corpus-files-<k>.txt, which every worker reads), or one streaming reader per configuration
+    of a hub dataset. `limit` is documents per task (-1: all)."""
     from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
 
     common = {"limit": limit, "text_key": data.text_field, "adapter": _strict_adapter}
@@ -214,24 +313,16 @@ def corpus_readers(data: DataConfig, files: list[Path] | None, paths_dir: Path, 
         names = [n.strip() for n in data.corpus_config.split(",")] if data.corpus_config else [None]
         options = [{"name": n, "split": data.split, "data_files": data.data_files} for n in names]
         return [HuggingFaceDatasetReader(data.corpus, o, streaming=True, **common) for o in options]
-    root = Path(os.path.commonpath([str(f.parent.resolve()) for f in files]))
-    kinds = {
-        "parquet": lambda f: f.name.endswith(".parquet"),
-        "zstd": lambda f: f.name.endswith((".zst", ".zstd")),
-        "infer": lambda f: not f.name.endswith((".parquet", ".zst", ".zstd")),
-    }
     readers = []
-    for kind, matches in kinds.items():
-        chosen = [str(f.resolve().relative_to(root)) for f in files if matches(f)]
-        if not chosen:
-            continue
-        listing = paths_dir / f"inputs-{kind}.txt"
-        with atomic_write(listing) as handle:
-            handle.write("".join(f"{name}\n" for name in chosen))
+    for k, (kind, root, names) in enumerate(_reader_groups(files)):
+        listing = CORPUS_LISTING.format(k)
+        with output.open(listing, "wb") as handle:
+            handle.write("".join(f"{name}\n" for name in names).encode("utf-8"))
+        where = str(output.location(listing))
         if kind == "parquet":
-            readers.append(ParquetReader(str(root), paths_file=str(listing), **common))
+            readers.append(ParquetReader(root, paths_file=where, **common))
         else:
-            readers.append(JsonlReader(str(root), paths_file=str(listing), compression=kind, **common))
+            readers.append(JsonlReader(root, paths_file=where, compression=kind, **common))
     return readers
 
 
@@ -243,20 +334,20 @@ class Plan:
     """What a tokenize folder holds (written to tokens.json before any task runs) and how to make it."""
 
     config: Config
-    output_dir: Path
-    files: list[Path] | None  # local corpus files; None for a hub dataset
+    output_dir: Path | str  # a local folder or a bucket URL
+    files: list[Path | str] | None  # corpus files (local paths or URLs); None for a hub dataset
     tokenizer: Any
     record: dict
 
 
-def make_plan(config: Config, output_dir: Path, tasks: int, limit: int | None) -> Plan:
+def make_plan(config: Config, output_dir: Path | str, tasks: int, limit: int | None) -> Plan:
     """Check every input and the output location (before any work) and describe the folder to write."""
     from paloma.eval.tokens import tokenizer_hash
 
     d = config.data
     if not d.corpus:
         raise PalomaError(f"config {config.name}: data.corpus is empty: name a dataset id or a local path (--corpus)")
-    files = local_files(d.corpus)
+    files = corpus_files(d.corpus)
     if files is not None and tasks > len(files):
         raise PalomaError(
             f"--tasks {tasks}: the corpus has {len(files)} file(s), and datatrove splits a corpus between tasks "
@@ -264,9 +355,13 @@ def make_plan(config: Config, output_dir: Path, tasks: int, limit: int | None) -
         )
     # The corpus folder too: token files inside it would be read as corpus by the next run over it.
     given = [d.corpus, d.decontamination_index, d.tokenizer]
-    inputs = [*(files or []), *(Path(p).expanduser() for p in given if p and Path(p).expanduser().exists())]
-    check_output_dir(output_dir, inputs)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / TOKENS_PLAN).is_file():
+    if is_url(output_dir):
+        check_not_overlapping_urls(str(output_dir), [*(files or []), *(p for p in given if p and is_url(p))])
+    else:
+        local = [f for f in files or [] if isinstance(f, Path)]
+        check_output_dir(output_dir, [*local, *(Path(p).expanduser() for p in given if _exists_locally(p))])
+    out = Outputs(output_dir)
+    if not out.is_empty() and not out.exists(TOKENS_PLAN):
         raise PalomaError(f"{output_dir}: exists, is not empty and is not a tokenize folder; choose a new --output")
     decontamination = _decontamination_record(d.decontamination_index)
     if files is None:
@@ -287,13 +382,27 @@ def make_plan(config: Config, output_dir: Path, tasks: int, limit: int | None) -
     return Plan(config, output_dir, files, tokenizer, record)
 
 
-def _corpus_record(d: DataConfig, files: list[Path] | None) -> dict:
-    """The corpus as the plan names it: local files with their sizes (so a changed file is a new plan)."""
+def _exists_locally(path: str | None) -> bool:
+    return bool(path) and not is_url(path) and Path(path).expanduser().exists()
+
+
+def _corpus_record(d: DataConfig, files: list[Path | str] | None) -> dict:
+    """The corpus as the plan names it: its files, with their sizes where the filesystem lists them cheaply
+    (local files, buckets; not every file of an https list), so a changed file is a new plan."""
     if files is None:
         return {"id": d.corpus, "config": d.corpus_config, "data_files": d.data_files, "split": d.split,
                 "text_field": d.text_field}  # fmt: skip
-    files_record = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
+    files_record = [_file_record(f) for f in files]
     return {"path": d.corpus, "text_field": d.text_field, "files": files_record}
+
+
+def _file_record(f: Path | str) -> dict:
+    if isinstance(f, Path):
+        return {"path": str(f.resolve()), "bytes": f.stat().st_size}
+    if f.startswith(("http://", "https://")):
+        return {"path": f}
+    fs, path = filesystem(f)
+    return {"path": f, "bytes": fs.info(path).get("size")}
 
 
 def _decontamination_record(index: str | None) -> dict | None:
@@ -311,12 +420,12 @@ def _claim_folder(plan: Plan, overwrite: bool) -> None:
 
     (A non-empty folder that is not a tokenize folder was refused before: it is never deleted.)
     """
-    out = plan.output_dir
-    if not (out / TOKENS_PLAN).is_file():  # new or empty: anything else was refused by make_plan
+    out = Outputs(plan.output_dir)
+    if not out.exists(TOKENS_PLAN):  # new or empty: anything else was refused by make_plan
         return
-    old = json.loads((out / TOKENS_PLAN).read_text(encoding="utf-8"))
+    old = out.read_json(TOKENS_PLAN)
     if overwrite:
-        shutil.rmtree(out)
+        out.remove("")
     elif old != plan.record:
         differs = next(k for k in plan.record if old.get(k) != plan.record[k])
         raise PalomaError(
@@ -329,7 +438,7 @@ def tokenize_pipeline(plan: Plan) -> list:
     """The datatrove steps of a plan: run them on any datatrove executor with tasks=plan.record['tasks']."""
     d = plan.config.data
     limit = plan.record["documents_per_task_limit"] or -1
-    steps: list = corpus_readers(d, plan.files, plan.output_dir, limit)
+    steps: list = corpus_readers(d, plan.files, Outputs(plan.output_dir), limit)
     counter = CountDocuments()
     steps.append(counter)
     if plan.record["decontamination"]:
@@ -350,7 +459,7 @@ def tokenize_pipeline(plan: Plan) -> list:
 
 @dataclass
 class TokenizeResult:
-    output_dir: Path
+    output_dir: Path | str
     tasks: int
     files: int
     documents_read: int
@@ -403,16 +512,18 @@ def tokenize(
     target = output_dir or config.data.tokens
     if not target:
         raise PalomaError("name the folder to write with --output (or set data.tokens in the config)")
-    plan = make_plan(config, Path(target).expanduser(), tasks, limit)
+    plan = make_plan(config, str(target) if is_url(target) else Path(target).expanduser(), tasks, limit)
     _claim_folder(plan, overwrite)
-    plan.output_dir.mkdir(parents=True, exist_ok=True)
-    if not (plan.output_dir / TOKENS_PLAN).is_file():
-        write_json(plan.output_dir / TOKENS_PLAN, plan.record)
+    out = Outputs(plan.output_dir)
+    if out.is_local:
+        out.root.mkdir(parents=True, exist_ok=True)
+    if not out.exists(TOKENS_PLAN):
+        out.write_json(TOKENS_PLAN, plan.record)
     started = time.perf_counter()
     executor_class = QuietLocalExecutor if quiet else LocalPipelineExecutor
-    logs = str(plan.output_dir / LOGS)
+    logs = str(out.location(LOGS))
     executor_class(tokenize_pipeline(plan), tasks=tasks, workers=min(workers, tasks), logging_dir=logs).run()
-    _, records = read_token_folder(plan.output_dir)
+    records = _task_records(out, tasks)
     read = sum(r["documents_read"] for r in records)
     result = TokenizeResult(
         output_dir=plan.output_dir,
@@ -424,3 +535,14 @@ def tokenize(
         seconds=time.perf_counter() - started,
     )
     return result
+
+
+def _task_records(out: Outputs, tasks: int) -> list[dict]:
+    """Every task's record (local folders are read by the trainer's own reader, which checks the plan too)."""
+    if out.is_local:
+        return read_token_folder(out.root)[1]
+    records = [out.read_json(task_record_name(rank)) for rank in range(tasks)]
+    missing = [rank for rank, record in enumerate(records) if not isinstance(record, dict)]
+    if missing:
+        raise PalomaError(f"{out}: tokenizing is incomplete (tasks {missing[:5]} have no record): rerun the command")
+    return records

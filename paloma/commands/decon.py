@@ -65,13 +65,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="exact: the reference (raw paragraph strings); normalised: whitespace and case folded, which removes "
         "more than the reference",
     )
+    index.add_argument(
+        "--ngram",
+        type=positive_int,
+        metavar="N",
+        help="index every N-gram of normalised words instead of paragraphs (GPT-3's and The Pile's rule: --ngram 13); "
+        "the filter then removes documents sharing any N-gram (docs/decon.md)",
+    )
+    index.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="JSONL",
+        help="also index this evaluation set beyond Paloma (JSON lines with `text`, optional `id`, `task`; repeatable)",
+    )
     index.add_argument("--source", action="append", dest="sources", help="index only this source (repeatable)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=run_index)
 
     filt = commands.add_parser("filter", help="remove documents that contain an indexed paragraph")
     _add_input_args(filt)
-    filt.add_argument("-o", "--output", type=Path, help="output folder (kept/, removed/, decon-report.json)")
+    filt.add_argument(
+        "-o", "--output", help="output folder (kept/, removed/, decon-report.json): a path or a URL (s3://, gs://, ...)"
+    )
     filt.add_argument("--workers", type=positive_int, default=1, help="files filtered in parallel (default 1)")
     filt.add_argument("--dry-run", action="store_true", help="only report; write no documents")
     filt.add_argument(
@@ -112,7 +129,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "inputs", nargs="+", help="JSONL(.gz/.zst) or Parquet files, datasets folders, or folders of them"
+        "inputs",
+        nargs="+",
+        help="JSONL(.gz/.zst) or Parquet files, datasets folders, or folders of them (paths or s3://, gs://... URLs)",
     )
     parser.add_argument(
         "-i",
@@ -134,7 +153,7 @@ def run_index(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.data_option is None):
         raise PalomaError("give the evaluation data once: a folder or hub id, positionally or as --data")
     data = args.data or args.data_option
-    check_output_file(args.output, [data] if Path(data).exists() else [])
+    check_output_file(args.output, [*([data] if Path(data).exists() else []), *args.extra])
     index = build_index(
         data,
         rule_set=args.rules,
@@ -145,16 +164,20 @@ def run_index(args: argparse.Namespace) -> int:
         sources=args.sources,
         token=args.token,
         progress=not args.quiet,
+        ngram=args.ngram,
+        extra=args.extra,
     )
     index.save(args.output)
     header = index.header
+    keys = f"{args.ngram}-grams" if args.ngram else "paragraphs"
     rows = [[s, c.get("documents", 0), c.get("indexed_occurrences", 0)] for s, c in header["per_source"].items()]
-    print(format_table(["source", "documents", "indexed paragraphs"], rows))
+    print(format_table(["source", "documents", f"indexed {keys}"], rows))
     counts = header["counts"]
     excluded = ", ".join(header["data"]["excluded_code_sources"]) or "none"
+    how = f"{args.ngram}-grams of normalised words" if args.ngram else f"min words {args.min_words}, match {args.match}"
     print(
-        f"\n{counts.get('unique_paragraphs', 0):,} distinct paragraphs from {counts.get('documents', 0):,} documents "
-        f"(rules {args.rules}, min words {args.min_words}, match {args.match}; code sources excluded: {excluded})\n"
+        f"\n{counts.get('unique_paragraphs', 0):,} distinct {keys} from {counts.get('documents', 0):,} documents "
+        f"(rules {args.rules}, {how}; code sources excluded: {excluded})\n"
         f"wrote {args.output}  checksum {index.checksum}"
     )
     return 0
@@ -162,6 +185,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_filter(args: argparse.Namespace) -> int:
     from paloma.decon.filter import REPORT_NAME, filter_files
+    from paloma.outputs import join
 
     report = filter_files(
         args.index,
@@ -179,7 +203,7 @@ def run_filter(args: argparse.Namespace) -> int:
     )
     _print_filter_report(report)
     if args.output is not None:
-        print(f"report: {args.output / REPORT_NAME}")
+        print(f"report: {join(args.output, REPORT_NAME)}")
     return 0
 
 

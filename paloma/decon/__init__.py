@@ -16,7 +16,8 @@
 The `paloma decon` command is a thin wrapper around these functions; docs/decon.md describes the rules.
 """
 
-from paloma.decon.filter import decide, filter_files
+from paloma.decon.decision import decide
+from paloma.decon.filter import filter_files
 from paloma.decon.index import ContaminationIndex, Match, Origin, build_index, load_index
 from paloma.decon.rules import RULE_SETS, count_word_segments, is_eligible, rule_set
 from paloma.decon.verify import verify_files

@@ -27,7 +27,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from paloma.decon.filter import decide
+from paloma.decon.decision import decide
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.remote import is_url, local_index_file, resolve_location
 
@@ -35,7 +35,8 @@ DROP_REASON = "paloma_contaminated"
 
 
 class PalomaDeconFilter(BaseFilter):
-    """Drop documents that contain a paragraph of a Paloma contamination index (reference rules)."""
+    """Drop documents that contain a key of a Paloma contamination index: a paragraph (the reference rules) or,
+    for an index built with `--ngram`, an n-gram of normalised words (`paloma.decon.decision`)."""
 
     name = "🦜 Paloma decontamination"
 

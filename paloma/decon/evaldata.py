@@ -133,6 +133,24 @@ def iter_documents(path: Path, source: str, split: str, source_info: Source | No
         )
 
 
+def iter_extra_documents(path: Path) -> Iterator[EvalDocument]:
+    """Documents of an evaluation set beyond Paloma (`--extra`): source `extra`, domain `task` or the file's stem."""
+    stem = path.name.split(".", 1)[0]
+    for line_no, record in iter_records(path):
+        text = record.get("text")
+        if not isinstance(text, str):
+            what = "missing" if text is None else f"a {type(text).__name__}, not a string"
+            raise PalomaError(f"{path}:{line_no}: field 'text' is {what}")
+        doc_id, task = record.get("id"), record.get("task")
+        yield EvalDocument(
+            source="extra",
+            domain=str(task) if task is not None else stem,
+            split="extra",
+            doc_id=str(doc_id) if doc_id is not None else f"{path.name}:{line_no}",
+            text=text,
+        )
+
+
 def is_code(registry: Registry, source: str, domain: str | None = None) -> bool:
     """Whether a whole source, or one of its domains, is code according to the registry."""
     info = registry.get(source)

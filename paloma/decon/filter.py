@@ -15,11 +15,9 @@ files) or removes all of it first (`--overwrite`), so kept/ and removed/ never m
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing
 import os
 import queue
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -31,9 +29,8 @@ from typing import Any
 import numpy as np
 
 from paloma import __version__
-from paloma.decon import rules
-from paloma.decon.hashing import digests_to_halves, paragraph_digest
-from paloma.decon.index import ContaminationIndex
+from paloma.decon.decision import decide
+from paloma.decon.index import ContaminationIndex, read_header
 from paloma.decon.readers import (
     Batch,
     dataset_batches,
@@ -45,7 +42,8 @@ from paloma.decon.readers import (
 from paloma.decon.remote import is_url, open_index
 from paloma.decon.writers import Sink, parquet_compression, save_dataset_atomically
 from paloma.errors import PalomaError
-from paloma.io import check_output_dir, remove_stale_temporaries, write_json
+from paloma.io import check_output_dir
+from paloma.outputs import Outputs, as_location, check_not_overlapping_urls, filesystem
 
 REPORT_NAME = "decon-report.json"
 REPORT_KIND = "paloma decon filter"
@@ -55,47 +53,15 @@ SAMPLE_CHARS = 500
 Progress = Callable[[int, int], None]
 
 
-# ---- the decision ----------------------------------------------------------------------------------------
-def paragraph_digests(index: ContaminationIndex, texts: list[str]) -> tuple[list[bytes], list[int], list[int]]:
-    """Digests of every paragraph that could be indexed, the document each belongs to, and text sizes in bytes."""
-    shortest, digest = index.min_key_bytes, paragraph_digest
-    digests: list[bytes] = []
-    owners: list[int] = []
-    sizes: list[int] = []
-    exact = index.match == "exact"
-    for doc, text in enumerate(texts):
-        data = text.encode("utf-8", "surrogatepass")
-        sizes.append(len(data))
-        if len(data) < shortest:
-            continue
-        if exact:
-            found = [digest(p) for p in data.split(b"\n") if len(p) >= shortest]
-        else:
-            keys = (rules.normalise(p).encode("utf-8", "surrogatepass") for p in text.split("\n"))
-            found = [digest(k) for k in keys if len(k) >= shortest]
-        digests += found
-        owners += [doc] * len(found)
-    return digests, owners, sizes
-
-
-def decide(index: ContaminationIndex, texts: list[str]) -> tuple[np.ndarray, list[tuple[int, int]], list[int]]:
-    """For a batch of documents: the removal mask, (document, index position) of every hit, and byte sizes."""
-    digests, owners, sizes = paragraph_digests(index, texts)
-    hi, lo = digests_to_halves(digests)
-    positions = index.lookup(hi, lo)
-    hit = np.nonzero(positions >= 0)[0]
-    removed = np.zeros(len(texts), dtype=bool)
-    hits = [(owners[i], int(positions[i])) for i in hit]
-    removed[[doc for doc, _ in hits]] = True
-    return removed, hits, sizes
-
-
 # ---- units of work ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Unit:
-    """One input file (or `datasets` folder) and its name relative to the input root."""
+    """One input file (or `datasets` folder) and its name relative to the input root.
 
-    path: Path
+    `path` is a local Path, or a URL string for a file in a bucket (any fsspec filesystem).
+    """
+
+    path: Path | str
     rel: str
     kind: str
 
@@ -103,7 +69,10 @@ class Unit:
 def discover_units(inputs: Iterable[str | Path]) -> list[Unit]:
     """Expand files and folders into units, in a stable order; unsupported files in folders are ignored."""
     units: list[Unit] = []
-    for item in map(Path, inputs):
+    for item in map(as_location, inputs):
+        if isinstance(item, str):
+            units += _remote_units(item)
+            continue
         if not item.exists():
             raise PalomaError(f"{item}: no such file or folder")
         kind = input_kind(item)
@@ -122,6 +91,35 @@ def discover_units(inputs: Iterable[str | Path]) -> list[Unit]:
         seen[unit.rel] = unit.path
     if not units:
         raise PalomaError("no input files found (JSONL, .jsonl.gz, .jsonl.zst, .parquet or datasets folders)")
+    return units
+
+
+def _remote_units(url: str) -> list[Unit]:
+    """The JSONL and Parquet files at a URL: the file itself, or every file below a folder (prefix)."""
+    fs, root = filesystem(url)
+    scheme = url.split("://", 1)[0]
+    try:
+        if fs.isfile(root):
+            kind = input_kind(Path(root))
+            if kind is None:
+                raise PalomaError(f"{url}: unsupported input (JSONL, .jsonl.gz, .jsonl.zst or .parquet)")
+            return [Unit(url, root.rstrip("/").rsplit("/", 1)[-1], kind)]
+        if not fs.isdir(root):
+            raise PalomaError(f"{url}: no such file or folder")
+        found = fs.find(root)
+    except (OSError, ValueError) as err:
+        raise PalomaError(f"{url}: cannot list ({type(err).__name__}: {err})") from None
+    units = []
+    base = root.rstrip("/") + "/"
+    for name in sorted(found):
+        rel = name[len(base) :] if name.startswith(base) else name.rsplit("/", 1)[-1]
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if rel.endswith(("/state.json", "/dataset_dict.json")):
+            raise PalomaError(f"{url}/{rel}: datasets folders are read from local disk only")
+        kind = input_kind(Path(rel))
+        if kind is not None:
+            units.append(Unit(f"{scheme}://{name.lstrip('/')}" if scheme != "file" else name, rel, kind))
     return units
 
 
@@ -233,7 +231,11 @@ class FilterOptions:
 
 
 def filter_unit(
-    index: ContaminationIndex, unit: Unit, output: Path | None, options: FilterOptions, progress: Progress | None = None
+    index: ContaminationIndex,
+    unit: Unit,
+    output: Outputs | None,
+    options: FilterOptions,
+    progress: Progress | None = None,
 ) -> UnitStats:
     """Filter one unit; writes kept/removed/bad outputs unless dry-run. A pure function of (index, unit)."""
     recorder = _Recorder(index, unit, options.samples)
@@ -244,7 +246,7 @@ def filter_unit(
         sinks = None
         if not options.dry_run and output is not None:
             sinks = {
-                name: Sink(stack, output / name / unit.rel, options.compression_level)
+                name: Sink(stack, output, f"{name}/{unit.rel}", options.compression_level)
                 for name in ("kept", "removed", "bad")
             }
         compression = parquet_compression(unit.path) if unit.kind == "parquet" and sinks else None
@@ -281,7 +283,7 @@ def _write(batch: Batch, removed: np.ndarray, sinks: dict[str, Sink], compressio
 def _filter_datasets(
     index: ContaminationIndex,
     unit: Unit,
-    output: Path | None,
+    output: Outputs | None,
     options: FilterOptions,
     recorder: _Recorder,
     progress: Progress | None,
@@ -310,43 +312,42 @@ def _filter_datasets(
         if name != "kept" and all(len(part) == 0 for part in parts.values()):
             continue
         result = parts[None] if None in parts else DatasetDict(parts)
-        save_dataset_atomically(result, output / name / unit.rel)
+        save_dataset_atomically(result, output.root / name / unit.rel)
 
 
 # ---- resumable, parallel driver --------------------------------------------------------------------------
-def _state_path(output: Path, unit: Unit) -> Path:
-    return output / STATE_DIR / f"{unit.rel}.json"
+def _state_name(unit: Unit) -> str:
+    return f"{STATE_DIR}/{unit.rel}.json"
 
 
 def _unit_signature(unit: Unit, index: ContaminationIndex, options: FilterOptions) -> dict:
-    stat = unit.path.stat()
-    return {
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "index": index.checksum,
-        "options": options.fingerprint(),
-    }
+    """What identifies an input's version: size and modification time (locally), size and ETag (buckets)."""
+    if isinstance(unit.path, Path):
+        stat = unit.path.stat()
+        version = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    else:
+        fs, remote = filesystem(unit.path)
+        info = fs.info(remote)
+        tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("mtime") or info.get("created")
+        version = {"size": info.get("size"), "version": str(tag)}
+    return {**version, "index": index.checksum, "options": options.fingerprint()}
 
 
-def _finished(output: Path, unit: Unit, signature: dict) -> dict | None:
-    path = _state_path(output, unit)
-    if not path.is_file():
-        return None
-    with contextlib.suppress(ValueError, OSError, KeyError, AttributeError):
-        state = json.loads(path.read_text(encoding="utf-8"))
-        if state.get("signature") == signature:
-            return state["stats"]
+def _finished(output: Outputs, unit: Unit, signature: dict) -> dict | None:
+    state = output.read_json(_state_name(unit))
+    if isinstance(state, dict) and state.get("signature") == signature and isinstance(state.get("stats"), dict):
+        return state["stats"]
     return None
 
 
 def _run_unit(
-    index: ContaminationIndex, unit: Unit, output: Path | None, options: FilterOptions, progress: Progress | None
+    index: ContaminationIndex, unit: Unit, output: Outputs | None, options: FilterOptions, progress: Progress | None
 ) -> dict:
     """Filter one unit and, when writing, mark it finished (the state file is the last thing written)."""
     signature = _unit_signature(unit, index, options) if output is not None and not options.dry_run else None
     stats = filter_unit(index, unit, output, options, progress).to_dict()
     if signature is not None:
-        write_json(_state_path(output, unit), {"unit": unit.rel, "signature": signature, "stats": stats})
+        output.write_json(_state_name(unit), {"unit": unit.rel, "signature": signature, "stats": stats})
     return stats
 
 
@@ -358,7 +359,7 @@ def _worker_init(index_path: str, progress_queue: Any) -> None:
     _WORKER["queue"] = progress_queue
 
 
-def _worker_run(unit: Unit, output: Path | None, options: FilterOptions) -> dict:
+def _worker_run(unit: Unit, output: Outputs | None, options: FilterOptions) -> dict:
     progress_queue = _WORKER["queue"]
     return _run_unit(_WORKER["index"], unit, output, options, lambda d, b: progress_queue.put((d, b)))
 
@@ -393,16 +394,18 @@ def filter_files(
         raise PalomaError("--output is required unless --dry-run")
     if resume and overwrite:
         raise PalomaError("--resume and --overwrite exclude each other")
-    inputs = [Path(p) for p in inputs]
-    out = Path(output) if output is not None else None
+    inputs = [as_location(p) for p in inputs]
+    out = Outputs(output) if output is not None else None
     index_path = index.path if isinstance(index, ContaminationIndex) else None if is_url(index) else Path(index)
+    if index_path is not None:
+        read_header(index_path)  # a missing file or a folder is named as the index, before the output checks
     if out is not None:
-        check_output_dir(out, [*inputs, *([index_path] if index_path else [])])
+        _check_output(out, inputs, index_path)
     units = discover_units(inputs)
     check_compression_level(compression_level, units)
     index = open_index(index)
     options = FilterOptions(text_field, dry_run, skip_bad_lines, samples, compression_level)
-    created = out is not None and not out.exists()
+    created = out is not None and out.is_local and not out.root.exists()
     if out is not None:
         prepare_output(out, index, units, options, resume=resume, overwrite=overwrite)
     started = time.perf_counter()
@@ -430,8 +433,16 @@ def filter_files(
             bar.close()
     report = build_report(index, units, results, options, time.perf_counter() - started, workers)
     if out is not None:
-        write_json(out / REPORT_NAME, report)
+        out.write_json(REPORT_NAME, report)
     return report
+
+
+def _check_output(out: Outputs, inputs: list[Path | str], index_path: Path | None) -> None:
+    """Refuse an output that is, contains or lies inside an input (or contains the index), before any work."""
+    if out.is_local:
+        check_output_dir(out.root, [*(p for p in inputs if isinstance(p, Path)), *([index_path] if index_path else [])])
+        return
+    check_not_overlapping_urls(str(out.root), inputs)
 
 
 # ---- the output folder: one run at a time, resumed or started over, never mixed ---------------------------
@@ -440,10 +451,10 @@ RUN_NAME = "run.json"
 _LEVELS = {"gzip": (0, 9), "zstd": (0, 22)}
 
 
-def _codec(path: Path) -> str | None:
-    if path.name.endswith(".gz"):
+def _codec(path: Path | str) -> str | None:
+    if str(path).endswith(".gz"):
         return "gzip"
-    return "zstd" if path.name.endswith((".zst", ".zstd")) else None
+    return "zstd" if str(path).endswith((".zst", ".zstd")) else None
 
 
 def check_compression_level(level: int | None, units: list[Unit]) -> None:
@@ -467,14 +478,13 @@ def _run_manifest(index: ContaminationIndex, units: list[Unit], options: FilterO
     }
 
 
-def _held_parts(out: Path) -> list[Path]:
+def _held_parts(out: Outputs) -> list[str]:
     """The parts of `out` a run writes that exist now (the folder may hold other, unrelated files)."""
-    names = [*OUTPUT_PARTS, STATE_DIR, REPORT_NAME]
-    return [out / name for name in names if (out / name).exists() or (out / name).is_symlink()]
+    return [name for name in (*OUTPUT_PARTS, STATE_DIR, REPORT_NAME) if out.exists(name)]
 
 
 def prepare_output(
-    out: Path, index: ContaminationIndex, units: list[Unit], options: FilterOptions, *, resume: bool, overwrite: bool
+    out: Outputs, index: ContaminationIndex, units: list[Unit], options: FilterOptions, *, resume: bool, overwrite: bool
 ) -> None:
     """Make `out` ready for this run: fresh, resumed (same index, options and files) or cleared (overwrite)."""
     held = _held_parts(out)
@@ -490,12 +500,12 @@ def prepare_output(
             "use --resume to continue it or --overwrite to start over"
         )
     for part in held:
-        _remove(part)
+        out.remove(part)
     if not options.dry_run:
-        write_json(out / STATE_DIR / RUN_NAME, manifest)
+        out.write_json(f"{STATE_DIR}/{RUN_NAME}", manifest)
 
 
-def _check_resumable(out: Path, held: list[Path], manifest: dict, options: FilterOptions) -> None:
+def _check_resumable(out: Outputs, held: list[str], manifest: dict, options: FilterOptions) -> None:
     if options.dry_run:
         raise PalomaError("--resume continues a run that writes documents; a dry run has nothing to resume")
     earlier = _read_manifest(out)
@@ -519,31 +529,21 @@ def _difference(earlier: Any, now: Any) -> str:
     return f"{earlier} then, {now} now"
 
 
-def _read_manifest(out: Path) -> dict | None:
-    with contextlib.suppress(OSError, ValueError):
-        manifest = json.loads((out / STATE_DIR / RUN_NAME).read_text(encoding="utf-8"))
-        if isinstance(manifest, dict) and "index" in manifest:
-            return manifest
-    return None
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+def _read_manifest(out: Outputs) -> dict | None:
+    manifest = out.read_json(f"{STATE_DIR}/{RUN_NAME}")
+    return manifest if isinstance(manifest, dict) and "index" in manifest else None
 
 
 def _after_failure(
-    err: PalomaError | OSError, out: Path | None, results: dict, created: bool, dry_run: bool
+    err: PalomaError | OSError, out: Outputs | None, results: dict, created: bool, dry_run: bool
 ) -> PalomaError | OSError:
     """Leave nothing behind when no file was finished; otherwise say how to continue."""
     if out is None or dry_run:
         return err
     if not results:
         with contextlib.suppress(OSError):
-            (out / STATE_DIR / RUN_NAME).unlink()
-        _prune_empty_folders([out / part for part in (*OUTPUT_PARTS, STATE_DIR)] + ([out] if created else []))
+            out.remove(f"{STATE_DIR}/{RUN_NAME}")
+        out.prune_empty_folders([*OUTPUT_PARTS, STATE_DIR], include_root=created)
         return err
     if isinstance(err, PalomaError):
         finished = sum(1 for r in results.values() if not r.get("resumed"))
@@ -551,31 +551,21 @@ def _after_failure(
     return err
 
 
-def _prune_empty_folders(folders: list[Path]) -> None:
-    for folder in folders:
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for dirpath, _, _ in sorted(os.walk(folder), key=lambda item: -len(item[0])):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)  # only empty folders go
-
-
-def clear_unit_outputs(out: Path, unit: Unit) -> None:
+def clear_unit_outputs(out: Outputs, unit: Unit) -> None:
     """Remove what an earlier, unfinished or changed run of `unit` left: its outputs, state and temporaries.
 
     A redone file may remove nothing this time, so its old removed/ file would otherwise stay beside the new
     kept/ file and hold documents twice.
     """
-    for target in [*(out / part / unit.rel for part in OUTPUT_PARTS), _state_path(out, unit)]:
-        if target.exists() or target.is_symlink():
-            _remove(target)
-        remove_stale_temporaries(target.parent, [target.name, f"{target.name}.old"])
+    for name in [*(f"{part}/{unit.rel}" for part in OUTPUT_PARTS), _state_name(unit)]:
+        out.remove(name)
+        out.clean_temporaries(name)
 
 
 def _run_parallel(
     index: ContaminationIndex,
     units: list[Unit],
-    out: Path | None,
+    out: Outputs | None,
     options: FilterOptions,
     workers: int,
     bar: Any,

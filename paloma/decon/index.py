@@ -45,6 +45,7 @@ from paloma.decon.evaldata import (
     fingerprint,
     is_code,
     iter_documents,
+    iter_extra_documents,
     resolve_eval_data,
 )
 from paloma.decon.hashing import HASH_NAME, digests_to_halves, encode, paragraph_digest
@@ -108,6 +109,11 @@ class ContaminationIndex:
     @property
     def match(self) -> str:
         return self.header["rules"]["match"]
+
+    @property
+    def ngram(self) -> int | None:
+        """n of an n-gram index (match mode `ngram`), else None."""
+        return self.header["rules"].get("ngram")
 
     @property
     def min_key_bytes(self) -> int:
@@ -176,8 +182,12 @@ class ContaminationIndex:
         return result
 
     def candidate_paragraphs(self, text: str) -> list[str]:
-        """The non-blank paragraphs of a training text that are long enough to be in the index."""
+        """The keys of a training text (non-blank paragraphs, or n-grams) long enough to be in the index."""
         shortest = self.min_key_bytes
+        if self.match == "ngram":
+            return [
+                k.decode("utf-8", "surrogatepass") for k in rules.ngram_keys(text, self.ngram) if len(k) >= shortest
+            ]
         keys = (rules.match_key(p, self.match) for p in text.split("\n"))
         return [k for k in keys if len(encode(k)) >= shortest and not rules.is_whitespace_segment(k)]
 
@@ -323,7 +333,7 @@ def _header_problem(header: dict) -> str | None:
         ("payload_bytes", _is_count, "a count"),
         ("checksum", lambda v: isinstance(v, str) and v.startswith("blake2b-256:"), "'blake2b-256:<hex>'"),
         ("min_key_bytes", _is_count, "a count"),
-        ("rules", lambda v: isinstance(v, dict) and v.get("match") in rules.MATCH_MODES, "an object with a match mode"),
+        ("rules", _sound_rules, "an object with a match mode (and a positive `ngram` for match ngram)"),
         ("domains", lambda v: isinstance(v, list) and all(_is_pair(d) for d in v), "a list of [source, domain]"),
         ("counts", lambda v: isinstance(v, dict), "an object"),
         ("data", lambda v: isinstance(v, dict), "an object"),
@@ -333,6 +343,12 @@ def _header_problem(header: dict) -> str | None:
         if not check(header[key]):
             return f"{key} must be {what}"
     return None
+
+
+def _sound_rules(value: object) -> bool:
+    if not isinstance(value, dict) or value.get("match") not in rules.MATCH_MODES:
+        return False
+    return value["match"] != "ngram" or (_is_count(value.get("ngram")) and value["ngram"] > 0)
 
 
 def _is_pair(value: object) -> bool:
@@ -395,10 +411,12 @@ class _Collector:
 
     rules: rules.RuleSet
     match: str
+    ngram: int | None = None
 
     def __post_init__(self) -> None:
         self.digests: list[bytes] = []
         self.doc_of: list[int] = []
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # n-grams: (hi, lo, doc) per document
         self.docs: list[list[str]] = []
         self.min_key_bytes: int | None = None
         self.counts: Counter = Counter()
@@ -410,6 +428,9 @@ class _Collector:
         stats = self.per_source.setdefault(doc.source, Counter())
         stats["documents"] += 1
         self.counts["documents"] += 1
+        if self.match == "ngram":
+            self._add_ngrams(doc.text, doc_index, stats)
+            return
         for paragraph in doc.text.split("\n"):
             if not paragraph or rules.is_whitespace_segment(paragraph):
                 continue
@@ -427,6 +448,25 @@ class _Collector:
             self.counts["indexed_occurrences"] += 1
             stats["indexed_occurrences"] += 1
 
+    def _add_ngrams(self, text: str, doc_index: int, stats: Counter) -> None:
+        """Every n-gram of the whole document (n-grams span paragraphs), kept as arrays to save memory."""
+        keys = rules.ngram_keys(text, self.ngram)
+        if not keys:
+            self.counts["too_few_words"] += 1
+            return
+        hi, lo = digests_to_halves([paragraph_digest(k) for k in keys])
+        self.chunks.append((hi, lo, np.full(len(keys), doc_index, dtype=np.uint32)))
+        shortest = min(map(len, keys))
+        self.min_key_bytes = shortest if self.min_key_bytes is None else min(self.min_key_bytes, shortest)
+        self.counts["indexed_occurrences"] += len(keys)
+        stats["indexed_occurrences"] += len(keys)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hi, lo, document) of every indexed occurrence."""
+        hi, lo = digests_to_halves(self.digests)
+        parts = [(hi, lo, np.asarray(self.doc_of, dtype=np.uint32)), *self.chunks]
+        return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))  # type: ignore[return-value]
+
 
 def build_index(
     data: str | Path,
@@ -439,16 +479,32 @@ def build_index(
     token: str | None = None,
     progress: bool = True,
     rule_set: str = rules.DEFAULT_RULES,
+    ngram: int | None = None,
+    extra: Iterable[str | Path] = (),
 ) -> ContaminationIndex:
     """Build an index from Paloma-layout evaluation data (a local folder or a hub dataset id), both splits.
 
     `rule_set` names the eligibility rules (`dolma`, the default, reproduces AI2's pipeline; `strict`, see
     paloma.decon.rules). Code sources are left out unless `include_code`, and under `strict` code domains of
-    prose sources too. The result lives in memory until `.save(path)`.
+    prose sources too. With `ngram=n` (match mode `ngram`) the index holds every n-gram of normalised words
+    instead of paragraphs (GPT-3's and The Pile's rule; paragraph eligibility does not apply). `extra` adds
+    evaluation sets beyond Paloma: JSON lines files with a `text` field (and optional `id` and `task`), indexed
+    as source `extra`. The result lives in memory until `.save(path)`.
     """
     chosen_rules = rules.rule_set(rule_set, min_words)
+    if ngram is not None or match == "ngram":
+        if match not in ("exact", "ngram"):
+            raise PalomaError(f"--ngram replaces the paragraph match mode; it does not combine with --match {match}")
+        match, ngram = "ngram", rules.DEFAULT_NGRAM if ngram is None else ngram
+        if ngram < 1:
+            raise PalomaError(f"--ngram must be at least 1, got {ngram}")
     if match not in rules.MATCH_MODES:
         raise PalomaError(f"unknown match mode {match!r} (choose from {', '.join(rules.MATCH_MODES)})")
+    extra = [Path(p) for p in extra]
+    for path in extra:
+        if not path.is_file():
+            raise PalomaError(f"{path}: no such evaluation file (--extra takes JSON lines files)")
+    extra_docs = [doc for path in extra for doc in iter_extra_documents(path)]  # read first: a bad line stops early
     evaldata = resolve_eval_data(data, revision=revision, token=token)
     root, registry = evaldata.root, load_registry()
     available = discover_sources(root)
@@ -466,7 +522,7 @@ def build_index(
         for split in SPLITS
         for f in eval_files(root, s, split)
     ]
-    collector = _Collector(rules=chosen_rules, match=match)
+    collector = _Collector(rules=chosen_rules, match=match, ngram=ngram)
     excluded_domains: Counter = Counter()
     for source, split, path in _progress(files, progress, "indexing evaluation files"):
         for doc in iter_documents(path, source, split, registry.get(source)):
@@ -474,7 +530,11 @@ def build_index(
                 excluded_domains[f"{source}/{doc.domain}"] += 1
                 continue
             collector.add(doc)
+    for doc in extra_docs:
+        collector.add(doc)
     origin = {**evaldata.origin, "fingerprint": fingerprint([f for _, _, f in files], root), "files": len(files)}
+    if extra:
+        origin["extra"] = [{"file": p.name, "fingerprint": fingerprint([p], p.parent)} for p in extra]
     return _assemble(collector, origin, chosen, excluded_sources, excluded_domains, include_code)
 
 
@@ -494,8 +554,7 @@ def _assemble(
     excluded_domains: Counter,
     include_code: bool,
 ) -> ContaminationIndex:
-    hi, lo = digests_to_halves(collector.digests)
-    doc = np.asarray(collector.doc_of, dtype=np.uint32)
+    hi, lo, doc = collector.arrays()
     order = np.lexsort((doc, lo, hi))
     hi, lo, doc = hi[order], lo[order], doc[order]
     # keep one (hash, document) pair per document, then group the documents of each distinct hash
@@ -528,6 +587,7 @@ def _assemble(
         "rules": {
             **collector.rules.describe(),
             "match": collector.match,
+            **({"ngram": collector.ngram, "ngram_normalisation": rules.NGRAM_NORMALISATION} if collector.ngram else {}),
             "code_excluded": not include_code,
             "code_domains_excluded": not include_code and collector.rules.excludes_code_domains,
         },

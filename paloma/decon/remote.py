@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from paloma.decon.index import MAGIC, ContaminationIndex, verify_file
 from paloma.errors import PalomaError
 from paloma.io import atomic_write
+from paloma.outputs import is_url
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _CHUNK = 1 << 22
-
-
-def is_url(location: str | Path) -> bool:
-    return isinstance(location, str) and bool(_URL.match(location))
 
 
 def default_cache_dir() -> Path:

@@ -45,9 +45,11 @@ mixed-script text, for both rule sets.
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import re
 import string
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -288,7 +290,7 @@ def is_eligible(paragraph: str, min_words: int = DEFAULT_MIN_WORDS, rules: str =
     return rule_set(rules, min_words).is_eligible(paragraph)
 
 
-MATCH_MODES = ("exact", "normalised")
+MATCH_MODES = ("exact", "normalised", "ngram")
 _TOKEN = re.compile(f"[^{_char_class(WHITESPACE)}]+")
 
 
@@ -302,5 +304,58 @@ def normalise(text: str) -> str:
 
 
 def match_key(paragraph: str, match: str) -> str:
-    """The string that is hashed for a paragraph under a match mode."""
+    """The string that is hashed for a paragraph (or, under `ngram`, an n-gram's text) under a match mode."""
+    if match == "ngram":
+        return " ".join(ngram_words(paragraph))
     return paragraph if match == "exact" else normalise(paragraph)
+
+
+# ---- n-gram overlap (GPT-3, The Pile, lm-evaluation-harness) ----------------------------------------------
+DEFAULT_NGRAM = 13
+NGRAM_NORMALISATION = (
+    "str.lower(), then every character of Unicode categories P* and S* (punctuation and symbols, the `regex` "
+    "module's \\p{P} and \\p{S}) replaced by a space, then words = str.split() (runs of Unicode whitespace); "
+    "an n-gram is n consecutive words joined by single spaces, hashed as UTF-8"
+)
+_PUNCTUATION_OR_SYMBOL = regex.compile(r"[\p{P}\p{S}]")
+
+
+def ngram_words(text: str) -> list[str]:
+    """The normalised words of a text for n-gram matching: lower case, punctuation and symbols as spaces.
+
+    This is the normalisation of GPT-3's and The Pile's 13-gram decontamination (lower case, punctuation
+    dropped, whitespace-separated words), with "punctuation" read as Unicode P* and S* so that ASCII gives
+    exactly `string.punctuation`. The whole document is one sequence: n-grams span paragraphs.
+    """
+    return _PUNCTUATION_OR_SYMBOL.sub(" ", text.lower()).split()
+
+
+# ASCII's P* and S* characters are exactly string.punctuation; U+001C-U+001F are whitespace to str.split()
+# but not to bytes.split(), so the ASCII path turns them into spaces too.
+_ASCII_NOT_WORD = bytes.maketrans(
+    (string.punctuation + "\x1c\x1d\x1e\x1f").encode("ascii"), b" " * (len(string.punctuation) + 4)
+)
+
+
+def ngram_keys(text: str, n: int) -> list[bytes]:
+    """Every run of `n` consecutive normalised words of `text`, joined by single spaces, as UTF-8 bytes.
+
+    The words are joined once and each n-gram is a slice of those bytes, not a new join per n-gram. ASCII text
+    (most web text) is normalised as bytes in C (`bytes.translate`, `bytes.split`), with the same result.
+    """
+    if text.isascii():
+        words: list = text.lower().encode("ascii").translate(_ASCII_NOT_WORD).split()
+        if len(words) < n:
+            return []
+        data = b" ".join(words)
+        sizes: Iterable[int] = map(len, words)
+    else:
+        words = ngram_words(text)
+        if len(words) < n:
+            return []
+        joined = " ".join(words)
+        data = joined.encode("utf-8", "surrogatepass")
+        ascii_words = len(data) == len(joined)
+        sizes = map(len, words) if ascii_words else (len(w.encode("utf-8", "surrogatepass")) for w in words)
+    starts = [0, *itertools.accumulate(size + 1 for size in sizes)]  # starts[i]: byte where word i begins
+    return [data[a : b - 1] for a, b in zip(starts, starts[n:], strict=False)]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import xxhash
 
-from paloma.decon.filter import SAMPLE_CHARS, decide, discover_units
+from paloma.decon.decision import decide
+from paloma.decon.filter import SAMPLE_CHARS, discover_units
 from paloma.decon.index import ContaminationIndex
 from paloma.decon.readers import Batch, dataset_batches, datasets_splits, read_batches
 from paloma.decon.remote import open_index

@@ -13,7 +13,9 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from paloma.io import atomic_dir, atomic_write
+from paloma.decon.readers import open_input
+from paloma.io import atomic_dir
+from paloma.outputs import Outputs
 
 # Fast compression by default (docs/performance.md): zlib's level 6 compresses prose at about 22 MB per
 # CPU-second, below the filter's own speed; ISA-L (`isal`) level 1 runs at about 320 MB/s for files about
@@ -29,16 +31,18 @@ except ImportError:  # optional speed-up
 
 
 class Sink:
-    """One output file, opened lazily inside an ExitStack that commits it (rename) or discards it."""
+    """One output file `rel` of `outputs`, opened lazily inside an ExitStack that commits it or discards it."""
 
-    def __init__(self, stack: contextlib.ExitStack, path: Path, compression_level: int | None = None) -> None:
-        self.stack, self.path, self.level = stack, path, compression_level
+    def __init__(
+        self, stack: contextlib.ExitStack, outputs: Outputs, rel: str, compression_level: int | None = None
+    ) -> None:
+        self.stack, self.outputs, self.rel, self.level = stack, outputs, rel, compression_level
         self.handle: Any = None
         self.documents = 0
 
     def _open_jsonl(self) -> Any:
-        raw = self.stack.enter_context(atomic_write(self.path, "wb"))
-        name = self.path.name
+        raw = self.stack.enter_context(self.outputs.open(self.rel, "wb"))
+        name = self.rel
         if name.endswith(".gz"):
             level = DEFAULT_GZIP_LEVEL if self.level is None else self.level
             opener = igzip.IGzipFile if igzip is not None and level <= ISAL_MAX_LEVEL else gzip.GzipFile
@@ -65,7 +69,7 @@ class Sink:
         if self.handle is None:
             import pyarrow.parquet as pq
 
-            raw = self.stack.enter_context(atomic_write(self.path, "wb"))
+            raw = self.stack.enter_context(self.outputs.open(self.rel, "wb"))
             self.handle = self.stack.enter_context(pq.ParquetWriter(raw, table.schema, compression=compression))
         if table.num_rows:
             self.handle.write(table)
@@ -83,7 +87,7 @@ class Sink:
             self.write_table(pa.Table.from_batches([], schema=schema), compression)
 
 
-def parquet_compression(path: Path) -> str:
+def parquet_compression(path: Path | str) -> str:
     """The codec of the input's first column chunk, so outputs compress like their inputs."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -91,7 +95,8 @@ def parquet_compression(path: Path) -> str:
     from paloma.errors import PalomaError
 
     try:
-        meta = pq.ParquetFile(path).metadata
+        with open_input(path) as handle:
+            meta = pq.ParquetFile(handle).metadata
     except (pa.ArrowException, OSError) as err:
         raise PalomaError(f"{path}: unreadable Parquet ({err})") from None
     if meta.num_row_groups == 0 or meta.num_columns == 0:

@@ -106,6 +106,18 @@ CASES = [
     Case("decon-index-min-words-zero", (*INDEX, "-o", "{tmp}/i.decon", "--min-words", "0"), "must be ≥ 1"),
     Case("decon-index-min-words-text", (*INDEX, "-o", "{tmp}/i.decon", "--min-words", "ten"), "expected an integer"),
     Case("decon-index-unknown-rules", (*INDEX, "-o", "{tmp}/i.decon", "--rules", "loose"), "invalid choice: 'loose'"),
+    Case("decon-index-ngram-zero", (*INDEX, "-o", "{tmp}/i.decon", "--ngram", "0"), "must be ≥ 1"),
+    Case(
+        "decon-index-extra-missing",
+        (*INDEX, "-o", "{tmp}/i.decon", "--ngram", "13", "--extra", "{tmp}/none.jsonl"),
+        "no such evaluation file",
+    ),
+    Case(
+        "decon-index-extra-without-text",
+        (*INDEX, "-o", "{tmp}/i.decon", "--extra", "{tmp}/tasks.jsonl"),
+        "tasks.jsonl:2: field 'text' is missing",
+        _file("tasks.jsonl", b'{"text": "fine"}\n{"question": "no text"}\n'),
+    ),
     Case("decon-index-unknown-source", (*INDEX, "-o", "{tmp}/i.decon", "--source", "nope"), "no data for source(s)"),
     Case("decon-index-no-data", ("decon", "index", "{tmp}/none", "-o", "{tmp}/i.decon"), "no such folder"),
     Case(
@@ -161,6 +173,12 @@ CASES = [
         _with(_damaged_index("flipped"), _corpus),
     ),
     Case("decon-filter-missing-index", (*FILTER, "-o", "{tmp}/out"), "no such index file", _corpus),
+    Case(  # issue 22: the index folder was called an input folder the output "lies inside"
+        "decon-filter-index-is-a-folder-holding-the-output",
+        ("decon", "filter", "{tmp}/corpus", "-i", "{tmp}/D", "-o", "{tmp}/D/o8"),
+        "/D: is a folder, not an index file",
+        _with(_corpus, _folder("D")),
+    ),
     Case("decon-filter-missing-input", (*FILTER, "-o", "{tmp}/out"), "no such file or folder", _index),
     Case("decon-filter-no-output", FILTER, "--output is required unless --dry-run", READY),
     Case(
