@@ -13,8 +13,8 @@ import json
 import math
 import os
 from array import array
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +115,18 @@ class RecordWriter:
         self.handle = None
 
     def write(self, record: DocumentRecord) -> None:
+        self.write_many([record])
+
+    def write_many(self, records: Iterable[DocumentRecord]) -> None:
+        """Append records in one write (a record's fields are flat: `vars` is `asdict` without the deep copy)."""
+        text = "".join(json.dumps(vars(record), ensure_ascii=False) + "\n" for record in records)
+        if not text:
+            return
         with self._naming_the_file():
             if self.handle is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
-            self.handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+            self.handle.write(text)
 
     def flush(self) -> None:
         if self.handle is not None:
