@@ -19,7 +19,8 @@ the scorer's. Reported: scored tokens per host CPU-second (the goal: ≥ 2M), pe
 outside the scorer (what a GPU would wait for, at most), per second of total wall time, the CPU seconds, the
 load average, and (with --profile) the top of a cProfile of the loop's main thread.
 
-Usage: python benchmarks/host_loop.py [--tokens 8000000] [--median 300] [--max-length 2048] [--batch-rows 64] [--profile]
+Usage: python benchmarks/host_loop.py [--tokens 8000000] [--median 300] [--max-length 2048] [--batch-rows 64]
+       [--device cpu] [--model null] [--profile]
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ class _ChunkState:
         self.finished.append(touched[self.remaining[touched] == 0])
 
     def flush(self, writer: RecordWriter, documents: Documents, dtype: str) -> None:
-        finished = np.concatenate(self.finished)
+        finished = np.concatenate(self.finished) if self.finished else np.zeros(0, dtype=np.int64)
         self.finished = []
         flush(writer, documents, self.chunk, finished, self.doc_nll, dtype)
 

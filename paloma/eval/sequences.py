@@ -94,5 +94,5 @@ class Documents:
             np.copyto(out, self._heads[variant, np.minimum(position, self._heads.shape[1] - 1)], where=before)
         after = valid & (position >= head + own_length)
         if after.any():
-            np.copyto(out, self._tail[np.minimum(position - head - own_length, len(self._tail) - 1)], where=after)
+            np.copyto(out, self._tail[np.clip(position - head - own_length, 0, len(self._tail) - 1)], where=after)
         return out
