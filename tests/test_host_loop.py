@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 
 import numpy as np
@@ -21,7 +23,7 @@ from transformers import AutoModelForCausalLM
 from paloma.eval.data import Document, index_documents
 from paloma.eval.loop import LoopOptions, prefetched, score_chunks
 from paloma.eval.plan import plan_chunks, plan_windows
-from paloma.eval.records import RecordWriter, load_records
+from paloma.eval.records import DocumentRecord, RecordWriter, load_records
 from paloma.eval.scoring import Scorer, make_batch
 from paloma.eval.sequences import Documents
 from paloma.eval.tokens import TokenStore
@@ -136,3 +138,12 @@ def test_the_loop_writes_the_records_that_scoring_each_window_alone_gives(tiny, 
         record = records[f"d{i}"]
         assert record["tokens"] == len(sequence) - 1
         assert record["nll_sum"] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("key", ["c4_en/c4_en/1", 'quote " and \\ backslash', "ctrl \x00\x1f\n\t", "é 東京 🙂 \u2028"])
+@pytest.mark.parametrize("nll", [0.0, 1e-300, 12345.678901234567, 3.0e17])
+def test_a_record_line_is_the_json_of_the_record(key, nll):
+    record = DocumentRecord(key=key, id=key[::-1], source="s", domain=key, tokens=3, bytes=10**12, chars=0, words=7,
+                            nll_sum=nll)  # fmt: skip
+    assert record.json_line() == json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n"
+    assert json.loads(record.json_line()) == dataclasses.asdict(record)
