@@ -42,7 +42,7 @@ def explicit_sequence(ids: list[int], prefix: int | None, before: tuple, after: 
     """S as lm-evaluation-harness builds it: its prefix, then the encoding with special tokens, which it skips
     for a text that already begins with the prefix token."""
     head = [] if prefix is None else [prefix]
-    if (before or after) and not (ids and ids[0] == prefix):
+    if (before or after) and not (prefix is not None and ids and ids[0] == prefix):
         return head + list(before) + ids + list(after)
     return head + ids
 
@@ -59,7 +59,8 @@ def index_of(count: int):
 
 
 @pytest.mark.parametrize(
-    ("prefix", "before", "after"), [(0, (), ()), (None, (), ()), (2, (2,), ()), (2, (2,), (0,)), (0, (5, 6), (7,))]
+    ("prefix", "before", "after"),
+    [(0, (), ()), (None, (), ()), (2, (2,), ()), (2, (2,), (0,)), (0, (5, 6), (7,)), (None, (2,), ())],
 )
 def test_gathered_windows_are_slices_of_the_explicit_sequence(prefix, before, after):
     ids = some_documents(np.random.default_rng(0))

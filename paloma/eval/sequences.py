@@ -66,10 +66,12 @@ class Documents:
     def _added(self, own: np.ndarray) -> np.ndarray:
         if not (self.added_before or self.added_after):
             return np.zeros(len(own), dtype=bool)
-        first = np.full(len(own), -1, dtype=np.int64)
+        if self.prefix_id is None:
+            return np.ones(len(own), dtype=bool)
         nonempty = own > 0
-        first[nonempty] = self.tokens.ids[self.tokens.offsets[:-1][nonempty]]
-        return first != (-1 if self.prefix_id is None else self.prefix_id)
+        begins_with_prefix = np.zeros(len(own), dtype=bool)
+        begins_with_prefix[nonempty] = self.tokens.ids[self.tokens.offsets[:-1][nonempty]] == self.prefix_id
+        return ~begins_with_prefix
 
     def scored_tokens(self, docs: np.ndarray) -> np.ndarray:
         """Targets of each document: every position of S after the first."""
