@@ -7,7 +7,8 @@ its per-domain sums. Log-likelihoods are natural logs; `nll_sum` is positive (th
 - domain (micro over its documents): ppl = exp(nll/tokens); bpb = nll/(bytes·ln 2); byte, char and word
   perplexity = exp(nll/count). 2^bpb equals byte perplexity.
 - source: macro = arithmetic mean of domain values, each domain weighted equally (the paper's headline);
-  micro = token-weighted over the whole source.
+  micro = token-weighted over the whole source; word and byte perplexity over the whole source (as
+  lm-evaluation-harness reports them per task).
 - suite: macro over sources of their macro values; "ordinary perplexity" = token-weighted over all data
   of the included sources, leaving out fringe sources and code domains (paper Fig. 1); micro over all.
 """
@@ -121,6 +122,10 @@ def source_metrics(domains: Mapping[str, DomainSums], registry: Registry | None,
         "macro_bpb": _mean([m["bpb"] for m in scored]),
         "micro_ppl": perplexity(total.nll_sum, total.tokens),
         "micro_bpb": bits_per_byte(total.nll_sum, total.bytes),
+        # word and byte perplexity over all the source's documents: what lm-evaluation-harness reports per
+        # paloma_* task (its weighted_perplexity: Σ log-likelihood / Σ count); its bits_per_byte is micro_bpb
+        "word_ppl": _exp_ratio(total.nll_sum, total.words),
+        "byte_ppl": _exp_ratio(total.nll_sum, total.bytes),
         **total.as_dict(),
         "in_registry": entry is not None,
         "unknown_domains": sorted(d for d in domains if entry is not None and not entry.accepts_domain(d)),

@@ -23,12 +23,30 @@ PREFIX_CHOICES = ("eos", "bos", "bos-else-eos", "none")
 # A preset's max_length may be this: the model's own maximum length, found as lm-evaluation-harness finds it.
 MODEL_MAX_LENGTH = "model"
 
+# How words are counted for word perplexity. "split": Python's `str.split()` (runs of non-whitespace), the
+# reference's whitespace-split words. "re-split": lm-evaluation-harness's `len(re.split(r"\s+", text))`, where
+# leading and trailing whitespace each make one more (empty) word and an empty text is one word.
+WORD_COUNTS = ("split", "re-split")
+
+# The lm-evaluation-harness release whose `HFLM.loglikelihood_rolling` and `paloma_*` tasks the preset
+# reproduces (tests/test_lm_eval_preset.py runs the installed release against it).
+LM_EVAL_MATCHED = "lm-evaluation-harness 0.4.13"
+
 PRESETS: dict[str, dict] = {
-    # AI2's reference: each document alone, one EOS prefix token, L pinned to 2048.
+    # AI2's reference: each document alone, one EOS prefix token, L pinned to 2048, nothing added by the
+    # tokenizer, whitespace-split words.
     "paloma": {"prefix": "eos", "max_length": 2048},
-    # lm-evaluation-harness loglikelihood_rolling: BOS when the tokenizer has one, else EOS; L is the model's
-    # maximum length (HFLM's default), recorded in the protocol with max_length_source "model".
-    "lm-eval-harness": {"prefix": "bos-else-eos", "max_length": MODEL_MAX_LENGTH},
+    # lm-evaluation-harness's loglikelihood_rolling as its release runs it: the text encoded with the tokenizer's
+    # own special tokens (a Llama-style tokenizer's BOS), then its prefix token (BOS when the tokenizer has one,
+    # else EOS) in front, so a BOS tokenizer scores its own BOS as well; L is the model's maximum length (HFLM's
+    # default), recorded with max_length_source "model"; words counted as its paloma_* tasks count them.
+    "lm-eval-harness": {
+        "prefix": "bos-else-eos",
+        "max_length": MODEL_MAX_LENGTH,
+        "add_special_tokens": True,
+        "word_count": "re-split",
+        "matches": LM_EVAL_MATCHED,
+    },
 }
 
 # The comparability fingerprint: what must agree for two models' numbers to be compared (the same data,
@@ -49,6 +67,11 @@ class Protocol:
     max_length: int = 2048
     max_length_source: str = "preset"  # preset, option (--max-length) or model (the model's own maximum)
     add_special_tokens: bool = False
+    # with add_special_tokens: the ids the tokenizer adds before and after a document's own (e.g. (BOS,) and ())
+    added_before: tuple[int, ...] = ()
+    added_after: tuple[int, ...] = ()
+    word_count: str = "split"  # see WORD_COUNTS; set by the preset together with add_special_tokens
+    matches: str | None = None  # the outside implementation this preset reproduces, with its version
     window: str = WINDOW_SCHEME
     dtype: str = "float32"
     split: str = "test"
@@ -96,6 +119,11 @@ def protocol_from_preset(preset: str, model_max_length: int | None = None, **ove
             raise ValueError(f"preset {preset!r} takes the model's maximum length, which is unknown here")
         values.update(max_length=model_max_length, max_length_source="model")
     return Protocol(preset=preset, **values)
+
+
+def preset_word_count(preset: str) -> str:
+    """How a preset counts words (the reference's rule for a name that is no preset: that error comes later)."""
+    return PRESETS.get(preset, {}).get("word_count", "split")
 
 
 def differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, tuple]:

@@ -296,7 +296,7 @@ class DocumentIndex:
     id_offsets: np.ndarray  # int64, len + 1
     bytes: np.ndarray  # int64: UTF-8 bytes of the text
     chars: np.ndarray  # int64
-    words: np.ndarray  # int64: whitespace-split words
+    words: np.ndarray  # int64: words under the protocol's rule (`count_words`)
     digest: np.ndarray  # uint8 [n, 16]: blake2b of source, domain, id and text
     key_hash: np.ndarray  # uint64: blake2b of source, domain and id (finds repeated ids)
     repeat: np.ndarray  # int32
@@ -368,8 +368,29 @@ def _key_hash(doc: Document) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
 
-def index_documents(documents: Iterable[Document]) -> DocumentIndex:
-    """Read a stream of documents into a DocumentIndex; texts are validated and counted, then dropped."""
+def count_words(text: str, rule: str = "split") -> int:
+    r"""Words of a text under a protocol's rule (`paloma.protocol.WORD_COUNTS`).
+
+    "split" is `len(text.split())`: the reference's whitespace-split words. "re-split" is what
+    lm-evaluation-harness's `paloma_*` tasks count, `len(re.split(r"\s+", text))`: the same words, plus one
+    empty word for leading and one for trailing whitespace, and one for an empty text. It is computed from the
+    split count (regex `\s` and `str.isspace` are the same 29 characters), without a list of pieces per run.
+    """
+    words = len(text.split())
+    if rule == "split":
+        return words
+    if rule != "re-split":
+        raise ValueError(f"unknown word count rule {rule!r}")
+    if not text:
+        return 1
+    return words + text[0].isspace() + text[-1].isspace()
+
+
+def index_documents(documents: Iterable[Document], word_count: str = "split") -> DocumentIndex:
+    """Read a stream of documents into a DocumentIndex; texts are validated and counted, then dropped.
+
+    Words are counted under the protocol's rule `word_count` (see `count_words`).
+    """
     names: dict[tuple[str, str], int] = {}
     domain, offsets, n_bytes, chars, words = array("i"), array("q", [0]), array("q"), array("q"), array("q")
     ids, digests, key_hash = bytearray(), bytearray(), array("Q")
@@ -380,7 +401,7 @@ def index_documents(documents: Iterable[Document]) -> DocumentIndex:
         offsets.append(len(ids))
         n_bytes.append(len(encoded))
         chars.append(len(doc.text))
-        words.append(len(doc.text.split()))
+        words.append(count_words(doc.text, word_count))
         digests += _digest(doc, encoded)
         key_hash.append(_key_hash(doc))
     count = len(domain)

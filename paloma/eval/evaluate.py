@@ -29,7 +29,7 @@ import paloma
 from paloma.errors import PalomaError
 from paloma.eval.data import DataSpec, describe, index_documents, iter_documents, iter_selected_texts, resolve_data
 from paloma.eval.data import select as select_documents
-from paloma.eval.loop import Documents, LoopOptions, Processes, TokenTypeStats, save_token_type_stats, score_chunks
+from paloma.eval.loop import LoopOptions, Processes, TokenTypeStats, save_token_type_stats, score_chunks
 from paloma.eval.model import (
     DTYPES,
     LoadedModel,
@@ -55,9 +55,10 @@ from paloma.eval.records import (
 )
 from paloma.eval.results import build_results, format_results, write_results
 from paloma.eval.scoring import Scorer, uses_plain_head
+from paloma.eval.sequences import Documents, special_tokens_added
 from paloma.eval.tokens import DEFAULT_CACHE, TokenStore, cache_key, load_cached, tokenize, tokenizer_hash
 from paloma.io import check_output_dir, remove_stale_temporaries, write_json
-from paloma.protocol import RUN_FINGERPRINT_FIELDS, Protocol, differences, protocol_from_preset
+from paloma.protocol import RUN_FINGERPRINT_FIELDS, Protocol, differences, preset_word_count, protocol_from_preset
 from paloma.registry import resolve_registry
 
 FLUSH_SECONDS = 10.0  # how often finished documents' records are made durable
@@ -131,7 +132,10 @@ def evaluate(config: EvalConfig) -> dict:
     registry = resolve_registry(config.registry)
     prepared = _prepare(config, procs)
     prepared.data_info["release"] = registry.release if registry is not None else None  # what submissions check
-    lengths = prepared.tokens.lengths() + (prepared.protocol.prefix_token_id is not None)
+    protocol = prepared.protocol
+    documents = Documents(prepared.index, prepared.tokens, protocol.prefix_token_id, protocol.added_before,
+                          protocol.added_after)  # fmt: skip
+    lengths = documents.sequence_lengths
     if config.batch_tokens is not None and config.batch_tokens < prepared.protocol.max_length:
         raise PalomaError(f"--batch-tokens {config.batch_tokens} is below one window of --max-length "
                           f"{prepared.protocol.max_length}")  # fmt: skip
@@ -156,7 +160,6 @@ def evaluate(config: EvalConfig) -> dict:
         write_json(output / "run.json", run)
     attempt = next_attempt(output)
     procs.barrier()
-    documents = Documents(prepared.index, prepared.tokens, prepared.protocol.prefix_token_id)
     token_stats = TokenTypeStats(prepared.index, scorer.vocab, procs.device) if config.token_stats else None
     options = LoopOptions(config.flush_seconds, config.dtype, config.progress and procs.main, _pad_id(loaded))
     with RecordWriter(output, procs.rank, procs.world, attempt) as writer:
@@ -321,7 +324,7 @@ def _prepare_here(config: EvalConfig, procs: Processes) -> Prepared:
         model_path, converted = resolve_legacy(config.model, options, main=procs.main)
         tokenizer, model_config = load_tokenizer_and_config(model_path, options)
     source = resolve_data(config.data)
-    everything = index_documents(iter_documents(source, config.data))
+    everything = index_documents(iter_documents(source, config.data), preset_word_count(config.preset))
     keep = select_documents(everything, config.data)
     index = everything.subset(keep)
     del everything
@@ -355,8 +358,12 @@ def _make_protocol(config, tokenizer, model_config, data_info: dict, model_path:
     except ValueError as err:
         raise PalomaError(str(err)) from None
     check_max_length_config(model_config, config.model, protocol.max_length)
+    prefix_token_id = resolve_prefix(tokenizer, protocol.prefix)
+    if protocol.add_special_tokens:
+        before, after = special_tokens_added(tokenizer)
+        protocol = protocol.with_(added_before=before, added_after=after)
     return protocol.with_(
-        prefix_token_id=resolve_prefix(tokenizer, protocol.prefix),
+        prefix_token_id=prefix_token_id,
         split=data_info["split"],
         tokenizer_hash=tokenizer_hash(tokenizer),
         model_revision=_model_revision(config, model_path, model_config, converted),

@@ -1,5 +1,10 @@
 """The scoring loop of one process: scheduled batches → per-document sums on the device → records on disk.
 
+The host side is built to keep up with a GPU: a batch is gathered from the memory-mapped token cache with array
+operations (`Documents.gather`, `batch_of_rows`) on a prefetching thread while the device scores the previous
+one, copies come from page-locked memory without blocking, per-document sums are one `index_add_` per batch,
+and finished documents' records are written together (benchmarks/host_loop.py measures it).
+
 Per-document sums accumulate on the device; the host syncs only when it writes finished documents to disk
 (every `flush_seconds`), which is also what makes `--resume` possible. A document whose NLL is not finite
 stops the run before its record is written: nothing non-finite ever reaches the records or results.
@@ -8,10 +13,11 @@ Several processes (`accelerate launch -m paloma eval …`) each run this loop on
 
 from __future__ import annotations
 
-import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +28,8 @@ from paloma.errors import PalomaError
 from paloma.eval.data import DocumentIndex
 from paloma.eval.plan import Chunk
 from paloma.eval.records import DocumentRecord, RecordWriter
-from paloma.eval.scoring import Batch, Scorer, make_batch
-from paloma.eval.tokens import TokenStore
+from paloma.eval.scoring import Batch, Scorer, batch_of_rows
+from paloma.eval.sequences import Documents
 
 
 class Processes:
@@ -99,41 +105,6 @@ def _check_device(device: str) -> None:
 
 
 @dataclass
-class Documents:
-    """The run's documents: their index entries, their tokens and the prefix token."""
-
-    index: DocumentIndex
-    tokens: TokenStore
-    prefix_id: int | None
-
-    def scored_tokens(self, doc: int) -> int:
-        """Targets of a document: its tokens, less the first one when there is no prefix to predict it from."""
-        return max(int(self.tokens.offsets[doc + 1] - self.tokens.offsets[doc]) - (self.prefix_id is None), 0)
-
-    def window_sequence(self, doc: int, start: int, length: int) -> np.ndarray:
-        """A window's input followed by its last target: S[start : start + length + 1] of the document."""
-        end = start + length + 1
-        ids = self.tokens[doc]
-        if self.prefix_id is None:
-            return np.asarray(ids[start:end], dtype=np.int64)
-        if start == 0:
-            return np.concatenate(([self.prefix_id], np.asarray(ids[: end - 1], dtype=np.int64)))
-        return np.asarray(ids[start - 1 : end - 1], dtype=np.int64)
-
-    def batch(self, chunk: Chunk, windows: np.ndarray, pad_id: int) -> Batch:
-        """The batch of some windows of a chunk; its owners are positions in `chunk.docs`."""
-        w = chunk.windows
-        return make_batch(
-            [
-                (int(w.doc[j]), self.window_sequence(int(chunk.docs[w.doc[j]]), int(w.start[j]), int(w.length[j])),
-                 int(w.scored[j]))
-                for j in windows.tolist()
-            ],
-            pad_id,
-        )  # fmt: skip
-
-
-@dataclass
 class LoopOptions:
     flush_seconds: float
     dtype: str
@@ -150,51 +121,137 @@ def score_chunks(
     total_tokens: int,
     token_stats: TokenTypeStats | None = None,
 ) -> dict:
-    """Score this process's chunks, writing each document's record as soon as its last window is scored."""
+    """Score this process's chunks, writing each document's record as soon as its last window is scored.
+
+    Batches are planned and built on a second thread (`prefetched`) while this one runs the model, so the host
+    work of the next batch overlaps the device work of this one.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc="eval", disable=not options.progress)
     totals = {"scored": 0, "forward": 0, "window_tokens": 0, "oom_splits": 0}
     start = time.perf_counter()
     clock = {"last_flush": start, "start": start}
-    for chunk in chunks:
-        _score_chunk(scorer, documents, chunk, writer, options, token_stats, bar, totals, clock)
+    pin = scorer.inputs_on.type == "cuda"
+    state: _ChunkState | None = None
+    for chunk, windows, batch in prefetched(_built_batches(documents, chunks, options.pad_id, pin)):
+        if state is None or state.chunk is not chunk:
+            if state is not None:
+                state.flush(writer, documents, options.dtype)
+            state = _ChunkState(chunk, scorer.device)
+        _score_batch(scorer, documents, state, windows, batch, options, token_stats, totals)
+        bar.update(int(chunk.windows.length[windows].sum()))
+        if time.perf_counter() - clock["last_flush"] >= options.flush_seconds:
+            state.flush(writer, documents, options.dtype)
+            clock["last_flush"] = time.perf_counter()
+            bar.set_postfix_str(f"{totals['scored'] / (clock['last_flush'] - clock['start']):,.0f} scored tok/s")
+    if state is not None:
+        state.flush(writer, documents, options.dtype)
     bar.close()
     return {**totals, "seconds": time.perf_counter() - start}
 
 
-def _score_chunk(scorer, documents: Documents, chunk: Chunk, writer, options, token_stats, bar, totals, clock):
+def _built_batches(documents: Documents, chunks: Iterable[Chunk], pad_id: int, pin: bool):
+    """(chunk, window numbers, batch) for every batch of every chunk, in the schedule's order."""
+    for chunk in chunks:
+        for windows in chunk.schedule.batches():
+            yield chunk, windows, window_batch(documents, chunk, windows, pad_id, pin)
+
+
+def window_batch(documents: Documents, chunk: Chunk, windows: np.ndarray, pad_id: int, pin: bool = False) -> Batch:
+    """The batch of some windows of a chunk, gathered from the token cache at once; owners index `chunk.docs`."""
+    w = chunk.windows
+    local = w.doc[windows]
+    rows = documents.gather(chunk.docs[local], w.start[windows], w.length[windows], pad_id)
+    return batch_of_rows(rows, w.length[windows], w.scored[windows], local, pad_id, pin)
+
+
+class _ChunkState:
+    """Per-document NLL sums of one chunk on the device, and which documents are finished but not yet written."""
+
+    def __init__(self, chunk: Chunk, device: torch.device):
+        self.chunk = chunk
+        self.remaining = np.bincount(chunk.windows.doc, minlength=len(chunk.docs))
+        self.doc_nll = torch.zeros(len(chunk.docs), dtype=torch.float64, device=device)
+        self.owners_global = torch.from_numpy(chunk.docs).to(device)
+        self.finished = [np.flatnonzero(self.remaining == 0)]  # empty documents score nothing
+
+    def done(self, windows: np.ndarray) -> None:
+        """Count these windows as scored; documents whose last window it was are finished."""
+        docs = self.chunk.windows.doc[windows]
+        touched, counts = np.unique(docs, return_counts=True)
+        self.remaining[touched] -= counts
+        self.finished.append(touched[self.remaining[touched] == 0])
+
+    def flush(self, writer: RecordWriter, documents: Documents, dtype: str) -> None:
+        finished = np.concatenate(self.finished) if self.finished else np.zeros(0, dtype=np.int64)
+        self.finished = []
+        flush(writer, documents, self.chunk, finished, self.doc_nll, dtype)
+
+
+def _score_batch(scorer, documents, state: _ChunkState, windows, batch, options, token_stats, totals) -> None:
+    scored_parts = _score_splitting_on_oom(scorer, documents, state.chunk, windows, batch, options.pad_id)
+    totals["oom_splits"] += len(scored_parts) - 1
     device = scorer.device
-    remaining = np.bincount(chunk.windows.doc, minlength=len(chunk.docs))
-    doc_nll = torch.zeros(len(chunk.docs), dtype=torch.float64, device=device)
-    owners_global = torch.from_numpy(chunk.docs).to(device)
-    finished = np.flatnonzero(remaining == 0).tolist()  # empty documents score nothing
-    for b, batch_windows in enumerate(chunk.schedule.batches()):
-        scored_parts = _score_splitting_on_oom(scorer, documents, chunk, batch_windows, options.pad_id)
-        totals["oom_splits"] += len(scored_parts) - 1
-        for batch, nll in scored_parts:
-            owners = batch.owners.to(device, non_blocking=True)
-            doc_nll.index_add_(0, owners, nll.to(torch.float64))
-            if token_stats is not None:
-                token_stats.add(owners_global[owners], batch.targets.to(device, non_blocking=True), nll)
-            totals["scored"] += len(batch.targets)
-        docs = chunk.windows.doc[batch_windows]
-        np.subtract.at(remaining, docs, 1)
-        finished.extend(np.unique(docs[remaining[docs] == 0]).tolist())
-        totals["forward"] += len(batch_windows) * int(chunk.schedule.widths[b])
-        window_tokens = int(chunk.windows.length[batch_windows].sum())
-        totals["window_tokens"] += window_tokens
-        bar.update(window_tokens)
-        if time.perf_counter() - clock["last_flush"] >= options.flush_seconds:
-            flush(writer, documents, chunk, finished, doc_nll, options.dtype)
-            finished, clock["last_flush"] = [], time.perf_counter()
-            bar.set_postfix_str(f"{totals['scored'] / (clock['last_flush'] - clock['start']):,.0f} scored tok/s")
-    flush(writer, documents, chunk, finished, doc_nll, options.dtype)
+    for part, nll in scored_parts:
+        owners = part.owners.to(device, non_blocking=True)
+        state.doc_nll.index_add_(0, owners, nll.to(torch.float64))
+        if token_stats is not None:
+            token_stats.add(state.owners_global[owners], part.targets.to(device, non_blocking=True), nll)
+        totals["scored"] += len(part.targets)
+    state.done(windows)
+    totals["forward"] += batch.forward_tokens
+    totals["window_tokens"] += int(state.chunk.windows.length[windows].sum())
 
 
-def _score_splitting_on_oom(scorer: Scorer, documents: Documents, chunk: Chunk, windows: np.ndarray, pad_id: int):
+def prefetched(items: Iterable, depth: int = 2) -> Iterator:
+    """The items of `items`, produced on a background thread up to `depth` ahead of the consumer.
+
+    An exception in the producer is raised in the consumer at the item where it happened; a consumer that stops
+    early (an error while scoring) stops the producer too.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def offer(entry: tuple) -> bool:
+        """Put an entry unless the consumer has stopped (then no one would take it)."""
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((end, None))
+        except BaseException as err:  # handed to the consumer, which raises it
+            offer((end, err))
+
+    thread = threading.Thread(target=produce, name="paloma-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = slots.get()
+            if item is end:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _score_splitting_on_oom(scorer: Scorer, documents: Documents, chunk: Chunk, windows: np.ndarray,
+                            batch: Batch | None, pad_id: int):  # fmt: skip
     """Score a batch; if the device runs out of memory, score its halves instead (recursively)."""
-    batch = documents.batch(chunk, windows, pad_id)
+    batch = batch if batch is not None else window_batch(documents, chunk, windows, pad_id)
     try:
         return [(batch, scorer.nll(batch))]
     except torch.OutOfMemoryError:
@@ -203,44 +260,43 @@ def _score_splitting_on_oom(scorer: Scorer, documents: Documents, chunk: Chunk, 
                 "one window does not fit in device memory: lower --max-length, use --dtype bfloat16, or spread the "
                 "model over devices (--model-args device_map=auto)"
             ) from None
+        del batch
         torch.cuda.empty_cache()
         half = len(windows) // 2
-        return _score_splitting_on_oom(scorer, documents, chunk, windows[:half], pad_id) + _score_splitting_on_oom(
-            scorer, documents, chunk, windows[half:], pad_id
+        return _score_splitting_on_oom(scorer, documents, chunk, windows[:half], None, pad_id) + (
+            _score_splitting_on_oom(scorer, documents, chunk, windows[half:], None, pad_id)
         )
 
 
 def flush(
-    writer: RecordWriter, documents: Documents, chunk: Chunk, finished: list[int], doc_nll: torch.Tensor, dtype: str
+    writer: RecordWriter, documents: Documents, chunk: Chunk, finished: np.ndarray, doc_nll: torch.Tensor, dtype: str
 ) -> None:
-    """Write finished documents' records (one device→host copy for all of them) and make them durable.
+    """Write finished documents' records (one device→host copy for all of them, one write) and make them durable.
 
     A non-finite NLL stops the run here, naming the document; its record is never written.
     """
-    if not finished:
+    if not len(finished):
         return
     index = documents.index
-    values = doc_nll[torch.tensor(finished, device=doc_nll.device)].cpu().tolist()
-    for local, nll in zip(finished, values, strict=True):
-        i = int(chunk.docs[local])
-        if not math.isfinite(nll):
-            writer.flush()
-            raise PalomaError(non_finite_message(index.key(i), nll, dtype))
-        source, domain = index.source_domain(i)
-        writer.write(
-            DocumentRecord(
-                key=index.key(i),
-                id=index.doc_id(i),
-                source=source,
-                domain=domain,
-                tokens=documents.scored_tokens(i),
-                bytes=int(index.bytes[i]),
-                chars=int(index.chars[i]),
-                words=int(index.words[i]),
-                nll_sum=nll,
-            )
-        )
+    values = doc_nll[torch.from_numpy(finished).to(doc_nll.device)].cpu().numpy()
+    docs = chunk.docs[finished]
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        good = docs[: bad[0]]
+        writer.write_many(_records(index, documents, good, values[: bad[0]]))
+        writer.flush()
+        raise PalomaError(non_finite_message(index.key(int(docs[bad[0]])), float(values[bad[0]]), dtype))
+    writer.write_many(_records(index, documents, docs, values))
     writer.flush()
+
+
+def _records(index, documents: Documents, docs: np.ndarray, nll: np.ndarray) -> Iterator[DocumentRecord]:
+    columns = zip(docs.tolist(), documents.scored_tokens(docs).tolist(), index.bytes[docs].tolist(),
+                  index.chars[docs].tolist(), index.words[docs].tolist(), nll.tolist(), strict=True)  # fmt: skip
+    for i, tokens, n_bytes, chars, words, value in columns:
+        source, domain = index.source_domain(i)
+        yield DocumentRecord(key=index.key(i), id=index.doc_id(i), source=source, domain=domain, tokens=tokens,
+                             bytes=n_bytes, chars=chars, words=words, nll_sum=value)  # fmt: skip
 
 
 def non_finite_message(key: str, value: float, dtype: str) -> str:

@@ -13,8 +13,9 @@ import json
 import math
 import os
 from array import array
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ class DocumentRecord:
     chars: int
     words: int
     nll_sum: float
+
+    def json_line(self) -> str:
+        """The record as one JSON line: what `json.dumps(asdict(record), ensure_ascii=False)` writes, built
+        directly (the loop writes tens of thousands of records a second when documents are short)."""
+        text = encode_basestring
+        return (
+            f'{{"key": {text(self.key)}, "id": {text(self.id)}, "source": {text(self.source)}, '
+            f'"domain": {text(self.domain)}, "tokens": {int(self.tokens)}, "bytes": {int(self.bytes)}, '
+            f'"chars": {int(self.chars)}, "words": {int(self.words)}, "nll_sum": {float(self.nll_sum)!r}}}\n'
+        )
 
 
 def record_files(output: Path) -> list[Path]:
@@ -115,11 +126,18 @@ class RecordWriter:
         self.handle = None
 
     def write(self, record: DocumentRecord) -> None:
+        self.write_many([record])
+
+    def write_many(self, records: Iterable[DocumentRecord]) -> None:
+        """Append records in one write."""
+        text = "".join(record.json_line() for record in records)
+        if not text:
+            return
         with self._naming_the_file():
             if self.handle is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
-            self.handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+            self.handle.write(text)
 
     def flush(self) -> None:
         if self.handle is not None:

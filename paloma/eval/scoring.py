@@ -55,30 +55,42 @@ def make_batch(windows: list[tuple[int, np.ndarray, int]], pad_id: int = 0) -> B
     `window sequence` holds the window's input followed by its last target (length + 1 tokens): the
     input is sequence[:-1] and targets are sequence[1:], of which the last `scored` count.
     """
-    width = max(len(seq) - 1 for _, seq, _ in windows)
-    input_ids = np.full((len(windows), width), pad_id, dtype=np.int64)
-    rows, positions, targets, owners = [], [], [], []
-    for row, (owner, seq, scored) in enumerate(windows):
-        length = len(seq) - 1
-        input_ids[row, :length] = seq[:-1]
-        first = length - scored
-        rows.append(np.full(scored, row))
-        positions.append(np.arange(first, length))
-        targets.append(seq[first + 1 : length + 1])
-        owners.append(np.full(scored, owner))
-    lengths = np.array([len(seq) - 1 for _, seq, _ in windows])
+    lengths = np.array([len(seq) - 1 for _, seq, _ in windows], dtype=np.int64)
+    rows = np.full((len(windows), int(lengths.max()) + 1), pad_id, dtype=np.int64)
+    for row, (_, seq, _) in enumerate(windows):
+        rows[row, : len(seq)] = seq
+    owners = np.array([owner for owner, _, _ in windows], dtype=np.int64)
+    scored = np.array([count for _, _, count in windows], dtype=np.int64)
+    return batch_of_rows(rows, lengths, scored, owners, pad_id)
+
+
+def batch_of_rows(
+    rows: np.ndarray, lengths: np.ndarray, scored: np.ndarray, owners: np.ndarray, pad_id: int, pin: bool = False
+) -> Batch:
+    """A batch from padded window rows, with array operations only (no Python per window or target).
+
+    Row r of `rows` ([n, width + 1]) holds window r's `lengths[r]` input tokens followed by its last target, then
+    `pad_id`; its last `scored[r]` targets are scored for document `owners[r]`. With `pin`, the tensors are in
+    page-locked host memory, so copies to a GPU can be asynchronous (PyTorch's caching host allocator reuses
+    the blocks once the copies that read them are done).
+    """
+    n, width = rows.shape[0], rows.shape[1] - 1
+    input_ids = rows[:, :width].copy()
+    short = np.flatnonzero(lengths < width)
+    input_ids[short, lengths[short]] = pad_id  # a short row's last target is not part of its input
+    row = np.repeat(np.arange(n, dtype=np.int64), scored)
+    first = np.repeat(lengths - scored, scored)
+    position = first + np.arange(len(row), dtype=np.int64) - np.repeat(np.cumsum(scored) - scored, scored)
     mask = None
-    if (lengths < width).any():
-        mask = torch.from_numpy((np.arange(width)[None, :] < lengths[:, None]).astype(np.int64))
-    return Batch(
-        input_ids=torch.from_numpy(input_ids),
-        attention_mask=mask,
-        rows=torch.from_numpy(np.concatenate(rows)),
-        positions=torch.from_numpy(np.concatenate(positions)),
-        targets=torch.from_numpy(np.concatenate(targets).astype(np.int64)),
-        owners=torch.from_numpy(np.concatenate(owners)),
-        forward_tokens=len(windows) * width,
-    )
+    if len(short):
+        mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+    tensors = [input_ids, mask, row, position, rows[row, position + 1], np.repeat(owners, scored)]
+    as_torch = [None if t is None else torch.from_numpy(t) for t in tensors]
+    if pin:
+        as_torch = [None if t is None else t.pin_memory() for t in as_torch]
+    input_ids_t, mask_t, row_t, position_t, targets_t, owners_t = as_torch
+    return Batch(input_ids=input_ids_t, attention_mask=mask_t, rows=row_t, positions=position_t, targets=targets_t,
+                 owners=owners_t, forward_tokens=n * width)  # fmt: skip
 
 
 def uses_plain_head(model: torch.nn.Module) -> bool:
