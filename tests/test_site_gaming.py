@@ -349,3 +349,23 @@ def test_demo_summary_shows_the_sites_macro_bpb(honest):
     entry = make_entry(loaded.submission, loaded.path, registry)
     assert bpb == pytest.approx(entry.fit("bpb"), rel=1e-12)
     assert bpb != pytest.approx(results["suite"]["micro_bpb"], rel=1e-6)
+
+
+# ---- 10. a written process ---------------------------------------------------------------------------------
+
+
+def test_the_process_is_written_and_linked_from_the_readme_and_every_page(honest, tmp_path):
+    page = (REPO_ROOT / "docs" / "maintainers.md").read_text()
+    for part in ("## Accepting a submission", "## Correcting an entry", "## Withdrawing an entry",
+                 "## Contesting an entry", "--parameters-from", "paloma release manifest"):  # fmt: skip
+        assert part in page
+    template = (REPO_ROOT / ".github" / "pull_request_template.md").read_text()
+    assert "docs/maintainers.md" in template and "adds only `submissions/<name>/`" in template
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "(docs/maintainers.md)" in readme and "(.github/pull_request_template.md)" in readme
+    build(honest["folder"].parent, tmp_path / "site", registry_file=honest["registry_file"], progress=False)
+    for html in [*tmp_path.glob("site/*.html"), *tmp_path.glob("site/*/*.html")]:
+        text = html.read_text()
+        assert 'maintainers.html">How entries are accepted, corrected, withdrawn and contested</a>' in text, html
+    shown = (tmp_path / "site" / "maintainers.html").read_text()
+    assert "<h2>Withdrawing an entry</h2>" in shown and "<h2>Contesting an entry</h2>" in shown

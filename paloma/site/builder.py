@@ -191,6 +191,13 @@ class SiteWriter:
         self.write_sources()
         self.write_compare()
         self.page("about.html", "about.html", title="About", description="How the leaderboard is made.")
+        self.page(
+            "maintainers.html",
+            "maintainers.html",
+            title="How entries are accepted",
+            description="How submissions are accepted, checked, corrected, withdrawn and contested.",
+            body=maintainers_page(),
+        )
         for entry in tqdm(self.entries, desc="submission pages", unit="page", disable=not self.progress):
             _one_entry(entry.name, self.write_submission, entry)
         return self.pages
@@ -480,6 +487,15 @@ class SiteWriter:
             extras=render_extras(sub, self.env),
             finals=len(self.finals),
         )
+
+
+def maintainers_page() -> str:
+    """docs/maintainers.md (shipped in the wheel) as HTML: the same process the repository documents. Raw HTML in
+    the Markdown is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+
+    text = (data_dir("docs") / "maintainers.md").read_text(encoding="utf-8")
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
 def _interval(entry: Entry, source: str, domain: str, metric: str) -> list[float] | None:
