@@ -258,12 +258,19 @@ def test_without_a_manifest_every_submission_is_data_unverified(tmp_path):
     build(tmp_path / "subs", tmp_path / "site", progress=False)
     (row,) = json.loads((tmp_path / "site" / "data" / "leaderboard.json").read_text())["rows"]
     assert row["verified"] is False and row["evidence"] == "unverified" and row["declared"] is True
-    assert "Data unverified" in (tmp_path / "site" / "models" / "only.html").read_text()
+    for page in ("models/only.html", "index.html", "pareto.html"):
+        assert (
+            "<strong>Data unverified:</strong> release paloma has no committed manifest"
+            in (tmp_path / "site" / page).read_text()
+        )
+    assert "Data unverified</span>" in (tmp_path / "site" / "models" / "only.html").read_text()  # its badge
 
 
-def test_with_a_manifest_the_entry_is_verified(honest):
+def test_with_a_manifest_the_entry_is_verified(honest, tmp_path):
     (loaded,) = validate([honest["folder"]], honest["registry_file"]).submissions
     assert loaded.data_verified is True
+    build(honest["folder"].parent, tmp_path / "site", registry_file=honest["registry_file"], progress=False)
+    assert "Data unverified" not in (tmp_path / "site" / "index.html").read_text()
 
 
 # ---- 6. duplicate JSON keys --------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class SiteContext:
     built: str
     version: str
     submissions: int
+    unverified: bool  # the release and split have no manifest: every entry's data is as submitted
 
 
 def build(
@@ -181,6 +182,7 @@ class SiteWriter:
             built=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
             submissions=len(entries),
+            unverified=any(not e.data_verified for e in entries),
         )
         self.pages = 0
 
