@@ -32,8 +32,9 @@ def _git(repo: Path, *args: str) -> str:
     except FileNotFoundError:
         raise PalomaError("git is not installed: the pull-request check compares commits with git") from None
     if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["failed"])[0]
-        raise PalomaError(f"git {' '.join(args[:2])}: {first}")
+        lines = proc.stderr.strip().splitlines() or ["failed"]
+        fatal = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0])
+        raise PalomaError(f"git {' '.join(args[:2])}: {fatal}")
     return proc.stdout
 
 
@@ -76,6 +77,7 @@ def pull_request_problem(changes: list[Change], existing: set[str]) -> str | Non
 
 def check_pull_request(repo: str | Path, base: str, head: str) -> tuple[list[Change], str | None]:
     """The changes of `head` against `base` in `repo`, and the problem with them (None: a valid submission PR)."""
+    _git(Path(repo), "rev-parse", "--git-dir")  # "fatal: not a git repository" before anything else
     changes = changed_files(repo, base, head)
     merge_base = _git(Path(repo), "merge-base", base, head).strip()
     existing = existing_folders(repo, base) | existing_folders(repo, merge_base)
