@@ -22,7 +22,7 @@ from leaderboard_factory import (
 )
 from test_site_hostile import refresh_aggregates
 
-from paloma.demo.run import SUMMARY_HEADERS, summary_rows
+from paloma.demo.pipeline import SUMMARY_HEADERS, summary_rows
 from paloma.errors import PalomaError
 from paloma.registry import load_registry_file
 from paloma.site.builder import build
