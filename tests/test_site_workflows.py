@@ -8,6 +8,7 @@ other `run:` script is executed by bash exactly as written, with GitHub's `-eo p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -247,6 +248,24 @@ def test_a_pull_request_cannot_edit_or_delete_an_accepted_entry(pull_request, tm
     workspace, event = _github(tmp_path / "b", delete, base_extra=accepted)
     name, code, text = _run_job(load("submissions.yml"), "validate", workspace, event)[-1]
     assert (name, code) == (CHECK, 1) and "pull request: deletes submissions/stranger-1b/submission.json" in text
+
+
+@pytest.mark.slow
+def test_a_renamed_copy_of_an_accepted_entry_is_the_one_refused(pull_request, tmp_path):
+    """Named to sort first and dated earlier, the copy is still the later one: the base's entries come first."""
+    copy = tmp_path / "copy" / "submissions" / "aaa-copy"
+    shutil.copytree(pull_request / "submissions" / "stranger-1b", copy)
+    data = json.loads((copy / "submission.json").read_text())
+    data["name"], data["submitted"] = "aaa-copy", "2001-01-01"
+    data["model"].update(display_name="Copycat", organisation="Copy Lab", model_id="copy/copycat")
+    (copy / "submission.json").write_text(json.dumps(data))
+    workspace, event = _github(tmp_path / "w", tmp_path / "copy", base_extra=pull_request)
+    done = _run_job(load("submissions.yml"), "validate", workspace, event)
+    name, code, text = done[-1]
+    assert (name, code) == (VALIDATE, 1), done
+    (line,) = [x for x in text.splitlines() if "per-domain sums" in x]
+    assert line.startswith("submissions/aaa-copy/submission.json: results: its per-domain sums are those of "
+                           "submissions/stranger-1b/submission.json")  # fmt: skip
 
 
 @pytest.mark.slow

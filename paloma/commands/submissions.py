@@ -23,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--manifest", action="append", help="release manifest of a release not shipped with paloma (repeatable)"
     )
+    check.add_argument(
+        "--established-at",
+        metavar="COMMIT",
+        help="git commit whose submissions/ folders are already merged: they count as earlier than the others "
+        "when one copies another (the pull-request check passes its base)",
+    )
     check.set_defaults(func=run_validate)
     pr = actions.add_parser(
         "check-pr",
@@ -40,7 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    report = validate(args.paths, args.registry, progress=True, manifest_files=args.manifest)
+    established: set[str] = set()
+    if args.established_at:
+        from paloma.submissions.pull_request import existing_folders
+
+        established = existing_folders(".", args.established_at)
+    report = validate(args.paths, args.registry, progress=True, manifest_files=args.manifest, established=established)
     for note in report.notes:
         print(f"note: {note}")
     for problem in report.problems:

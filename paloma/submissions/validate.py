@@ -630,8 +630,10 @@ def validate(
     registry_file: RegistryFiles = None,
     progress: bool = False,
     manifest_files: ManifestFiles = None,
+    established: Iterable[str] = (),
 ) -> Report:
-    """Validate every submission found under `paths`, alone and against each other."""
+    """Validate every submission found under `paths`, alone and against each other; submissions named in
+    `established` (already merged) count as earlier than the others when one copies another."""
     report = Report()
     registries = RegistryCache(registry_file)
     manifests = ManifestCache(manifest_files, registries)
@@ -654,5 +656,8 @@ def validate(
                 "and decontamination reports cannot be checked, so every such submission is shown as "
                 f"'data unverified'; a maintainer runs once: {manifest_command(release, split, registries)}"
             )
-    report.problems += check_consistency(report.submissions)
+    merged = set(established)
+    report.problems += check_consistency(
+        report.submissions, [x.path for x in report.submissions if x.submission.name in merged]
+    )
     return report
