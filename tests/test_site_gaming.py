@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, run_paloma
+from conftest import REPO_ROOT, paloma_env, run_paloma
 from leaderboard_factory import (
     eval_output,
     metadata,
@@ -185,6 +185,34 @@ def test_parameters_counted_from_safetensors_weights_are_shown_as_read(honest, t
     build(tmp_path / "subs", tmp_path / "site", registry_file=honest["registry_file"], progress=False)
     html = (tmp_path / "site" / "models" / "counted.html").read_text()
     assert "counted by <code>paloma submit</code> from the safetensors weights" in html
+
+
+def test_parameters_of_a_hub_model_are_counted_from_the_local_hub_cache(tmp_path):
+    """A hub id is resolved offline from the hub cache (the layout huggingface_hub writes); a model absent from
+    it, offline, is one line. Run in a fresh process: huggingface_hub reads its cache and offline settings once."""
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--org--counted" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    save_file({"w": torch.zeros(7, 11), "b": torch.zeros(3)}, snapshot / "model.safetensors")
+    (cache / "models--org--counted" / "refs").mkdir()
+    (cache / "models--org--counted" / "refs" / "main").write_text("a" * 40)
+    probe = (
+        "from paloma.submissions.submit import parameters_from_weights as p\n"
+        "from paloma.errors import PalomaError\n"
+        "print(p('org/counted'))\n"
+        "try:\n    p('org/absent')\nexcept PalomaError as e:\n    print(e)\n"
+    )
+    env = paloma_env(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    counted, absent = out.splitlines()
+    assert counted == "80"
+    assert absent.startswith("--parameters-from org/absent: cannot read its safetensors metadata (")
 
 
 # ---- 3. the split is pinned, never chosen by majority -------------------------------------------------------

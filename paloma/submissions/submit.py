@@ -84,13 +84,14 @@ def read_metadata(path: str | Path | None) -> dict[str, Any]:
 
 
 def parameters_from_weights(source: str, revision: str | None = None) -> int:
-    """All parameters of a model's safetensors weights: a local folder's file headers (read, never loaded), or
-    a hub model's, as the hub reports them from the same headers (`huggingface_hub.get_safetensors_metadata`).
+    """All parameters of a model's safetensors weights: a local folder's file headers (read, never loaded), a hub
+    model already in the local hub cache (the same), or else the hub's count of the same headers
+    (`huggingface_hub.get_safetensors_metadata`, which fetches the headers alone).
 
     This is the checkable source a submission may give for its size: anyone can recount it.
     """
-    folder = Path(source)
-    if folder.is_dir():
+    folder = Path(source) if Path(source).is_dir() else _cached_snapshot(source, revision)
+    if folder is not None:
         files = sorted(folder.glob("*.safetensors"))
         if not files:
             raise PalomaError(f"--parameters-from {source}: no *.safetensors file in the folder")
@@ -104,6 +105,18 @@ def parameters_from_weights(source: str, revision: str | None = None) -> int:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PalomaError(f"--parameters-from {source}: cannot read its safetensors metadata ({first})") from None
     return sum(metadata.parameter_count.values())
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The hub model's snapshot folder in the local hub cache, when its safetensors weights are there."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
+        return None
+    return folder if any(folder.glob("*.safetensors")) else None
 
 
 def _safetensors_parameters(path: Path) -> int:
