@@ -75,6 +75,10 @@ class Registry:
     hub_dataset: str | None = None
     # Protocol fields where this release differs from Paloma's (e.g. the demo's window length of 128).
     protocol: dict = field(default_factory=dict, compare=False)
+    # The one split its leaderboard ranks (submissions of the other are refused, never outvoted) and the size of
+    # its fixed vocabulary (the guideline's tokenizer), which bounds a fixed-vocabulary model's embedding.
+    split: str | None = None
+    vocabulary: int | None = None
     _by_name: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +114,8 @@ class Registry:
             "description": self.description,
             "hub_dataset": self.hub_dataset,
             **({"protocol": dict(self.protocol)} if self.protocol else {}),
+            **({"split": self.split} if self.split else {}),
+            **({"vocabulary": self.vocabulary} if self.vocabulary else {}),
             "totals": self.totals(),
             "sources": [s.to_dict() for s in self.sources],
         }
@@ -138,12 +144,19 @@ def parse_registry(raw: dict, origin: str = "<registry>") -> Registry:
     for source in sources:
         if source.group not in GROUPS:
             raise PalomaError(f"{origin}: source {source.name!r} has unknown group {source.group!r}")
+    if raw.get("split") not in (None, "val", "test"):
+        raise PalomaError(f"{origin}: split {raw['split']!r} is not 'val' or 'test'")
+    vocabulary = raw.get("vocabulary")
+    if vocabulary is not None and (not isinstance(vocabulary, int) or isinstance(vocabulary, bool) or vocabulary < 1):
+        raise PalomaError(f"{origin}: vocabulary {vocabulary!r} is not a positive integer")
     return Registry(
         release=raw.get("release", Path(origin).stem),
         sources=sources,
         description=raw.get("description", ""),
         hub_dataset=raw.get("hub_dataset"),
         protocol=dict(raw.get("protocol") or {}),
+        split=raw.get("split"),
+        vocabulary=vocabulary,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_paloma
-from leaderboard_factory import eval_output, metadata, write_decon_report, write_tiny_registry
+from leaderboard_factory import eval_output, metadata, write_decon_report, write_tiny_manifest, write_tiny_registry
 
 from paloma.errors import PalomaError
 from paloma.registry import load_registry_file
@@ -330,6 +330,7 @@ def test_a_release_without_submissions_builds_an_empty_site(tmp_path):
 def test_decontamination_evidence_is_linked(tmp_path):
     registry_file = write_tiny_registry(tmp_path)
     report = write_decon_report(tmp_path / "decon", registry_file)
+    write_tiny_manifest(tmp_path / "decon", registry_file, "val")  # the report is checked against the release data
     checksum = json.loads(report.read_text())["index"]["checksum"]
     out = eval_output(tmp_path / "eval", registry_file, model="clean")
     submit(out, metadata("clean", decontamination={"report": str(report)}), tmp_path / "subs", registry_file)

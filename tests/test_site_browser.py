@@ -94,12 +94,13 @@ def open_page(browser, site):
 
 
 def column(page, key: str) -> list[str]:
-    """Texts of one leaderboard column, in row order."""
+    """Texts of one leaderboard column, in row order (for the rank, the rank itself, not its interval beside it)."""
     index = page.eval_on_selector_all(
         "#leaderboard thead th", f"ths => ths.findIndex(th => th.dataset.key === '{key}')"
     )
+    inner = " .rank-value" if key == "rank" else ""
     return page.eval_on_selector_all(
-        f"#leaderboard tbody tr td:nth-child({index + 1})", "tds => tds.map(td => td.textContent)"
+        f"#leaderboard tbody tr td:nth-child({index + 1}){inner}", "tds => tds.map(td => td.textContent)"
     )
 
 

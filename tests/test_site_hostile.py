@@ -109,6 +109,23 @@ def _zero_hard_domains(data, folder, world):
         data["results"][source][domain].pop("ci", None)
 
 
+def _shrink_hard_domains(data, folder, world):
+    """NLL × 0.01 on the two hardest domains, tokens kept (a ceiling alone let this through)."""
+    hardest = sorted(
+        ((d["nll_sum"] / d["tokens"], s, name) for s, ds in data["results"].items() for name, d in ds.items()),
+        reverse=True,
+    )[:2]
+    for _, source, domain in hardest:
+        data["results"][source][domain]["nll_sum"] *= 0.01
+        data["results"][source][domain].pop("ci", None)
+
+
+def _zero_width_ci(data, folder, world):
+    d = data["results"]["alpha"]["a1"]
+    estimate = d["nll_sum"] / (d["bytes"] * math.log(2))
+    d["ci"]["bpb"] = [estimate, estimate]
+
+
 def _half_domain(data, folder, world):
     d = data["results"]["alpha"]["a2"]
     for key in ("nll_sum", "tokens", "bytes", "documents", "chars", "words"):
@@ -274,12 +291,12 @@ CASES = [
     Hostile(
         "javascript-link",
         _set("model.links", [{"label": "x", "url": "javascript:alert(1)"}]),
-        "model.links.0.url: 'javascript:alert(1)' is not an http(s) URL",
+        "model.links.0.url: 'javascript:alert(1)' is not an https URL",
     ),
     Hostile(
         "data-link",
         _set("model.links", [{"label": "x", "url": "data:text/html,<script>1</script>"}]),
-        "is not an http(s) URL",
+        "is not an https URL",
     ),
     # gaming the ranking
     Hostile(
@@ -358,6 +375,32 @@ CASES = [
         _report(lambda r: {**r, "index": {**r["index"], "data": {**r["index"]["data"], "sources": ["alpha"]}}}),
         "the index does not cover source(s) beta, delta, gamma",
     ),
+    Hostile(
+        "shrunk-hard-domains",
+        _then_refresh(_shrink_hard_domains),
+        "bits per byte), below the floor of",
+    ),
+    Hostile(
+        "ci-level-half",
+        _set("results.alpha.a1.ci.level", 0.5),
+        "results.alpha.a1.ci: level is 0.5: intervals are shown as 95% intervals, so it must be 0.95",
+    ),
+    Hostile("ci-zero-width", _zero_width_ci, "has zero width over 4 documents"),
+    Hostile(
+        "http-link",
+        _set("model.links", [{"label": "x", "url": "http://example.org/"}]),
+        "model.links.0.url: 'http://example.org/' is not an https URL",
+    ),
+    Hostile(
+        "userinfo-link",
+        _set("model.links", [{"label": "x", "url": "https://paypal.com@evil.example/"}]),
+        "has a user name before its host",
+    ),
+    Hostile(
+        "http-decon-report",
+        _set("guidelines.decontamination.report", "http://example.org/decon.json"),
+        "'http://example.org/decon.json' is not an https URL",
+    ),
     Hostile("ci-nan", _ci([float("nan"), 1.0]), "results.alpha.a1.ci.bpb.0: must be a finite number"),
     Hostile("ci-negative", _ci([-1.0, 1.0]), "must be ordered (low ≤ high) and ≥ 0"),
     Hostile("ci-inverted", _ci([5.0, 1.0]), "the bpb interval [5.0, 1.0] must be ordered"),
@@ -421,14 +464,16 @@ def test_a_special_file_is_not_read(world, tmp_path):
     assert str(found).endswith("the submission file must be a regular file, not a link or special file")
 
 
-def test_without_a_manifest_the_check_is_relative_and_says_so(world, tmp_path):
+def test_without_a_manifest_nothing_is_verified_and_it_says_what_to_run(world, tmp_path):
     registry_file = write_tiny_registry(tmp_path)  # a copy of the registry without its manifest beside it
     shutil.copytree(world["folder"], tmp_path / "subs" / "honest")
     report = validate([tmp_path / "subs"], registry_file)
-    assert report.problems == []
+    assert report.problems == [] and report.submissions[0].data_verified is False
     assert report.notes == [
-        "no release manifest for tiny/val: document, byte and token counts were checked only against the other "
-        "submissions (run `paloma release manifest` to check each one on its own)"
+        "no release manifest for tiny/val: counts, data revision, fingerprint, fixed vocabulary and decontamination "
+        "reports cannot be checked, so every such submission is shown as 'data unverified'; a maintainer runs once: "
+        f"paloma release manifest --data DATA --split val --registry {registry_file} "
+        f"--tokenizer FIXED_VOCABULARY_TOKENIZER --output {tmp_path / 'tiny.val.manifest.json'}"
     ]
 
 

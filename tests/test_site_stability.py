@@ -70,8 +70,8 @@ def test_the_rank_cell_shows_the_flip_rate_and_explains_it(site, browser):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto((site / "out" / "index.html").as_uri())
     first = page.locator("#leaderboard tbody tr").first.locator("td.rank .stab")
-    assert first.get_attribute("data-flip").startswith("⇅")  # drawn by CSS beside the rank
-    assert page.locator("#leaderboard tbody tr").first.locator("td.rank").inner_text().strip() == "1"
+    assert first.text_content().startswith("1–") and " ⇅" in first.text_content()  # text beside the rank
+    assert page.locator("#leaderboard tbody tr").first.locator("td.rank .rank-value").inner_text().strip() == "1"
     assert "95% rank interval 1–" in first.get_attribute("title")
     page.check("input[name=decon]")  # another view: its ranking was not resampled, so nothing is claimed
     assert page.locator("#leaderboard td.rank .stab").count() == 0

@@ -112,42 +112,6 @@ def test_private_source_is_optional(tmp_path, registry_file):
     assert problems(tmp_path, registry_file) == []
 
 
-def test_bytes_and_documents_must_agree_across_submissions(tmp_path, registry_file):
-    make(tmp_path, registry_file, "model-a")
-    make(tmp_path, registry_file, "model-b", eval_kwargs={"quality": 0.9})
-    partial = make(tmp_path, registry_file, "model-c", eval_kwargs={"quality": 0.7})
-
-    def drop_a_document(data):
-        sums = data["results"]["gamma"]["g1"]
-        sums.update(bytes=sums["bytes"] - 100, documents=sums["documents"] - 1)
-
-    edit(partial, drop_a_document)
-    found = [p for p in problems(tmp_path, registry_file) if "results.gamma.g1" in p]
-    assert len(found) == 2 and all("model-c" in p for p in found)
-    assert any(".bytes: bytes is" in p and "but 2 other submissions of tiny/val have" in p for p in found)
-    assert any(".documents: documents is 3 but 2 other submissions of tiny/val have 4" in p for p in found)
-
-
-def test_two_disagreeing_submissions_are_both_reported(tmp_path, registry_file):
-    make(tmp_path, registry_file, "model-a")
-    other = make(tmp_path, registry_file, "model-b")
-    edit(other, lambda d: d["results"]["beta"]["beta"].update(bytes=1))
-    found = [p for p in problems(tmp_path, registry_file) if "results.beta.beta.bytes" in p]
-    assert len(found) == 2 and all("submissions of tiny/val disagree" in p for p in found)
-
-
-def test_tokens_agree_among_fixed_vocabulary_submissions_only(tmp_path, registry_file):
-    make(tmp_path, registry_file, "model-a")
-    make(tmp_path, registry_file, "own-vocab", eval_kwargs={"fixed_vocabulary": False}, fixed_vocabulary=False)
-    assert problems(tmp_path, registry_file) == []  # token counts differ, but vocabularies do too
-    own = {"fixed_vocabulary": False}
-    liar = make(tmp_path, registry_file, "claims-fixed", eval_kwargs=own, fixed_vocabulary=False)
-    edit(liar, lambda d: d["guidelines"].update(fixed_vocabulary=True))
-    found = problems(tmp_path, registry_file)
-    assert found and all(".tokens: tokens is" in p for p in found)
-    assert {"model-a", "claims-fixed"} >= {Path(p.split(":")[0]).parent.name for p in found}
-
-
 def test_splits_are_checked_separately(tmp_path, registry_file):
     make(tmp_path, registry_file, "model-val")
     make(tmp_path, registry_file, "model-test", eval_kwargs={"split": "test"})
@@ -183,7 +147,7 @@ def test_markup_in_display_names_and_script_links_are_refused(tmp_path, registry
     found = problems(tmp_path, registry_file)
     assert any("model.display_name" in p and "holds markup characters" in p for p in found)
     assert any("model.organisation" in p and "holds markup characters" in p for p in found)
-    assert any("model.links.0.url" in p and "is not an http(s) URL" in p for p in found)
+    assert any("model.links.0.url" in p and "is not an https URL" in p for p in found)
 
 
 def test_schema_faults_name_the_field(tmp_path, registry_file):
@@ -235,7 +199,8 @@ def test_decontamination_needs_evidence(tmp_path, registry_file):
     }
     assert (path.parent / "decon-report.json").read_bytes() == report.read_bytes()
     report_ = validate([tmp_path / "submissions"], registry_file)
-    assert report_.problems == [] and report_.submissions[0].decon_evidence == "checked"
+    # without a release manifest, the report's data cannot be checked: evidence, but not the "D" badge
+    assert report_.problems == [] and report_.submissions[0].decon_evidence == "unverified"
     copied = path.parent / "decon-report.json"
     copied.write_text(
         json.dumps({**real, "dry_run": True, "index": {**real["index"], "checksum": "blake2b-256:" + "cd" * 32}})
@@ -301,7 +266,7 @@ def test_submit_cli_with_yaml_and_flags(tmp_path, registry_file):
     sub = json.loads((tmp_path / "subs" / "cli-model" / "submission.json").read_text())
     assert sub["model"]["display_name"] == "CLI Model" and sub["model"]["training_tokens"] == 3_000_000_000
     assert sub["model"]["links"] == [{"label": "paper", "url": "https://a.b/c"}]
-    proc = run_paloma(*args, "--training-tokens", "3")
+    proc = run_paloma(*args, "--training-tokens", "3000000000")
     assert proc.returncode == 2 and "exists already" in proc.stderr
 
 
@@ -322,7 +287,7 @@ def test_submit_refuses_what_validation_would_refuse(tmp_path, registry_file):
 def test_real_release_needs_all_546_public_domains(tmp_path):
     """Against the shipped Paloma registry: the 16 public sources, Pile and ICE optional."""
     registry = REPO_ROOT / "domains" / "paloma.json"
-    out = eval_output(tmp_path / "eval", registry, model="full")
+    out = eval_output(tmp_path / "eval", registry, model="full", split="test")  # the split Paloma's registry pins
     path = submit(out, metadata("full"), tmp_path / "submissions")
     sub = json.loads(path.read_text())
     assert sum(len(d) for d in sub["results"].values()) == 546

@@ -52,6 +52,7 @@ def run_installed(installed, *args):
 def test_wheel_ships_the_registry(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert "paloma/_data/domains/paloma.json" in names
+    assert "paloma/_data/docs/maintainers.md" in names  # the site renders the maintainers' page from it
     assert {"paloma/eval/loop.py", "paloma/eval/hf_olmo.py", "paloma/commands/convert.py"} <= set(names)
     assert {"paloma_baselines/train.py", "paloma_baselines/configs/c4.yaml"} <= set(names)
     where = subprocess.run(

@@ -23,14 +23,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--manifest", action="append", help="release manifest of a release not shipped with paloma (repeatable)"
     )
+    check.add_argument(
+        "--established-at",
+        metavar="COMMIT",
+        help="git commit whose submissions/ folders are already merged: they count as earlier than the others "
+        "when one copies another (the pull-request check passes its base)",
+    )
     check.set_defaults(func=run_validate)
+    pr = actions.add_parser(
+        "check-pr",
+        help="check that a pull request adds one submission folder and nothing else (git diff against its base)",
+        description="Compares HEAD with BASE from their merge base, as GitHub's 'Files changed' does; the pull "
+        "request's files are read by git as data, never run. Prints one line and exits 1 when it changes more.",
+    )
+    pr.add_argument("--base", required=True, help="the base branch's commit (or ref)")
+    pr.add_argument("--head", required=True, help="the pull request's commit (or ref)")
+    pr.add_argument("--repo", default=".", help="the git repository holding both (default: .)")
+    pr.set_defaults(func=run_check_pr)
     schema = actions.add_parser("schema", help="print the JSON Schema of the submission format")
     schema.add_argument("--output", help="write it to this file instead (e.g. submissions/schema/v1.json)")
     schema.set_defaults(func=run_schema)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    report = validate(args.paths, args.registry, progress=True, manifest_files=args.manifest)
+    established: set[str] = set()
+    if args.established_at:
+        from paloma.submissions.pull_request import existing_folders
+
+        established = existing_folders(".", args.established_at)
+    report = validate(args.paths, args.registry, progress=True, manifest_files=args.manifest, established=established)
     for note in report.notes:
         print(f"note: {note}")
     for problem in report.problems:
@@ -43,6 +64,20 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"paloma submissions validate: {len(report.problems)} problem(s) in {summary}", file=sys.stderr)
         return 1
     print(f"{len(report.submissions)} submission(s) valid: {summary}")
+    return 0
+
+
+def run_check_pr(args: argparse.Namespace) -> int:
+    from paloma.submissions.pull_request import check_pull_request
+
+    changes, problem = check_pull_request(args.repo, args.base, args.head)
+    if problem is not None:
+        print(f"pull request: {problem}", file=sys.stderr)
+        return 1
+    added = sorted({c.path.split("/")[1] for c in changes if c.path.startswith("submissions/")})
+    print(
+        f"pull request adds submission {added[0]}" if added else "pull request changes no submission: review it as code"
+    )
     return 0
 
 

@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-id", help="default: the model recorded in results.json")
     parser.add_argument("--revision", help="default: the revision recorded in results.json")
     parser.add_argument("--training-tokens", type=positive_int)
+    parser.add_argument(
+        "--parameters-from",
+        metavar="HUB_ID_OR_FOLDER",
+        help="count the parameters from this model's safetensors weights (a hub id or a local folder) and record "
+        "where they came from; without it the count recorded by `paloma eval` is shown as declared",
+    )
     parser.add_argument("--tokenizer")
     parser.add_argument("--training-data", help="what the model was trained on")
     parser.add_argument("--description")
@@ -67,6 +73,11 @@ def metadata_from_args(args: argparse.Namespace) -> dict:
     meta.update({key: getattr(args, key) for key in simple if getattr(args, key) is not None})
     if args.link:
         meta["links"] = args.link
+    if args.parameters_from:
+        from paloma.submissions.submit import parameters_from_weights
+
+        meta["parameters"] = parameters_from_weights(args.parameters_from, meta.get("revision"))
+        meta["parameters_source"] = args.parameters_from
     decon = dict(meta.get("decontamination") or {})
     if args.decon_report:
         decon["report"] = args.decon_report

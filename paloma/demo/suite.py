@@ -276,6 +276,7 @@ def registry_dict(plans: list[DomainPlan], manifest_domains: dict, revision: str
         "hub_dataset": None,
         "revision": revision,
         "protocol": {"max_length": config.max_length},
+        "split": "test",  # the split its leaderboard ranks (paloma demo evaluates and submits the test split)
         "sources": sources,
     }
 

@@ -13,7 +13,6 @@ import io
 import math
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +69,7 @@ class SiteContext:
     built: str
     version: str
     submissions: int
+    unverified: bool  # the release and split have no manifest: every entry's data is as submitted
 
 
 def build(
@@ -102,10 +102,11 @@ def build(
             else ""
         )
         raise PalomaError(f"invalid submissions, nothing built: {shown}{more}")
-    release, split, chosen = _select(report.submissions, release, split)
+    release = _release(report.submissions, release)
     registry = RegistryCache(registry_file).get(release)
     if registry is None:
         raise PalomaError(f"no registry for release {release!r} (pass --registry FILE)")
+    split, chosen = _select(report.submissions, release, split, registry.split)
     entries = [_entry(x, registry) for x in tqdm(chosen, desc="aggregating", unit="submission", disable=not progress)]
     groups = list(purpose_groups(registry))
     assign_ranks(entries, groups)
@@ -118,7 +119,8 @@ def build(
 
 def _entry(loaded: Loaded, registry: Registry) -> Entry:
     return _one_entry(loaded.submission.name, make_entry, loaded.submission, loaded.path, registry, loaded.recomputed,
-                      preset=loaded.preset, decon_evidence=loaded.decon_evidence)  # fmt: skip
+                      preset=loaded.preset, decon_evidence=loaded.decon_evidence,
+                      data_verified=loaded.data_verified)  # fmt: skip
 
 
 def _one_entry(name: str, work, *args, **kwargs):
@@ -131,21 +133,26 @@ def _one_entry(name: str, work, *args, **kwargs):
         ) from None
 
 
-def _select(loaded: list[Loaded], release: str | None, split: str | None) -> tuple[str, str, list[Loaded]]:
-    """One release (never mixed: a demo leaderboard must not mix with the real one) and one split."""
-    releases = Counter(x.submission.benchmark.release for x in loaded)
-    if release is None:
-        if len(releases) > 1:
-            raise PalomaError(
-                f"submissions of several releases ({', '.join(sorted(releases))}): choose one with --release"
-            )
-        release = next(iter(releases), "paloma")
+def _release(loaded: list[Loaded], release: str | None) -> str:
+    """One release (never mixed: a demo leaderboard must not mix with the real one)."""
+    releases = {x.submission.benchmark.release for x in loaded}
+    if release is None and len(releases) > 1:
+        raise PalomaError(f"submissions of several releases ({', '.join(sorted(releases))}): choose one with --release")
+    return release or next(iter(releases), "paloma")
+
+
+def _select(loaded: list[Loaded], release: str, split: str | None, pinned: str | None) -> tuple[str, list[Loaded]]:
+    """The split the release's registry pins (validation refused the other); for a release that pins none, the
+    one split present or the one asked for. Never the most submitted: a crowd must not choose what is ranked."""
     of_release = [x for x in loaded if x.submission.benchmark.release == release]
-    splits = Counter(x.submission.benchmark.split for x in of_release)
-    if split is None:
-        split = max(sorted(splits), key=lambda s: splits[s]) if splits else "test"
+    if pinned is not None and split not in (None, pinned):
+        raise PalomaError(f"--split {split}: release {release!r} ranks the {pinned} split (its registry pins it)")
+    splits = sorted({x.submission.benchmark.split for x in of_release})
+    if pinned is None and split is None and len(splits) > 1:
+        raise PalomaError(f"submissions of both splits of release {release!r}, which pins none: choose with --split")
+    split = pinned or split or next(iter(splits), "test")
     # An empty leaderboard is a valid site (a new release has no submissions yet).
-    return release, split, [x for x in of_release if x.submission.benchmark.split == split]
+    return split, [x for x in of_release if x.submission.benchmark.split == split]
 
 
 def _check_replaceable(output: Path) -> None:
@@ -175,6 +182,7 @@ class SiteWriter:
             built=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
             submissions=len(entries),
+            unverified=any(not e.data_verified for e in entries),
         )
         self.pages = 0
 
@@ -185,6 +193,13 @@ class SiteWriter:
         self.write_sources()
         self.write_compare()
         self.page("about.html", "about.html", title="About", description="How the leaderboard is made.")
+        self.page(
+            "maintainers.html",
+            "maintainers.html",
+            title="How entries are accepted",
+            description="How submissions are accepted, checked, corrected, withdrawn and contested.",
+            body=maintainers_page(),
+        )
         for entry in tqdm(self.entries, desc="submission pages", unit="page", disable=not self.progress):
             _one_entry(entry.name, self.write_submission, entry)
         return self.pages
@@ -235,6 +250,8 @@ class SiteWriter:
             "compute": entry.compute,
             "decon": guidelines.decontamination.met,
             "evidence": entry.decon_evidence,
+            "verified": entry.data_verified,
+            "declared": sub.model.parameters_source is None,
             "protocol": entry.preset,
             "order": guidelines.fixed_training_order,
             "vocab": guidelines.fixed_vocabulary,
@@ -472,6 +489,15 @@ class SiteWriter:
             extras=render_extras(sub, self.env),
             finals=len(self.finals),
         )
+
+
+def maintainers_page() -> str:
+    """docs/maintainers.md (shipped in the wheel) as HTML: the same process the repository documents. Raw HTML in
+    the Markdown is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+
+    text = (data_dir("docs") / "maintainers.md").read_text(encoding="utf-8")
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
 def _interval(entry: Entry, source: str, domain: str, metric: str) -> list[float] | None:

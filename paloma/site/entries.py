@@ -28,7 +28,8 @@ class Entry:
     suites: dict[str, dict]  # purpose group → metrics.suite_metrics over that group's public sources
     ranks: dict[str, int] = field(default_factory=dict)  # "<group>/<metric>" → rank among comparable finals
     preset: str = REFERENCE_PRESET  # the protocol preset it was evaluated with
-    decon_evidence: str = "none"  # "checked", "linked" (a URL nobody checked) or "none"
+    decon_evidence: str = "none"  # "checked", "unverified" (no manifest), "linked" (a URL nobody checked), "none"
+    data_verified: bool = False  # checked against the release manifest (else shown as "data unverified")
 
     @property
     def reference(self) -> bool:
@@ -68,6 +69,7 @@ def make_entry(
     full: dict | None = None,
     preset: str | None = None,
     decon_evidence: str = "none",
+    data_verified: bool = False,
 ) -> Entry:
     """`full` is `paloma.metrics.aggregate` of all the submission's sums, when validation computed it already;
     `preset` the release preset its fingerprint matched (default: the preset the protocol records)."""
@@ -82,7 +84,15 @@ def make_entry(
             registry,
         )
     preset = preset or submission.protocol.preset
-    return Entry(submission, path, full["sources"], suites, preset=preset, decon_evidence=decon_evidence)
+    return Entry(
+        submission,
+        path,
+        full["sources"],
+        suites,
+        preset=preset,
+        decon_evidence=decon_evidence,
+        data_verified=data_verified,
+    )
 
 
 def comparable(entry: Entry, metric: str) -> bool:

@@ -17,6 +17,7 @@ import json
 import math
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +31,15 @@ MAX_TRAINING_TOKENS = 10**17  # 100 quadrillion
 MAX_COUNT = 10**12  # documents, tokens, bytes, characters or words of one domain
 MAX_NLL_PER_TOKEN = 1000.0  # nats; a uniform guess over 2**64 types is 44
 MAX_LINKS = 20
+# Plausible costs (docs/submissions-and-site.md, "Costs"): the narrowest transformer anyone ranks is wider than
+# MIN_WIDTH (the demo's smallest rung is 16 wide), so a model has at least one block of 12·MIN_WIDTH² weights and,
+# with a known vocabulary, an embedding of at least vocabulary × MIN_WIDTH; a model is trained on at least one
+# token per MAX_PARAMETERS_PER_TOKEN parameters (Chinchilla-optimal is 1 per 20 tokens the other way round).
+MIN_WIDTH = 16
+MIN_NON_EMBEDDING = 12 * MIN_WIDTH**2
+MAX_PARAMETERS_PER_TOKEN = 1000
+# Intervals are shown under "95% CI" and feed the compare page: only that level is accepted.
+INTERVAL_LEVEL = 0.95
 # `extra` is data for site extensions: known keys are typed (below), every key is bounded in nesting and size.
 MAX_EXTRA_DEPTH = 8
 MAX_EXTRA_BYTES = 512 * 1024
@@ -77,16 +87,31 @@ def _visible_multiline(value: str) -> str:
     return value
 
 
-def _http_url(value: str) -> str:
-    """Only http(s) links: a `javascript:` or `data:` URL would run code when clicked."""
-    if not re.match(r"^https?://[^\s<>\"'`]+$", value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+def _https_url(value: str) -> str:
+    """A link a reader can trust by its look: https only (a `javascript:` or `data:` URL runs code, plain http can
+    be rewritten on the way), no user name before the host (`https://paypal.com@evil.example/` goes to
+    evil.example), a host in ASCII (an internationalised host must be written in punycode, `xn--…`, so a
+    Cyrillic "а" cannot pass for a Latin one), and no control or invisible character anywhere."""
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} {problem}")
+    parts = urlsplit(value) if re.match(r"^https://[^\s<>\"'`\\]+$", value) else None
+    if parts is None or not parts.hostname:
+        raise ValueError(f"{value!r} is not an https URL (https://host/path, no spaces or markup characters)")
+    if "@" in parts.netloc:
+        raise ValueError(f"{value!r} has a user name before its host (the link would go to what follows '@')")
+    if not parts.hostname.isascii():
+        try:
+            ascii_host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_host = "its punycode form"
+        raise ValueError(f"{value!r} has a non-ASCII host: write it in punycode ({ascii_host}) so readers see it")
     return value
 
 
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 PlainText = Annotated[str, Field(max_length=200), AfterValidator(_plain_text)]
-HttpUrl = Annotated[str, Field(max_length=2000), AfterValidator(_http_url)]
+HttpsUrl = Annotated[str, Field(max_length=2000), AfterValidator(_https_url)]
 
 
 def _text(max_length: int) -> type[str]:
@@ -107,20 +132,22 @@ class _Strict(BaseModel):
 
 class Link(_Strict):
     label: PlainText = Field(description="what the link points to, e.g. 'paper', 'weights'")
-    url: HttpUrl
+    url: HttpsUrl
 
 
 class ConfidenceInterval(BaseModel):
     """As `paloma eval --bootstrap` records it; other fields it records (e.g. the seed) are kept."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-    level: float = Field(gt=0, lt=1)
+    level: float = Field(description=f"the interval's level: {INTERVAL_LEVEL} only")
     n: int | None = Field(default=None, ge=0, le=10**7, description="bootstrap resamples")
     ppl: tuple[Finite, Finite] | None = None
     bpb: tuple[Finite, Finite] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> ConfidenceInterval:
+        if self.level != INTERVAL_LEVEL:
+            raise ValueError(f"level is {self.level!r}: intervals are shown as 95% intervals, so it must be 0.95")
         for name in ("ppl", "bpb"):
             bounds = getattr(self, name)
             if bounds is not None and not 0 <= bounds[0] <= bounds[1]:
@@ -157,7 +184,16 @@ class DomainSums(_Strict):
             raise ValueError(f"nll_sum exceeds {MAX_NLL_PER_TOKEN:g} nats per token")
         if self.ci is not None and self.tokens:
             self._interval_holds_the_estimate()
+            self._interval_has_width()
         return self
+
+    def _interval_has_width(self) -> None:
+        """Two or more documents that differ give an interval of positive width; a zero-width one from them is
+        made up (one document alone gives a point, which the site does not show as an interval)."""
+        for name in ("ppl", "bpb"):
+            bounds = getattr(self.ci, name)
+            if bounds is not None and self.documents >= 2 and not bounds[0] < bounds[1]:
+                raise ValueError(f"the {name} interval {list(bounds)} has zero width over {self.documents} documents")
 
     def _interval_holds_the_estimate(self) -> None:
         estimates = {"ppl": math.exp(self.nll_sum / self.tokens), "bpb": self.nll_sum / (self.bytes * math.log(2))}
@@ -175,7 +211,7 @@ class Model(_Strict):
     model_id: _text(300) = Field(description="e.g. a Hugging Face repo id, or a local name")
     revision: _text(100) | None = Field(default=None, description="commit or tag of the weights")
     parameters: int = Field(gt=0, le=MAX_PARAMETERS, description="all parameters, embeddings included")
-    non_embedding_parameters: int = Field(gt=0, le=MAX_PARAMETERS)
+    non_embedding_parameters: int = Field(ge=MIN_NON_EMBEDDING, le=MAX_PARAMETERS)
     training_tokens: int = Field(
         gt=0, le=MAX_TRAINING_TOKENS, description="tokens seen in training up to this checkpoint"
     )
@@ -183,11 +219,26 @@ class Model(_Strict):
     training_data: _text(2000)
     description: Annotated[str, Field(max_length=5000), AfterValidator(_visible_multiline)] = ""
 
+    parameters_source: _text(300) | None = Field(
+        default=None,
+        description="where `paloma submit --parameters-from` read `parameters` (a hub id or folder of safetensors "
+        "weights); absent: the count is only declared",
+    )
+
     @model_validator(mode="after")
-    def _non_embedding_within_total(self) -> Model:
+    def _costs_fit_together(self) -> Model:
         if self.non_embedding_parameters > self.parameters:
             raise ValueError("non_embedding_parameters exceeds parameters")
+        if self.training_tokens * MAX_PARAMETERS_PER_TOKEN < self.parameters:
+            raise ValueError(
+                f"training_tokens {self.training_tokens} is fewer than one per {MAX_PARAMETERS_PER_TOKEN} parameters "
+                f"({self.parameters}): not a trained model's budget"
+            )
         return self
+
+    @property
+    def embedding_parameters(self) -> int:
+        return self.parameters - self.non_embedding_parameters
 
 
 class Checkpoint(_Strict):
@@ -204,7 +255,7 @@ class Decontamination(_Strict):
     met: bool
     index_checksum: str | None = Field(default=None, description="checksum of the `paloma decon` index used")
     report: str | None = Field(
-        default=None, description="the `paloma decon` report: a file beside submission.json, or an http(s) URL"
+        default=None, description="the `paloma decon` report: a file beside submission.json, or an https URL"
     )
     removed_fraction: float | None = Field(default=None, ge=0, le=1)
 
@@ -222,7 +273,7 @@ class Decontamination(_Strict):
         if not self.report.startswith(("http://", "https://")):
             _safe_relative_file(self.report)
         else:
-            _http_url(self.report)
+            _https_url(self.report)
         return self
 
 

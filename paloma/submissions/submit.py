@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shlex
 import shutil
 from pathlib import Path
@@ -60,17 +61,84 @@ def read_results(results_path: str | Path) -> tuple[Path, dict]:
 
 
 def read_metadata(path: str | Path | None) -> dict[str, Any]:
+    """The metadata YAML, plain: anchors and aliases are refused before anything is built (a 1.5 KB file of
+    nested aliases expands to billions of nodes), and so are files over MAX_FILE_BYTES."""
     if path is None:
         return {}
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if Path(path).stat().st_size > MAX_FILE_BYTES:
+            raise PalomaError(f"{path}: metadata larger than {MAX_FILE_BYTES} bytes")
+        text = Path(path).read_text(encoding="utf-8")
+        _refuse_references(path, text)
+        data = yaml.safe_load(text) or {}
     except FileNotFoundError:
         raise PalomaError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise PalomaError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:
-        raise PalomaError(f"{path}: invalid YAML ({err})") from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PalomaError(f"{path}: invalid YAML ({first})") from None
     if not isinstance(data, dict):
         raise PalomaError(f"{path}: expected a mapping of metadata fields")
     return data
+
+
+def parameters_from_weights(source: str, revision: str | None = None) -> int:
+    """All parameters of a model's safetensors weights: a local folder's file headers (read, never loaded), a hub
+    model already in the local hub cache (the same), or else the hub's count of the same headers
+    (`huggingface_hub.get_safetensors_metadata`, which fetches the headers alone).
+
+    This is the checkable source a submission may give for its size: anyone can recount it.
+    """
+    folder = Path(source) if Path(source).is_dir() else _cached_snapshot(source, revision)
+    if folder is not None:
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            raise PalomaError(f"--parameters-from {source}: no *.safetensors file in the folder")
+        return sum(_safetensors_parameters(path) for path in files)
+    from huggingface_hub import get_safetensors_metadata
+    from huggingface_hub.errors import HfHubHTTPError, NotASafetensorsRepoError
+
+    try:
+        metadata = get_safetensors_metadata(source, revision=revision)
+    except (HfHubHTTPError, NotASafetensorsRepoError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PalomaError(f"--parameters-from {source}: cannot read its safetensors metadata ({first})") from None
+    return sum(metadata.parameter_count.values())
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The hub model's snapshot folder in the local hub cache, when its safetensors weights are there."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
+        return None
+    return folder if any(folder.glob("*.safetensors")) else None
+
+
+def _safetensors_parameters(path: Path) -> int:
+    """Parameters of one safetensors file, from its JSON header (8-byte length, then the header)."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        if not 0 < size <= 100 * 1024 * 1024:
+            raise PalomaError(f"{path}: not a safetensors file (header of {size} bytes)")
+        try:
+            header = json.loads(handle.read(size))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise PalomaError(f"{path}: not a safetensors file (unreadable header)") from None
+    return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+
+
+def _refuse_references(path: str | Path, text: str) -> None:
+    """Scan the tokens (linear in the text, nothing expanded) for an anchor (`&a`) or an alias (`*a`)."""
+    for token in yaml.scan(text):
+        if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+            kind = "an anchor" if isinstance(token, yaml.AnchorToken) else "an alias"
+            line = token.start_mark.line + 1
+            raise PalomaError(f"{path}:{line}: YAML {kind} ({token.value}): write metadata plainly, without & or *")
 
 
 def build_submission(results: dict, meta: dict[str, Any], report_name: str | None) -> dict[str, Any]:
@@ -89,7 +157,8 @@ def build_submission(results: dict, meta: dict[str, Any], report_name: str | Non
             "links": meta.get("links") or [],
             "model_id": meta.get("model_id") or model.get("name_or_path"),
             "revision": meta.get("revision") or model.get("revision"),
-            "parameters": model.get("parameters"),
+            "parameters": meta.get("parameters") or model.get("parameters"),
+            "parameters_source": meta.get("parameters_source"),
             "non_embedding_parameters": model.get("non_embedding_parameters"),
             # `paloma eval` records training tokens when the checkpoint says (models trained by `baselines`).
             "training_tokens": meta.get("training_tokens") or model.get("training_tokens"),
@@ -217,8 +286,8 @@ def _check_before_writing(
     if existing.is_dir() and any(existing.rglob(SUBMISSION_FILE)):
         others = [x for x in validate([existing], registry_file, manifest_files=manifest_files).submissions]
         others = [x for x in others if x.path != loaded.path]
-    with_manifest = {(benchmark.release, benchmark.split)} if manifest is not None else set()
-    problems += [p for p in check_consistency([*others, loaded], with_manifest) if str(loaded.path) in p.where]
+    established = [x.path for x in others]
+    problems += [p for p in check_consistency([*others, loaded], established) if str(loaded.path) in p.where]
     if problems:
         shown = "; ".join(str(p) for p in problems[:3])
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""

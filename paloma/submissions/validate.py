@@ -14,16 +14,25 @@ Submissions come from strangers' pull requests, so this is a trust boundary. Che
   fingerprint of one of the release's presets;
 - decontamination evidence: a report file that parses as a `paloma decon filter` report, cites the claimed
   index and covers the release's evaluation data;
-- without a manifest, across submissions of a release and split: bytes and documents per domain agree, and
-  tokens agree among fixed-vocabulary ones (a note says the check is only relative).
+- costs that fit together: a fixed-vocabulary model's embedding holds at least vocabulary × MIN_WIDTH weights;
+- the release's pinned split (`Registry.split`): another split is refused, never outvoted;
+- a floor on each domain's loss where the manifest records the domain's zlib size: no model compresses text
+  FLOOR_RATIO times better than zlib, so a loss shrunk by hand cannot pass (the ceiling is in the schema);
+- one entry per model, across all submissions: the same (model id, revision, dtype), or the same per-domain
+  sums (every domain's counts equal and its nll_sum within SAME_SUMS_TOLERANCE), are refused, naming the
+  earlier submission.
+Without a manifest nothing is checked relative to other submissions (a majority could fail an honest entry):
+every submission of that release and split is `data_verified=False`, shown as "data unverified" on the site,
+and a note says what a maintainer must run once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +47,18 @@ from paloma.resources import data_dir
 from paloma.submissions.manifest import Manifest, load_manifest, manifest_name
 from paloma.submissions.protocol_check import integrity_problems, protocol_differences
 from paloma.submissions.recompute import recompute, same_number
-from paloma.submissions.schema import Submission
+from paloma.submissions.schema import MIN_WIDTH, Submission
 from paloma.submissions.text import skeleton
 
 SUBMISSION_FILE = "submission.json"
 MAX_FILE_BYTES = 5 * 1024 * 1024  # per submission.json and per decontamination report
 MAX_JSON_DEPTH = 32
+# No model compresses a domain's text FLOOR_RATIO times better than zlib at level 9 does, each document alone:
+# the best neural compressors reach about 4× on long English text (enwik9: gzip about 2.6 bits per character,
+# nncp 0.85), and zlib on a document alone does worse than on a stream, which is what the wide margin is for
+# (web text compresses to about 4.5 bits per byte, so the floor is about 0.09; good models score 0.6 or more).
+FLOOR_RATIO = 50
+SAME_SUMS_TOLERANCE = 1e-9  # relative: two submissions this close on every domain are one model's results
 # Registry files given by the user (one per release), on top of the registries shipped with paloma.
 RegistryFiles = str | Path | Sequence[str | Path] | None
 ManifestFiles = str | Path | Sequence[str | Path] | None
@@ -67,6 +82,8 @@ class Loaded:
     recomputed: dict | None = field(default=None, repr=False)  # paloma.metrics.aggregate of its sums, once checked
     preset: str | None = None  # the release preset its fingerprint belongs to (None: no manifest to say)
     decon_evidence: str = "none"  # "checked" (a report that covers the release), "linked" (a URL), "none"
+    # "unverified" (a report checked against the registry only: without a manifest its data is unknown)
+    data_verified: bool = False  # counts, data revision and fingerprint checked against the release manifest
 
     def at(self, field_path: str = "") -> str:
         return f"{self.path}: {field_path}" if field_path else str(self.path)
@@ -127,7 +144,10 @@ def read_limited_json(path: Path, what: str = "file") -> tuple[object | None, Pr
     if info.st_size > MAX_FILE_BYTES:
         return None, Problem(str(path), f"the {what} is {info.st_size} bytes, more than the {MAX_FILE_BYTES} allowed")
     try:
-        raw = json.loads(path.read_bytes().decode("utf-8"))
+        raw = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_unique_keys)
+    except DuplicateKey as err:
+        message = f"the key {err.key!r} appears twice in one object (readers disagree on which wins)"
+        return None, Problem(str(path), message)
     except UnicodeDecodeError as err:
         return None, Problem(str(path), f"not UTF-8 text (byte {err.start})")
     except json.JSONDecodeError as err:
@@ -139,6 +159,21 @@ def read_limited_json(path: Path, what: str = "file") -> tuple[object | None, Pr
     if isinstance(raw, (dict, list)) and _depth(raw) > MAX_JSON_DEPTH:
         return None, Problem(str(path), f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return raw, None
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are unique: with a repeated key, a diff shows one value and the site another."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        raise DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return data
 
 
 def _depth(value: object) -> int:
@@ -231,12 +266,47 @@ def check_submission(loaded: Loaded, registry: Registry | None, manifest: Manife
     if registry is None:
         release = sub.benchmark.release
         return [*problems, Problem(loaded.at("benchmark.release"), f"unknown release {release!r} (no registry)")]
+    problems += _check_split(loaded, registry)
+    problems += _check_costs(loaded, registry, manifest)
     problems += _check_decontamination_report(loaded, registry, manifest)
     problems += _check_domains(loaded, registry, manifest)
     problems += _check_aggregates(loaded, registry)
     if manifest is not None:
-        problems += _check_against_manifest(loaded, manifest)
+        manifest_problems = _check_against_manifest(loaded, manifest)
+        loaded.data_verified = not manifest_problems
+        problems += manifest_problems
     return problems
+
+
+def _check_split(loaded: Loaded, registry: Registry) -> list[Problem]:
+    """The release ranks one split, named in its registry: a submission of the other is refused on its own."""
+    split = loaded.submission.benchmark.split
+    if registry.split is None or split == registry.split:
+        return []
+    message = f"release {registry.release!r} ranks the {registry.split} split; this submission is of {split}"
+    return [Problem(loaded.at("benchmark.split"), message)]
+
+
+def fixed_vocabulary_size(registry: Registry, manifest: Manifest | None) -> int | None:
+    """The release's fixed vocabulary: as the manifest's tokenizer counted it, else as its registry names it."""
+    counted = (manifest.tokenizer or {}).get("vocabulary") if manifest is not None else None
+    return counted if isinstance(counted, int) and counted > 0 else registry.vocabulary
+
+
+def _check_costs(loaded: Loaded, registry: Registry, manifest: Manifest | None) -> list[Problem]:
+    """What the numbers allow to check of the claimed size (the schema checks the rest, see `Model`)."""
+    model = loaded.submission.model
+    vocabulary = fixed_vocabulary_size(registry, manifest)
+    if not loaded.submission.guidelines.fixed_vocabulary or vocabulary is None:
+        return []
+    least = vocabulary * MIN_WIDTH
+    if model.embedding_parameters >= least:
+        return []
+    message = (
+        f"parameters − non_embedding_parameters is {model.embedding_parameters}, but the fixed vocabulary of "
+        f"{vocabulary} tokens needs at least {least} embedding weights ({MIN_WIDTH} per token)"
+    )
+    return [Problem(loaded.at("model.parameters"), message)]
 
 
 def _check_location(loaded: Loaded) -> list[str]:
@@ -268,7 +338,7 @@ def _check_decontamination_report(loaded: Loaded, registry: Registry, manifest: 
         return [Problem(where, problem.message)]
     messages = decon_report_problems(data, decon.index_checksum, registry, manifest)
     if not messages:
-        loaded.decon_evidence = "checked"
+        loaded.decon_evidence = "checked" if manifest is not None else "unverified"
     return [Problem(where, m) for m in messages]
 
 
@@ -428,27 +498,94 @@ def _domain_differences(sums, expected: dict[str, int], fixed_vocabulary: bool, 
     ]
     if not messages and expected.get("documents", 0) > expected.get("empty_documents", 0) and sums.tokens == 0:
         messages.append("tokens is 0 for a domain with text (a zeroed domain?)")
+    floor = loss_floor_bits(expected)
+    if not messages and floor is not None and sums.nll_sum / math.log(2) < floor:
+        messages.append(
+            f"nll_sum is {sums.nll_sum:.6g} nats ({sums.nll_sum / math.log(2) / sums.bytes:.4g} bits per byte), below "
+            f"the floor of {floor / sums.bytes:.4g} (zlib's size of this domain in {label} / {FLOOR_RATIO})"
+        )
     return messages
+
+
+def loss_floor_bits(expected: dict[str, int]) -> float | None:
+    """The least total loss, in bits, that a domain's text allows: its zlib size / FLOOR_RATIO (None: not recorded)."""
+    compressed = expected.get("zlib_bytes")
+    return 8 * compressed / FLOOR_RATIO if compressed else None
 
 
 # ---- across submissions ------------------------------------------------------------------------------------
 
 
-def check_consistency(submissions: list[Loaded], with_manifest: set[tuple[str, str]] = frozenset()) -> list[Problem]:
-    """Cross-checks among all submissions: unique names and display names, and (for a release and split that
-    has no manifest) equal counts per domain."""
-    problems = _unique_names(submissions)
-    groups = defaultdict(list)
-    for loaded in submissions:
-        groups[(loaded.submission.benchmark.release, loaded.submission.benchmark.split)].append(loaded)
-    for (release, split), group in groups.items():
-        if (release, split) in with_manifest:
-            continue
-        label = f"{release}/{split}"
-        problems += _agreement(group, ("bytes", "documents"), label, "submissions")
-        fixed = [x for x in group if x.submission.guidelines.fixed_vocabulary]
-        problems += _agreement(fixed, ("tokens",), label, "fixed-vocabulary submissions")
+def check_consistency(submissions: list[Loaded], established: Iterable[Path] = ()) -> list[Problem]:
+    """Cross-checks among all submissions: unique names and display names, and one entry per model.
+
+    Nothing here takes a majority as right: a problem belongs to a submission because of an earlier one it
+    copies or collides with, never because others disagree with it. `established` submissions (those already
+    merged, when a pull request or `paloma submit` adds one) come first whatever date the newcomer claims.
+    """
+    first = set(map(str, established))
+    ordered = sorted(submissions, key=lambda x: (str(x.path) not in first, *_arrival(x)))
+    return _unique_names(ordered) + _one_entry_per_model(ordered)
+
+
+def _arrival(loaded: Loaded) -> tuple:
+    """Earlier first: by the date submitted, then by name (a stable order for submissions of one day)."""
+    return (loaded.submission.submitted, loaded.submission.name, str(loaded.path))
+
+
+def _one_entry_per_model(ordered: list[Loaded]) -> list[Problem]:
+    """The same (model id, revision, dtype), or the same per-domain sums, is one model: later copies are refused."""
+    problems = []
+    first_of: dict[tuple, Loaded] = {}
+    for loaded in ordered:
+        model = loaded.submission.model
+        key = (loaded.submission.benchmark.release, model.model_id, model.revision, loaded.submission.protocol.dtype)
+        earlier = first_of.setdefault(key, loaded)
+        if earlier is not loaded:
+            message = (
+                f"model {model.model_id!r} revision {model.revision!r} ({key[3]}) was submitted already by "
+                f"{earlier.path} (one entry per model)"
+            )
+            problems.append(Problem(loaded.at("model.model_id"), message))
+    for loaded, earlier in _same_sums(ordered):
+        message = f"its per-domain sums are those of {earlier.path} (one entry per model: a copy or a resubmission)"
+        problems.append(Problem(loaded.at("results"), message))
     return problems
+
+
+def _sums_vector(loaded: Loaded) -> tuple[tuple, list[float]]:
+    """Counts per domain (must be equal) and nll per domain (equal within SAME_SUMS_TOLERANCE), in a fixed order."""
+    keys = sorted((s, d) for s, ds in loaded.submission.results.items() for d in ds)
+    sums = [loaded.submission.results[s][d] for s, d in keys]
+    counts = (loaded.submission.benchmark.release, tuple(keys), tuple((x.tokens, x.bytes, x.documents) for x in sums))
+    return counts, [x.nll_sum for x in sums]
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= SAME_SUMS_TOLERANCE * max(abs(a), abs(b))
+
+
+def _same_sums(ordered: list[Loaded]) -> list[tuple[Loaded, Loaded]]:
+    """(later, earlier) pairs whose sums are the same. Among submissions with equal counts, sorted by total loss,
+    only neighbours within the tolerance can match, so this is near-linear for a thousand submissions."""
+    by_counts: dict[tuple, list[tuple[float, int, Loaded, list[float]]]] = defaultdict(list)
+    for position, loaded in enumerate(ordered):
+        counts, nll = _sums_vector(loaded)
+        by_counts[counts].append((math.fsum(nll), position, loaded, nll))
+    pairs = []
+    for group in by_counts.values():
+        group.sort(key=lambda item: item[0])
+        matched: set[int] = set()
+        for i, (total, position, loaded, nll) in enumerate(group):
+            for other_total, other_position, other, other_nll in group[i + 1 :]:
+                if not _close(total, other_total):
+                    break
+                if all(map(_close, nll, other_nll)):
+                    later, earlier = (other, loaded) if other_position > position else (loaded, other)
+                    if id(later) not in matched:
+                        matched.add(id(later))
+                        pairs.append((later, earlier))
+    return pairs
 
 
 def _unique_names(submissions: list[Loaded]) -> list[Problem]:
@@ -475,31 +612,17 @@ def _unique_names(submissions: list[Loaded]) -> list[Problem]:
     return problems
 
 
-def _agreement(group: list[Loaded], keys: tuple[str, ...], label: str, who: str) -> list[Problem]:
-    """Per domain and count, the majority value is taken as right; others are reported (all, on a tie)."""
-    if len(group) < 2:
-        return []
-    values: dict[tuple[str, str, str], dict[int, list[Loaded]]] = defaultdict(lambda: defaultdict(list))
-    for loaded in group:
-        for source, domains in loaded.submission.results.items():
-            for domain, sums in domains.items():
-                for key in keys:
-                    values[(source, domain, key)][getattr(sums, key)].append(loaded)
-    problems = []
-    for (source, domain, key), by_value in values.items():
-        if len(by_value) < 2:
-            continue
-        counts = Counter({v: len(holders) for v, holders in by_value.items()})
-        (top, top_n), *rest = counts.most_common()
-        tie = bool(rest) and rest[0][1] == top_n
-        for value, holders in by_value.items():
-            if value == top and not tie:
-                continue
-            expected = f"{top_n} other {who} of {label} have {top}" if not tie else f"{who} of {label} disagree"
-            for loaded in holders:
-                message = f"{key} is {value} but {expected} (a partial or altered evaluation?)"
-                problems.append(Problem(loaded.at(f"results.{source}.{domain}.{key}"), message))
-    return problems
+def manifest_command(release: str, split: str, registries: RegistryCache) -> str:
+    """What a maintainer runs once so that every submission of a release and split is checked on its own: the
+    manifest goes where validation looks for it (beside a registry file given, else in domains/)."""
+    registry = registries.get(release)
+    data = (registry.hub_dataset if registry else None) or "DATA"
+    given = registries.files.get(release)
+    output = given.with_name(manifest_name(release, split)) if given else f"domains/{manifest_name(release, split)}"
+    return (
+        f"paloma release manifest --data {data} --split {split} --registry {given or release} "
+        f"--tokenizer FIXED_VOCABULARY_TOKENIZER --output {output}"
+    )
 
 
 def validate(
@@ -507,8 +630,10 @@ def validate(
     registry_file: RegistryFiles = None,
     progress: bool = False,
     manifest_files: ManifestFiles = None,
+    established: Iterable[str] = (),
 ) -> Report:
-    """Validate every submission found under `paths`, alone and against each other."""
+    """Validate every submission found under `paths`, alone and against each other; submissions named in
+    `established` (already merged) count as earlier than the others when one copies another."""
     report = Report()
     registries = RegistryCache(registry_file)
     manifests = ManifestCache(manifest_files, registries)
@@ -524,11 +649,15 @@ def validate(
         report.problems += check_submission(loaded, registries.get(benchmark.release), manifest)
         report.submissions.append(loaded)
     groups = sorted({(x.submission.benchmark.release, x.submission.benchmark.split) for x in report.submissions})
-    with_manifest = {g for g in groups if manifests.get(*g) is not None}
-    for release, split in sorted(set(groups) - with_manifest):
-        report.notes.append(
-            f"no release manifest for {release}/{split}: document, byte and token counts were checked only "
-            "against the other submissions (run `paloma release manifest` to check each one on its own)"
-        )
-    report.problems += check_consistency(report.submissions, with_manifest)
+    for release, split in groups:
+        if manifests.get(release, split) is None:
+            report.notes.append(
+                f"no release manifest for {release}/{split}: counts, data revision, fingerprint, fixed vocabulary "
+                "and decontamination reports cannot be checked, so every such submission is shown as "
+                f"'data unverified'; a maintainer runs once: {manifest_command(release, split, registries)}"
+            )
+    merged = set(established)
+    report.problems += check_consistency(
+        report.submissions, [x.path for x in report.submissions if x.submission.name in merged]
+    )
     return report

@@ -146,6 +146,9 @@ const PALOMA = (() => {
     const data = JSON.parse(script.textContent);
     const table = $("#leaderboard");
     const form = $("#controls");
+    // On a phone the filters fold away (the table is what the first screen is for); the summary opens them.
+    const filters = $("#filters");
+    if (filters && window.matchMedia("(max-width: 760px)").matches) filters.open = false;
     const status = $("#status");
     const compareLink = $("#compare-link");
     const sourceIndex = new Map(data.sources.map((s, i) => [s.name, i]));
@@ -313,9 +316,9 @@ const PALOMA = (() => {
       const pct = flip === null ? null : (100 * flip).toFixed(flip < 0.1 ? 1 : 0) + "%";
       let title = `${Math.round(100 * data.stability.level)}% rank interval ${lo}–${hi} when domains are resampled`;
       if (pct !== null) title += `; the next model comes out ahead in ${pct} of ${data.stability.replicates} resamples`;
-      const mark = flip !== null && flip >= 0.01 ? "⇅" + pct : "";
-      // Drawn by CSS from data-flip, so the cell's text (copied, sorted, read by tests) stays the rank itself.
-      return el("span", { class: "stab" + (mark ? "" : " steady"), title, "aria-label": title, "data-flip": mark || "·" });
+      // Shown as text beside the rank (not on hover only): the rank's interval, and the flip rate where it matters.
+      const mark = flip !== null && flip >= 0.01 ? " ⇅" + pct : "";
+      return el("span", { class: "stab" + (mark ? "" : " steady"), title, text: `${lo}–${hi}${mark}` });
     }
 
     function renderRow(row, cols, s, ranks) {
@@ -325,7 +328,7 @@ const PALOMA = (() => {
           const box = el("input", { type: "checkbox", "data-name": row.name, "aria-label": "Select " + row.label + " to compare" });
           box.checked = state.picked.includes(row.name);
           box.addEventListener("change", () => pick(row.name, box.checked));
-          const rank = el("span", { text: ranks.has(row) ? String(ranks.get(row)) : "–" });
+          const rank = el("span", { class: "rank-value", text: ranks.has(row) ? String(ranks.get(row)) : "–" });
           tr.append(el("td", { class: "rank num" }, el("label", { class: "pick" }, [box, rank, stability(row, s)])));
         } else if (col.key === "model") {
           const link = el("a", { href: "models/" + encodeURIComponent(row.name) + ".html", text: row.label, title: row.label });
@@ -334,7 +337,8 @@ const PALOMA = (() => {
           tr.append(el("td", { class: "model-col" }, [link, org, apart]));
         } else if (col.key === "guidelines") {
           const evidence = row.evidence === "checked" ? "D" : row.decon ? "d" : "D";
-          const decon = badge(row.decon, evidence, row.evidence === "checked" ? "Decontaminated (report checked)" : row.decon ? "Decontamination claimed (linked report, not checked)" : "Not decontaminated");
+          const claimed = row.evidence === "unverified" ? "Decontamination claimed (report not checked: the release has no manifest)" : "Decontamination claimed (linked report, not checked)";
+          const decon = badge(row.decon, evidence, row.evidence === "checked" ? "Decontaminated (report checked)" : row.decon ? claimed : "Not decontaminated");
           if (row.decon && row.evidence !== "checked") decon.className = "badge weak";
           const badges = el("span", { class: "badges mini" }, [
             decon,
@@ -343,7 +347,8 @@ const PALOMA = (() => {
           ]);
           tr.append(el("td", {}, badges));
         } else if (col.key === "params" || col.key === "tokens") {
-          tr.append(el("td", { class: "num", text: fmtCount(row[col.key]) }));
+          const declared = col.key === "tokens" || row.declared;
+          tr.append(el("td", { class: "num" + (declared ? " declared" : ""), text: fmtCount(row[col.key]), title: declared ? "Declared by the submitter" : "Counted from the safetensors weights" }));
         } else if (col.key === "frac") {
           tr.append(el("td", { class: "num", text: row.frac === null ? "–" : (row.frac * 100).toFixed(0) + "%" }));
         } else {
@@ -606,7 +611,7 @@ const PALOMA = (() => {
         ]),
       );
     }
-    return el("div", { class: "table-wrap" }, el("table", { class: sortable ? "sortable" : "" }, [el("thead", {}, el("tr", {}, head)), body]));
+    return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Per-domain differences" }, el("table", { class: sortable ? "sortable" : "" }, [el("thead", {}, el("tr", {}, head)), body]));
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -25,6 +25,11 @@ def _results(tmp: Path) -> None:
     (tmp / "run" / "results.json").write_text("{}\n")
 
 
+def _results_and_yaml_alias(tmp: Path) -> None:
+    _results(tmp)
+    (tmp / "meta.yaml").write_text("a: &x [1, 2]\nb: *x\n")
+
+
 def _results_and_file(tmp: Path) -> None:
     _results(tmp)
     (tmp / "subs").write_text("a file where the submissions folder goes\n")
@@ -96,7 +101,24 @@ CASES = [
     Case("submit-negative-step", (*SUBMIT, "--step", "-1"), "argument --step: must be ≥ 0, got -1", _results),
     Case("submit-link-without-url", (*SUBMIT, "--link", "paper"), "argument --link: expected LABEL=URL", _results),
     Case("submit-missing-metadata", (*SUBMIT, "--metadata", "{tmp}/meta.yaml"), "meta.yaml: no such file", _results),
-    # paloma submissions validate | schema
+    Case(
+        "submit-yaml-anchor",
+        (*SUBMIT, "--metadata", "{tmp}/meta.yaml"),
+        "meta.yaml:1: YAML an anchor (x): write metadata plainly, without & or *",
+        _results_and_yaml_alias,
+    ),
+    Case(
+        "submit-parameters-from-a-folder-without-weights",
+        (*SUBMIT, "--parameters-from", "{tmp}/run"),
+        "/run: no *.safetensors file in the folder",
+        _results,
+    ),
+    # paloma submissions validate | check-pr | schema
+    Case(
+        "check-pr-not-a-repository",
+        ("submissions", "check-pr", "--base", "main", "--head", "pr", "--repo", "{tmp}"),
+        "fatal: not a git repository",
+    ),
     Case("validate-no-such-path", (*VALIDATE, "{tmp}/nowhere"), "nowhere: no such file or folder"),
     Case(
         "validate-missing-registry",
