@@ -323,3 +323,16 @@ def test_run_outputs_are_readable_like_any_file_under_umask_022(corpus, tmp_path
     assert {p.name for p in paths} >= {"model.safetensors", "optimizer.bin", "log.jsonl", "config.json", "model"}
     modes = {str(p): p.stat().st_mode & 0o777 for p in paths}
     assert not {p: oct(m) for p, m in modes.items() if m != (0o755 if Path(p).is_dir() else 0o644)}
+
+
+def test_trackers_are_chosen_not_inherited_from_what_is_installed(corpus, tmp_path: Path, monkeypatch) -> None:
+    """An installed wandb (the dev environment has it) is not used unasked: without an account it would stop
+    `paloma demo`'s training. `train.log_with` names the trackers; TensorBoard then gets the logged values."""
+    pytest.importorskip("wandb")
+    pytest.importorskip("tensorboard")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")  # what a plain environment has: wandb.init would need a key
+    train_small(corpus, tmp_path / "plain", 2)
+    assert not list((tmp_path / "plain").rglob("events.out.tfevents*")) and not (tmp_path / "plain" / "wandb").exists()
+    train_small(corpus, tmp_path / "tb", 2, "train.log_with=tensorboard", "train.log_interval=1")
+    assert list((tmp_path / "tb").rglob("events.out.tfevents*"))

@@ -121,6 +121,9 @@ class TrainConfig:
     log_interval: int = 10
     record_order: bool = False  # write the instance ids of every step to order.jsonl (for audits and tests)
     peak_flops: float | None = None  # per-device peak FLOP/s for MFU; null: looked up from the device name
+    # accelerate trackers that also receive the logged values, comma-separated (tensorboard, wandb, ...); empty:
+    # log.jsonl only. Never chosen by what happens to be installed: an installed wandb would demand an account.
+    log_with: str = ""
 
 
 # Fields that do not change a run's trajectory: a run may be resumed or extended with other values.
@@ -128,7 +131,7 @@ NOT_IN_FINGERPRINT = {
     "data": ("tokens", "shard_tokens"),
     "train": (
         "max_steps", "checkpoint_interval", "keep_checkpoints", "log_interval", "record_order", "peak_flops",
-        "activation_checkpointing", "compile", "loss_chunk_tokens",
+        "activation_checkpointing", "compile", "loss_chunk_tokens", "log_with",
     ),
 }  # fmt: skip
 

@@ -261,13 +261,6 @@ class Logger:
             tqdm.write(" | ".join(parts))
 
 
-def available_trackers() -> list[str]:
-    """TensorBoard and W&B, where installed (accelerate does the rest)."""
-    import importlib.util
-
-    return [name for name in ("tensorboard", "wandb") if importlib.util.find_spec(name)]
-
-
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[list[str]]:
     """A list that SIGINT/SIGTERM append to: the loop finishes its step, checkpoints and exits cleanly.
@@ -389,7 +382,7 @@ def train(
 
     # 2. Processes, precision, seed. On CPU, mixed precision is off (bf16 autocast there is slow and lossy).
     precision = t.mixed_precision if torch.cuda.is_available() else "no"
-    trackers = available_trackers()
+    trackers = [name.strip() for name in t.log_with.split(",") if name.strip()]
     accelerator = Accelerator(
         mixed_precision=precision, fsdp_plugin=fsdp_plugin(precision), log_with=trackers or None,
         project_dir=str(output_dir),
