@@ -1,6 +1,19 @@
 """paloma: exact Paloma-style evaluation of language-model fit.
 
-The public Python API mirrors the CLI: each `paloma` subcommand is a thin wrapper around one function here.
+The public Python API mirrors the CLI: each `paloma` subcommand is a thin wrapper around one library function.
+The stages, in the order data flows (docs/architecture.md):
+
+    eval         `paloma eval`: documents → token windows → model forward → per-document records → results
+    decon        decontamination of training data against the evaluation data
+    submissions  results + metadata → validated leaderboard submissions
+    site         validated submissions → the static leaderboard
+    analysis     analyses of finished runs: compare, ladder fits, merges, reweighting, rank stability, token types
+    demo         the whole pipeline offline on text already on this machine
+    commands     the CLI's subcommands, one thin module each; `cli` dispatches to them (`__main__`: python -m paloma)
+
+Foundations more than one stage uses: `protocol` (what makes numbers comparable), `metrics` (aggregation, pure
+functions of per-document sums), `registry` (sources and domains), `io` (atomic writes, readers), `outputs`
+(resumable output folders, local or in buckets), `hub`, `errors`, `resources`, `table`, `svg`.
 """
 
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ in the commands that run it, and the baselines use only `paloma`'s public module
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import REPO_ROOT
@@ -75,3 +76,21 @@ def test_no_import_cycle_between_paloma_and_the_baselines() -> None:
             seen.add(module)
             assert not module.startswith("paloma_baselines"), f"{start} → … → {module}"
             frontier.extend(graph.get(module, ()))
+
+
+def packages() -> list[Path]:
+    return sorted(init.parent for root in (PALOMA, BASELINES) for init in root.rglob("__init__.py"))
+
+
+def test_each_package_maps_all_of_its_modules() -> None:
+    """A reader opening a package's __init__ finds every one of its modules named there, with its job."""
+    unmapped = {}
+    for package in packages():
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        words = set(re.findall(r"[A-Za-z_]\w*", doc))
+        modules = [path.stem for path in package.glob("*.py") if path.stem != "__init__"]
+        subpackages = [path.parent.name for path in package.glob("*/__init__.py")]
+        missing = sorted(name for name in modules + subpackages if name not in words)
+        if missing:
+            unmapped[str(package.relative_to(REPO_ROOT))] = missing
+    assert not unmapped

@@ -14,6 +14,19 @@
     verify_files(index, ["cleaned/kept"], fraction=0.1)
 
 The `paloma decon` command is a thin wrapper around these functions; docs/decon.md describes the rules.
+
+Modules, evaluation side first:
+    evaldata   Paloma's release layout read from a folder or the hub (the paragraphs to index)
+    rules      which evaluation paragraphs are indexed: named, versioned rule sets (dolma, strict, n-grams)
+    hashing    stable XXH3-128 paragraph hashes
+    index      the contamination index file: a sorted hash set and the map back to evaluation documents
+    remote     indexes on s3://, gs://, hf://, fetched once through fsspec into a verified cache
+    decision   the per-document decision, a pure function of (index, texts)
+    readers    training data in: JSON lines (plain, .gz, .zst), Parquet, `datasets` folders, local or in buckets
+    writers    the filter's outputs in the input's format, each committed whole (`paloma.outputs`)
+    filter     the per-file runner and the parallel, resumable driver over many files
+    verify     re-checking a cleaned corpus against an index
+    datatrove  the decision as a datatrove pipeline step
 """
 
 from paloma.decon.decision import decide

@@ -8,6 +8,7 @@
     model        loading a causal LM from a folder or the hub, the checks that keep numbers honest
     olmo         the OLMo architecture of the Paloma baselines and its one exact `transformers` representation
     hf_olmo      the released `hf_olmo` checkpoints converted into that representation, without remote code
+    sequences    a document's scored sequence (prefix, added special tokens, its tokens) and batches gathered from it
     scoring      a model and a batch of windows in, −log p of every scored target out
     loop         the scoring loop of one process: batches → per-document sums → records on disk
     records      per-document records on disk: appended as documents finish, read back in one pass
