@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paloma.analysis.bootstrap import resampled_sums, resampled_weights
 from paloma.analysis.runs import Documents, DomainKey, Run
 from paloma.errors import PalomaError
+from paloma.intervals import resampled_sums, resampled_weights
 from paloma.metrics import LN2, DomainSums, excluded_from_ordinary
 from paloma.registry import Registry
 
