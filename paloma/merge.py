@@ -117,11 +117,31 @@ def _config_view(config) -> dict:
 
 
 def _check_same_architecture(first: str, config_a, other: str, config_b) -> None:
+    """Refuse configs that differ where the weights depend on them. Different model types are named as
+    such (`model_type: 'llama' vs 'gpt2'`), not by the first of the fields that differ as a consequence."""
     a, b = _config_view(config_a), _config_view(config_b)
-    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if a.get("model_type") != b.get("model_type"):
+        differing = ["model_type"]
+    else:
+        differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if differing:
         detail = ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in differing[:4])
         raise PalomaError(f"cannot merge {other} into {first}: different architectures ({detail})")
+
+
+def check_architectures(paths: Sequence[str], trust_remote_code: bool = False) -> None:
+    """Compare every model's config with the first's before any weights are loaded (configs are small)."""
+    from transformers import AutoConfig
+
+    def config(path: str):
+        try:
+            return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise PalomaError(f"{path}: cannot read its config ({str(err).splitlines()[0]})") from None
+
+    first = config(paths[0])
+    for path in paths[1:]:
+        _check_same_architecture(paths[0], first, path, config(path))
 
 
 def _looks_like_a_path(name: str) -> bool:
@@ -164,13 +184,13 @@ def average_models(
     Memory: the first model (which receives the average), a float32 (float64) accumulator and one other model.
     """
     check_model_paths(recipe.paths)
+    check_architectures(recipe.paths, trust_remote_code)
     model, tokenizer = _load(recipe.paths[0], dtype, trust_remote_code)
     reference_vocab = vocab_hash(tokenizer)
     state = model.state_dict()
     total = {k: _accumulator(v) * recipe.weights[0] if v.is_floating_point() else v.clone() for k, v in state.items()}
     for path, weight in zip(recipe.paths[1:], recipe.weights[1:], strict=True):
         other, other_tokenizer = _load(path, dtype, trust_remote_code)
-        _check_same_architecture(recipe.paths[0], model.config, path, other.config)
         if vocab_hash(other_tokenizer) != reference_vocab:
             raise PalomaError(f"cannot merge {path} into {recipe.paths[0]}: different tokenizer vocabularies")
         _accumulate(total, other.state_dict(), weight, path)
