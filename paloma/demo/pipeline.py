@@ -96,6 +96,11 @@ class Demo:
         self.echo(f"      {what} ({self.timings[name]['wall']:.1f}s)")
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """A rung's training was stopped by a signal and checkpointed; the CLI reports an interruption (exit 130)
+    and the same command resumes, where `os.replace(None, …)` used to end the demo in a traceback."""
+
+
 # --- stages -----------------------------------------------------------------------------------------
 
 
@@ -218,6 +223,8 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
             overrides=_rung_overrides(demo, rung, suite),
             quiet=True,
         )
+        if result.export_dir is None:  # stopped by SIGINT/SIGTERM: train said how to resume, nothing to export
+            raise TrainingStopped
         export.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(export, ignore_errors=True)  # an export left by an interrupted earlier run
         os.replace(result.export_dir, export)
