@@ -9,6 +9,7 @@ import pytest
 from fixtures import NON_ASCII, pydoc_paragraphs, write_release
 
 from paloma.analysis.compare import BootstrapConfig, compare_runs
+from paloma.analysis.merge import make_recipe, merge
 from paloma.analysis.ranking import Entry, rank_stability
 from paloma.analysis.reweight import reweight, token_shares
 from paloma.analysis.runs import load_run
@@ -16,7 +17,6 @@ from paloma.analysis.tokens import select, token_report
 from paloma.eval.data import DataSpec
 from paloma.eval.evaluate import EvalConfig, evaluate
 from paloma.eval.token_stats import check_against_sums, load_token_stats
-from paloma.merge import make_recipe, merge
 
 
 def _evaluate(model: Path, release: Path, output: Path, token_stats: bool = True):

@@ -12,7 +12,7 @@ import pytest
 from eval_folders import write_eval_output
 from scipy.stats import t as student_t
 
-from paloma.analysis.ladder import (
+from paloma.analysis.ladder.fit import (
     BOUNDS,
     LadderPoint,
     ScalingLaw,
@@ -170,7 +170,7 @@ def test_fitting_in_several_processes_gives_the_same_fits():
 def test_analytic_gradient_matches_finite_differences(kind):
     from scipy.optimize import approx_fprime
 
-    from paloma.analysis.ladder import objective
+    from paloma.analysis.ladder.fit import objective
 
     rng = np.random.default_rng(3)
     log_n, log_d = np.log(N), np.log(D)
@@ -454,7 +454,7 @@ def _checkpoint_run(tmp_path, name, n, d, loss, training=None, code_loss=None, *
 
 
 def test_the_last_k_checkpoints_of_a_run_are_averaged(tmp_path):
-    from paloma.analysis.ladder_data import ladder_points
+    from paloma.analysis.ladder.data import ladder_points
 
     runs = []
     for i, (n, d) in enumerate(zip(PAPER_N, PAPER_D, strict=True)):
@@ -472,7 +472,7 @@ def test_the_last_k_checkpoints_of_a_run_are_averaged(tmp_path):
 
 
 def test_runs_at_different_fractions_of_their_schedule_are_refused(tmp_path):
-    from paloma.analysis.ladder_data import ladder_points
+    from paloma.analysis.ladder.data import ladder_points
 
     runs = [
         _checkpoint_run(tmp_path, f"r{i}", n, d, 3.0, {"config_fingerprint": f"f{i}", "schedule_fraction": 1.0})
@@ -487,7 +487,7 @@ def test_runs_at_different_fractions_of_their_schedule_are_refused(tmp_path):
 
 
 def test_n_can_count_the_output_embedding_as_olmo_ladder_does(tmp_path):
-    from paloma.analysis.ladder_data import parameter_count
+    from paloma.analysis.ladder.data import parameter_count
 
     run = _checkpoint_run(tmp_path, "r", 1.0e8, 2e9, 3.0, output_embedding_parameters=2.5e7)
     assert parameter_count(run, "non_embedding") == 1.0e8

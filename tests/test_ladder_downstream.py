@@ -17,7 +17,7 @@ import pytest
 from eval_folders import write_eval_output
 from test_ladder import PAPER_D, PAPER_N, TARGETS, TRUE
 
-from paloma.analysis.downstream import (
+from paloma.analysis.ladder.downstream import (
     chained,
     fit_sigmoid,
     lm_eval_model,

@@ -9,8 +9,8 @@ import torch
 from tiny_llama import TEXT, tiny_llama, train_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from paloma.analysis.merge import is_merge_recipe, load_merged, make_recipe, merge, vocab_hash
 from paloma.errors import PalomaError
-from paloma.merge import is_merge_recipe, load_merged, make_recipe, merge, vocab_hash
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
+from paloma.eval.results import build_results
 from paloma.intervals import MIN_EFFECTIVE_DOCUMENTS, effective_documents
 from paloma.metrics import aggregate_records
 from paloma.registry import load_registry
-from paloma.results import build_results
 
 
 def rec(source, domain, nll, tokens, n_bytes, chars=None, words=1, i=0):

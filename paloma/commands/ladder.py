@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from paloma.analysis.downstream import DownstreamSpec, results_files
 from paloma.analysis.ladder import DEFAULT_OBJECTIVE, OBJECTIVES, fit_runs
-from paloma.analysis.ladder_chart import write_ladder_outputs
-from paloma.analysis.ladder_data import LEVELS
-from paloma.analysis.ladder_report import holdout_summary, write_ladder_reports
+from paloma.analysis.ladder.chart import write_ladder_outputs
+from paloma.analysis.ladder.data import LEVELS
+from paloma.analysis.ladder.downstream import DownstreamSpec, results_files
+from paloma.analysis.ladder.report import holdout_summary, write_ladder_reports
 from paloma.analysis.runs import check_release, load_run
 from paloma.commands._output import percent
 from paloma.commands.args import float_in, positive_float, positive_int

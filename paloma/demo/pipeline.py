@@ -298,7 +298,7 @@ def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, P
 def stage_ladder(demo: Demo, suite: Suite, runs: dict[str, Path]) -> dict:
     """Fit the scaling law to every target over the ladder and write fits.json, fits.csv, ladder.svg."""
     from paloma.analysis.ladder import fit_runs
-    from paloma.analysis.ladder_chart import write_ladder_outputs
+    from paloma.analysis.ladder.chart import write_ladder_outputs
     from paloma.analysis.runs import load_run
     from paloma.registry import load_registry_file
 
@@ -332,7 +332,7 @@ def _newer_than(path: Path, inputs: list[Path]) -> bool:
 
 def stage_submit(demo: Demo, suite: Suite, decon: dict, runs: dict[str, Path], ladder: dict) -> Path:
     """`paloma submit` for every run (the ladder's fits ride along), then `paloma submissions validate`."""
-    from paloma.analysis.ladder_extension import KEY, ladder_extra
+    from paloma.analysis.ladder.extension import KEY, ladder_extra
     from paloma.submissions.submit import submit
     from paloma.submissions.validate import validate
 

@@ -45,14 +45,12 @@ from scipy.stats import norm as normal
 from scipy.stats import t as student_t
 from threadpoolctl import threadpool_limits
 
-from paloma.analysis.downstream import DownstreamSpec, fit_downstream, match_results
-from paloma.analysis.ladder_data import LadderPoint, ladder_points
-from paloma.analysis.ladder_report import holdout_summary
+from paloma.analysis.ladder.data import LadderPoint, ladder_points
+from paloma.analysis.ladder.downstream import DownstreamSpec, fit_downstream, match_results
+from paloma.analysis.ladder.report import holdout_summary
 from paloma.analysis.runs import Run
 from paloma.errors import PalomaError
 from paloma.registry import Registry
-
-__all__ = ["LadderPoint", "ScalingLaw", "check_design", "fit_ladder", "fit_law", "fit_runs", "fit_target"]
 
 HUBER_DELTA = 1e-3
 # "l2": least squares on log residuals; "huber": OLMo-ladder's Huber loss (δ = HUBER_DELTA). On simulated
@@ -577,7 +575,7 @@ def fit_runs(
     kind: str = DEFAULT_OBJECTIVE,
 ) -> dict:
     """`paloma ladder fit`: eval runs (and held-out runs) → ladder points → `fit_ladder`, with the units;
-    with `downstream`, step 2 (`paloma.analysis.downstream`) chained to the fit of its `via` target."""
+    with `downstream`, step 2 (`paloma.analysis.ladder.downstream`) chained to the fit of its `via` target."""
     results = match_results([*runs, *holdout], downstream.files) if downstream else None
     points, held = ladder_points(
         runs,

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import t as student_t
 
-from paloma.analysis.ladder_data import LadderPoint, run_losses
+from paloma.analysis.ladder.data import LadderPoint, run_losses
 from paloma.analysis.runs import Run
 from paloma.errors import PalomaError
 from paloma.registry import Registry
