@@ -46,7 +46,7 @@ from paloma.intervals import (
     resampled_moments,
 )
 from paloma.metrics import LN2, DomainSums, bits_per_byte, perplexity
-from paloma.protocol import FINGERPRINT_FIELDS
+from paloma.protocol import differences as differing_fields
 from paloma.registry import GROUPS, Registry
 
 METRICS = ("ppl", "bpb")
@@ -62,18 +62,10 @@ class BootstrapConfig:
     seed: int = 0
 
 
-def protocol_differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, list]:
-    """Comparability fields (the protocol fingerprint's) whose values differ: {field: [A's value, B's value]}.
-
-    Tokenizer and model are not among them: they differ between the models being compared.
-    """
-    return {n: [a.get(n), b.get(n)] for n in fields if a.get(n) != b.get(n)}
-
-
 def check_protocols(run_a: Run, run_b: Run, force: bool) -> dict:
     """Refuse runs evaluated under different protocols (unless forced), saying which fields differ."""
     fp_a, fp_b = run_a.protocol.get("fingerprint"), run_b.protocol.get("fingerprint")
-    differences = protocol_differences(run_a.protocol, run_b.protocol)
+    differences = {k: list(v) for k, v in differing_fields(run_a.protocol, run_b.protocol).items()}
     same = fp_a == fp_b if fp_a and fp_b else not differences
     if not same and not force:
         fields = "; ".join(f"{k}: {v[0]!r} vs {v[1]!r}" for k, v in differences.items()) or "fingerprints differ"
