@@ -226,30 +226,31 @@ def run_intervals(
     """
     meta = {"level": level, "n": replicates, "seed": seed, "method": "studentized bootstrap over documents"}
     out: dict = {"domains": {}, "sources": {}, "suite": None}
-    by_source: dict[str, list[tuple[float, float, dict | None]]] = {}
+    parts: dict[str, list[tuple[dict[str, float], dict[str, Estimate] | None]]] = {}
     for (source, domain), cols in sorted(columns.items()):
         estimates = run_domain_estimates(cols, replicates, domain_rng(seed, source, domain))
-        effective = effective_documents(cols[:, 2])
         out["domains"][(source, domain)] = (
             None
             if estimates is None
-            else {m: list(e.interval(level)) for m, e in estimates.items()} | meta | {"effective_documents": effective}
+            else {m: list(e.interval(level)) for m, e in estimates.items()}
+            | meta
+            | {"effective_documents": effective_documents(cols[:, 2])}
         )
-        if cols[:, 1].sum() > 0:
-            values = run_metrics_with_errors(cols.sum(axis=0)[None], np.zeros((1, 3, 3)))
-            by_source.setdefault(source, []).append((values["ppl"][0][0], values["bpb"][0][0], estimates))
-    source_estimates = {}
-    for source, parts in by_source.items():
+        nll, tokens, n_bytes = cols.sum(axis=0)
+        if tokens > 0:
+            values = {"ppl": math.exp(nll / tokens), "bpb": nll / (n_bytes * LN2)}
+            parts.setdefault(source, []).append((values, estimates))
+    sources = {}
+    for source, domains in parts.items():
         rng = domain_rng(seed, source, "")
         found = {
-            m: macro_estimate(np.array([p[i] for p in parts]), [p[2] and p[2][m] for p in parts], replicates, rng)
-            for i, m in enumerate(("ppl", "bpb"))
+            m: macro_estimate(np.array([v[m] for v, _ in domains]), [e and e[m] for _, e in domains], replicates, rng)
+            for m in ("ppl", "bpb")
         }
-        source_estimates[source] = {m: e for m, (e, _) in found.items()}
-        scheme = found["ppl"][1]
-        out["sources"][source] = None if scheme is None else _macro_ci(source_estimates[source], level, meta, scheme)
-    if source_estimates and all(e["ppl"] is not None for e in source_estimates.values()):
-        suite = {m: mean_of([e[m] for e in source_estimates.values()]) for m in ("ppl", "bpb")}
+        sources[source], scheme = {m: e for m, (e, _) in found.items()}, found["ppl"][1]
+        out["sources"][source] = None if scheme is None else _macro_ci(sources[source], level, meta, scheme)
+    if sources and all(e["ppl"] is not None for e in sources.values()):
+        suite = {m: mean_of([e[m] for e in sources.values()]) for m in ("ppl", "bpb")}
         out["suite"] = _macro_ci(suite, level, meta, "sources combined")
     return out
 
