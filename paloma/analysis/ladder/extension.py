@@ -21,7 +21,7 @@ def ladder_extra(ladder: dict, levels: tuple[str, ...] = SUMMARY_TARGETS) -> dic
         for fit in ladder["fits"]
         if fit["target"].split(":")[0] in levels
     ]
-    keep = ("metric", "unit", "parameters", "points", "predict", "huber_delta")
+    keep = ("metric", "unit", "parameters", "points", "predict", "objective", "huber_delta")
     return {**{k: ladder[k] for k in keep if ladder.get(k) is not None}, "fits": fits}
 
 
