@@ -1,6 +1,6 @@
 """Scaling ladders: fit L(N, D) = E + A/N^α + B/D^β to small models and predict a larger one (paloma.md §7).
 
-N is the parameter count and D the number of training tokens (see `ladder_data` for how both are read from
+N is the parameter count and D the number of training tokens (`paloma.analysis.ladder.data` reads both from
 eval runs). L is a per-target loss: nats per token (= ln perplexity) by default, or bits per byte.
 
 The fit follows Hoffmann et al. (Chinchilla) and the OLMo ladder: with E = e^e, A = e^a, B = e^b, the model
