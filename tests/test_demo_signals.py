@@ -34,7 +34,8 @@ def test_sigterm_during_training_stops_cleanly(tmp_path):
         [sys.executable, "-c", SCRIPT, str(tmp_path / "demo")],
         capture_output=True,
         text=True,
-        env=paloma_env(),
+        # W&B, where installed, would ask for a login in the trainer's tracker setup: not what this tests
+        env=paloma_env(WANDB_MODE="disabled"),
         timeout=900,
     )
     assert proc.returncode == 130, proc.stderr
