@@ -15,7 +15,6 @@ its per-domain sums. Log-likelihoods are natural logs; `nll_sum` is positive (th
 
 from __future__ import annotations
 
-import hashlib
 import math
 from array import array
 from collections.abc import Iterable, Mapping
@@ -184,37 +183,6 @@ def aggregate_records(records: Iterable[Mapping], registry: Registry | None = No
     return aggregate(sum_records(records), registry)
 
 
-def _domain_rng(seed: int, source: str, domain: str) -> np.random.Generator:
-    """A generator per domain, so a domain's resamples do not depend on which other domains are present."""
-    digest = hashlib.sha256(f"{source}/{domain}".encode()).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
-
-
-def bootstrap_domain(
-    nll: np.ndarray, tokens: np.ndarray, n_bytes: np.ndarray, n: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Resample a domain's documents with replacement n times: (ppl samples, bpb samples)."""
-    size = len(nll)
-    ppl = np.empty(n)
-    bpb = np.empty(n)
-    chunk = max(1, 2_000_000 // max(size, 1))
-    for start in range(0, n, chunk):
-        idx = rng.integers(0, size, size=(min(chunk, n - start), size))
-        nll_b, tok_b, byte_b = nll[idx].sum(1), tokens[idx].sum(1), n_bytes[idx].sum(1)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ppl[start : start + len(idx)] = np.exp(nll_b / tok_b)
-            bpb[start : start + len(idx)] = nll_b / (byte_b * LN2)
-    return ppl, bpb
-
-
-def _interval(samples: np.ndarray, level: float) -> list[float]:
-    tail = (1 - level) / 2 * 100
-    finite = samples[np.isfinite(samples)]
-    if not len(finite):
-        return [float("nan"), float("nan")]
-    return [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))]
-
-
 def sums_and_columns(
     records: Iterable[Mapping], with_columns: bool
 ) -> tuple[dict[tuple[str, str], DomainSums], dict[tuple[str, str], np.ndarray]]:
@@ -228,44 +196,3 @@ def sums_and_columns(
             columns.setdefault(key, array("d")).extend((record["nll_sum"], record["tokens"], record["bytes"]))
     arrays = {key: np.frombuffer(values, dtype=np.float64).reshape(-1, 3) for key, values in columns.items()}
     return totals, arrays
-
-
-def bootstrap_intervals(records: Iterable[Mapping], n: int, seed: int = 0, level: float = 0.95) -> dict[str, dict]:
-    """Percentile bootstrap intervals over documents, seeded and reproducible (see `bootstrap_from_columns`)."""
-    return bootstrap_from_columns(sums_and_columns(records, with_columns=True)[1], n, seed, level)
-
-
-def bootstrap_from_columns(
-    columns: Mapping[tuple[str, str], np.ndarray], n: int, seed: int = 0, level: float = 0.95
-) -> dict[str, dict]:
-    """Percentile bootstrap intervals over documents, seeded and reproducible.
-
-    Documents are resampled within each domain (domains are the strata Paloma samples by); a source's
-    macro values and the suite's use the same resample index b across domains. Returns
-    {"domains": {(source, domain): ci}, "sources": {source: ci}, "suite": ci}, each ci holding ppl/bpb (and
-    macro_ppl/macro_bpb for sources and the suite) as [low, high] plus level and n.
-    """
-    per_domain: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    for (source, domain), arr in sorted(columns.items()):
-        per_domain[(source, domain)] = bootstrap_domain(
-            arr[:, 0], arr[:, 1], arr[:, 2], n, _domain_rng(seed, source, domain)
-        )
-    meta = {"level": level, "n": n, "seed": seed}
-    out: dict[str, dict] = {"domains": {}, "sources": {}}
-    for key, (ppl, bpb) in per_domain.items():
-        out["domains"][key] = {"ppl": _interval(ppl, level), "bpb": _interval(bpb, level), **meta}
-    macro_by_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for source in sorted({s for s, _ in per_domain}):
-        ppls = np.stack([v[0] for k, v in per_domain.items() if k[0] == source])
-        bpbs = np.stack([v[1] for k, v in per_domain.items() if k[0] == source])
-        macro_by_source[source] = (np.nanmean(ppls, axis=0), np.nanmean(bpbs, axis=0))
-        out["sources"][source] = {
-            "macro_ppl": _interval(macro_by_source[source][0], level),
-            "macro_bpb": _interval(macro_by_source[source][1], level),
-            **meta,
-        }
-    if macro_by_source:
-        suite_ppl = np.nanmean(np.stack([v[0] for v in macro_by_source.values()]), axis=0)
-        suite_bpb = np.nanmean(np.stack([v[1] for v in macro_by_source.values()]), axis=0)
-        out["suite"] = {"macro_ppl": _interval(suite_ppl, level), "macro_bpb": _interval(suite_bpb, level), **meta}
-    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from fixtures import NON_ASCII, pydoc_paragraphs, write_release
 
 from paloma.analysis.compare import BootstrapConfig, compare_runs
+from paloma.analysis.merge import make_recipe, merge
 from paloma.analysis.ranking import Entry, rank_stability
 from paloma.analysis.reweight import reweight, token_shares
 from paloma.analysis.runs import load_run
@@ -16,7 +18,6 @@ from paloma.analysis.tokens import select, token_report
 from paloma.eval.data import DataSpec
 from paloma.eval.evaluate import EvalConfig, evaluate
 from paloma.eval.token_stats import check_against_sums, load_token_stats
-from paloma.merge import make_recipe, merge
 
 
 def _evaluate(model: Path, release: Path, output: Path, token_stats: bool = True):
@@ -77,6 +78,23 @@ def test_compare_two_real_runs(runs):
         # 6-10 documents a domain: too few for an honest interval, so none, and nothing is "significant"
         assert row["ppl_ci"] is None and row["significant"] is None and "effective" in row["interval_note"]
     assert result["summary"]["macro_ppl_ci"] is None and result["summary"]["interval_note"]
+
+
+def test_aggregate_gives_intervals_where_compare_does(runs, tmp_path, paloma_cli):
+    """Issue 19: `paloma aggregate --bootstrap` wrote intervals for 1- and 6-document domains that compare
+    refuses (a zero-width one for a single document); now both follow the same minimum."""
+    import shutil
+
+    copy = tmp_path / "llama"
+    shutil.copytree(runs["llama"].path, copy)
+    proc = paloma_cli("aggregate", copy, "--bootstrap", "50", "--registry", "none")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((copy / "results.json").read_text())
+    compared = compare_runs(runs["llama"], runs["olmo"], BootstrapConfig(replicates=50))
+    for row in compared["domains"]:
+        entry = results["sources"][row["source"]]["domains"][row["domain"]]
+        assert (entry["ci"] is None) == (row["ppl_ci"] is None)
+    assert all(results["sources"][s]["ci"] is None for s in results["sources"]) and results["suite"]["ci"] is None
 
 
 def test_rank_stability_and_reweighting_of_real_runs(runs):

@@ -10,18 +10,10 @@ import numpy as np
 import pytest
 from eval_folders import synthetic_records, write_eval_output
 
-from paloma.analysis.bootstrap import mean_of, mean_over_items
-from paloma.analysis.compare import (
-    MIN_DOMAINS,
-    MIN_EFFECTIVE_DOCUMENTS,
-    BootstrapConfig,
-    compare_runs,
-    domain_intervals,
-    effective_documents,
-    paired_difference_interval,
-)
+from paloma.analysis.compare import BootstrapConfig, compare_runs, domain_estimates, domain_intervals
 from paloma.analysis.runs import load_run
 from paloma.errors import PalomaError
+from paloma.intervals import MIN_DOMAINS, MIN_EFFECTIVE_DOCUMENTS, effective_documents, mean_of, mean_over_items
 from paloma.metrics import LN2
 from paloma.registry import parse_registry
 
@@ -116,7 +108,7 @@ def test_pairing_cancels_shared_document_difficulty():
     rng = np.random.default_rng(1)
     columns = _simulated_domain(rng, 300, 2.0, 2.0)
     columns[:, 2] = columns[:, 0] + 0.1 * columns[:, 1]
-    lo, hi = paired_difference_interval(columns, BootstrapConfig(replicates=200), rng)["bpb"]
+    lo, hi = domain_estimates(columns, BootstrapConfig(replicates=200), rng)["bpb"].interval(0.95)
     assert lo == pytest.approx(0.1 / (4 * LN2), rel=1e-9)
     assert hi == pytest.approx(0.1 / (4 * LN2), rel=1e-9)
 

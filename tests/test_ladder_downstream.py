@@ -17,7 +17,8 @@ import pytest
 from eval_folders import write_eval_output
 from test_ladder import PAPER_D, PAPER_N, TARGETS, TRUE
 
-from paloma.analysis.downstream import (
+from paloma.analysis.ladder.downstream import (
+    chained,
     fit_sigmoid,
     lm_eval_model,
     match_results,
@@ -122,6 +123,17 @@ def test_the_sigmoid_is_recovered_from_exact_points():
     assert fit["rmse"] < 1e-8
 
 
+def test_a_loss_outside_the_fitted_losses_is_flagged_as_extrapolation():
+    """The bug: step 2 extrapolated beyond its fitted losses without a word, and under-covered there."""
+    x = np.linspace(2.4, 3.2, 12)
+    step2 = fit_sigmoid(x, sigmoid(x, **STEP2) + np.random.default_rng(0).normal(0, 0.005, len(x)))
+    assert step2["loss_range"] == [2.4, 3.2]
+    assert chained(step2, 2.8, 0.01, 0.95)["extrapolated"] is False
+    assert chained(step2, 2.4, 0.01, 0.95)["extrapolated"] is False
+    assert chained(step2, 2.3, 0.01, 0.95)["extrapolated"] is True
+    assert chained(step2, 3.3, 0.01, 0.95)["extrapolated"] is True
+
+
 def test_a_metric_outside_zero_one_or_too_few_points_is_refused():
     with pytest.raises(PalomaError, match=r"must lie in \[0, 1\]"):
         fit_sigmoid(np.linspace(2, 3, 6), np.linspace(10, 60, 6))
@@ -161,6 +173,9 @@ def test_both_steps_predict_the_held_out_runs_metric(ladder_with_downstream, tmp
         "--predict", *map(str, TARGETS["7B-4T"]), "--output", out, check=True,
     )  # fmt: skip
     assert "step 2: tinyqa acc_norm,none" in proc.stdout
+    # 7B-4T and 13B-5T have lower losses than any ladder run: step 2 extrapolates, and says so
+    for name in ("the prediction", *TARGETS):
+        assert f"warning: step 2 extrapolates for {name}: its predicted loss" in proc.stderr
     ladder = json.loads((out / "fits.json").read_text())
     step = ladder["downstream"]
     for name, value in STEP2.items():

@@ -9,8 +9,8 @@ import torch
 from tiny_llama import TEXT, tiny_llama, train_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from paloma.analysis.merge import is_merge_recipe, load_merged, make_recipe, merge, vocab_hash
 from paloma.errors import PalomaError
-from paloma.merge import is_merge_recipe, load_merged, make_recipe, merge, vocab_hash
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,26 @@ def test_mismatched_architectures_and_vocabularies_fail_clearly(zoo, tmp_path):
         merge(make_recipe([zoo["a"], zoo["other_vocab"]]), tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert not list(tmp_path.iterdir())  # no staging folder left behind
+
+
+def test_a_different_model_type_is_named_as_such_before_any_weights_load(zoo, tmp_path, paloma_cli):
+    """The bug: a merge of a Llama and a GPT-2 named `activation_function`, `add_cross_attention`, … (the
+    first fields, alphabetically, that differ as a consequence) after the progress lines of loading both."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(zoo["a"])
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)
+    ).save_pretrained(gpt2)
+    tokenizer.save_pretrained(gpt2)
+    proc = paloma_cli("merge", zoo["a"], gpt2, "--output", tmp_path / "out")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (
+        f"paloma merge: error: cannot merge {gpt2} into {zoo['a']}: different architectures "
+        "(model_type: 'llama' vs 'gpt2')\n"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_weights_and_recipes_are_refused(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from eval_folders import synthetic_records, write_eval_output
 
-from paloma.analysis.ranking import Entry, rank_stability
+from paloma.analysis.ranking import Entry, order_stability, rank_stability, shared_ranks
 from paloma.analysis.runs import read_records
 from paloma.errors import PalomaError
 from paloma.metrics import sum_records
@@ -131,6 +131,47 @@ def test_without_records_only_domains_are_resampled(base):
 def test_different_documents_are_refused(tmp_path, base):
     with pytest.raises(PalomaError, match="scored different documents"):
         rank_stability([_entry(tmp_path, "a", base), _entry(tmp_path, "b", base[1:])], replicates=10)
+
+
+def test_different_data_without_records_is_refused(base):
+    """The bug: without records, rank-stability ranked runs of different data (here one document fewer in
+    c4_en) that a paired comparison refuses."""
+    fewer = [r for r in base if r["id"] != base[0]["id"]]
+    with pytest.raises(PalomaError, match="c4_en/c4_en: b and a scored different documents"):
+        rank_stability([Entry("a", sum_records(base)), Entry("b", sum_records(fewer))], replicates=10)
+
+
+def test_exact_ties_share_a_rank_and_are_not_called_certain(tmp_path, base):
+    """The bug: two runs with identical numbers were ranked 1 and 2 by argument order, each "keeping" its
+    rank in 100% of replicates, with a flip rate of 0 between them."""
+    worse = _shifted(base, dict.fromkeys(DOMAINS, 0.2))
+    entries = [_entry(tmp_path, "z", base), _entry(tmp_path, "w", worse), _entry(tmp_path, "a", base)]
+    result = rank_stability(entries, replicates=100)
+    rows = {r["name"]: r for r in result["ranking"]}
+    assert rows["z"]["rank"] == rows["a"]["rank"] == 1 and rows["w"]["rank"] == 3
+    assert rows["z"]["rank_interval"] == rows["a"]["rank_interval"] == [1, 1]
+    first = result["ranking"][0]
+    assert first["tied_with_next"] is True and first["flip_with_next"] is None
+    assert result["ranking"][1]["tied_with_next"] is False and result["ranking"][1]["flip_with_next"] == 0.0
+    tie = next(p for p in result["pairs"] if {p["better"], p["worse"]} == {"z", "a"})
+    assert tie["tied"] is True and tie["flip_rate"] is None
+
+
+def test_shared_ranks_against_a_hand_count():
+    assert shared_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3, 1, 3, 2]
+    assert shared_ranks(np.array([[1.0, 1.0], [2.0, 1.0]])).tolist() == [[1, 1], [2, 1]]
+    # without observed values the displayed order is the observed ranking (as the site calls it)
+    rows = order_stability(np.array([[1.0, 2.0], [2.0, 1.0]]), [0, 1])
+    assert [r["rank"] for r in rows] == [1, 2] and rows[0]["flip_with_next"] == 0.5
+
+
+def test_runs_under_different_protocols_are_refused_as_compare_refuses(tmp_path, base, paloma_cli):
+    a = write_eval_output(tmp_path / "a", base)
+    b = write_eval_output(tmp_path / "b", base, protocol={"data_revision": "other", "fingerprint": "0123456789abcdef"})
+    proc = paloma_cli("rank-stability", a, b, "--bootstrap", "10")
+    assert proc.returncode == 2 and "data_revision: " in proc.stderr and "not comparable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert paloma_cli("rank-stability", a, b, "--bootstrap", "10", "--force").returncode == 0
 
 
 def test_cli(tmp_path, base, paloma_cli):

@@ -16,7 +16,7 @@ from conftest import REPO_ROOT
 from leaderboard_factory import eval_output, metadata, write_tiny_registry
 
 from paloma.analysis.ladder import fit_runs
-from paloma.analysis.ladder_extension import ladder_extra
+from paloma.analysis.ladder.extension import ladder_extra
 from paloma.analysis.runs import load_run
 from paloma.site.builder import build
 from paloma.submissions.submit import submit

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO_ROOT, paloma_env
 
 from paloma.analysis.ladder import ScalingLaw
-from paloma.analysis.ladder_chart import MARGIN, PANEL_H, ladder_panels, ladder_svg, y_range
+from paloma.analysis.ladder.chart import MARGIN, PANEL_H, ladder_panels, ladder_svg, y_range
 
 LAW = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28}
 SVG = "{http://www.w3.org/2000/svg}"
@@ -77,10 +77,10 @@ def test_site_panels_scale_with_their_box():
 
 
 def test_the_analysis_never_imports_the_site():
-    for path in (REPO_ROOT / "paloma" / "analysis").glob("*.py"):
+    for path in (REPO_ROOT / "paloma" / "analysis").rglob("*.py"):
         assert not re.search(r"^\s*(from|import) paloma\.site", path.read_text(), re.M), path
     code = (
-        "import sys, paloma.analysis.ladder_extension, paloma.analysis.ladder_chart; "
+        "import sys, paloma.analysis.ladder.extension, paloma.analysis.ladder.chart; "
         "print(sorted(m for m in sys.modules if m.startswith('paloma.site')))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=paloma_env(), check=True)

@@ -28,7 +28,8 @@ def test_real_eval_output_becomes_a_valid_submission_and_a_site(tmp_path):
     registry_file = tmp_path / "tiny-e2e.json"
     registry_file.write_text(json.dumps(registry))
     paragraphs = fixtures.pydoc_paragraphs()
-    docs = {("alpha", "a1"): paragraphs[:5], ("alpha", "a2"): paragraphs[5:9], ("beta", None): paragraphs[9:14]}
+    # a2 has enough documents for an interval (about 48 effective; the minimum is 30), a1 and beta do not
+    docs = {("alpha", "a1"): paragraphs[:5], ("alpha", "a2"): paragraphs[5:85], ("beta", None): paragraphs[85:90]}
     fixtures.write_release(tmp_path / "data", docs, split="test")
     tokenizer = fixtures.train_tokenizer(tmp_path / "tokenizer")
     manifest_path = tmp_path / "tiny-e2e.test.manifest.json"  # beside the registry: validation finds it there
@@ -36,7 +37,7 @@ def test_real_eval_output_becomes_a_valid_submission_and_a_site(tmp_path):
         "release", "manifest", "--data", tmp_path / "data", "--split", "test", "--registry", registry_file,
         "--tokenizer", tmp_path / "tokenizer", "--output", manifest_path, "--no-progress",
     )  # fmt: skip
-    assert proc.returncode == 0 and "tiny-e2e/test, 3 domains, 14 documents" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "tiny-e2e/test, 3 domains, 90 documents" in proc.stdout, proc.stderr
     for seed in (0, 1):
         model = tmp_path / f"model-{seed}"
         fixtures.build_model("gpt_neox", len(tokenizer), model, max_positions=64, seed=seed)
@@ -68,6 +69,7 @@ def test_real_eval_output_becomes_a_valid_submission_and_a_site(tmp_path):
     assert sub["results"]["alpha"]["a2"]["nll_sum"] == results["sources"]["alpha"]["domains"]["a2"]["nll_sum"]
     assert sub["protocol"]["fingerprint"] == results["protocol"]["fingerprint"]
     assert sub["results"]["alpha"]["a2"]["ci"]["bpb"] == results["sources"]["alpha"]["domains"]["a2"]["ci"]["bpb"]
+    assert results["sources"]["alpha"]["domains"]["a1"]["ci"] is None and "ci" not in sub["results"]["alpha"]["a1"]
     proc = run_paloma(
         "site", "build", "--submissions", tmp_path / "subs", "--output", tmp_path / "site", "--registry", registry_file
     )

@@ -33,15 +33,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paloma.analysis.bootstrap import Estimate, mean_of, mean_over_items, resampled_moments
 from paloma.analysis.runs import Documents, DomainKey, Run
 from paloma.errors import PalomaError
+from paloma.intervals import (
+    MIN_DOMAINS,
+    MIN_EFFECTIVE_DOCUMENTS,
+    Estimate,
+    delta_sd,
+    effective_documents,
+    macro_estimate,
+    mean_of,
+    resampled_moments,
+)
 from paloma.metrics import LN2, DomainSums, bits_per_byte, perplexity
-from paloma.protocol import FINGERPRINT_FIELDS
+from paloma.protocol import differences as differing_fields
 from paloma.registry import GROUPS, Registry
 
-MIN_EFFECTIVE_DOCUMENTS = 30
-MIN_DOMAINS = 30
 METRICS = ("ppl", "bpb")
 _COLUMNS = ("nll_a", "tok_a", "nll_b", "tok_b", "bytes")  # per-document columns, in this order
 
@@ -55,18 +62,10 @@ class BootstrapConfig:
     seed: int = 0
 
 
-def protocol_differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, list]:
-    """Comparability fields (the protocol fingerprint's) whose values differ: {field: [A's value, B's value]}.
-
-    Tokenizer and model are not among them: they differ between the models being compared.
-    """
-    return {n: [a.get(n), b.get(n)] for n in fields if a.get(n) != b.get(n)}
-
-
 def check_protocols(run_a: Run, run_b: Run, force: bool) -> dict:
     """Refuse runs evaluated under different protocols (unless forced), saying which fields differ."""
     fp_a, fp_b = run_a.protocol.get("fingerprint"), run_b.protocol.get("fingerprint")
-    differences = protocol_differences(run_a.protocol, run_b.protocol)
+    differences = {k: list(v) for k, v in differing_fields(run_a.protocol, run_b.protocol).items()}
     same = fp_a == fp_b if fp_a and fp_b else not differences
     if not same and not force:
         fields = "; ".join(f"{k}: {v[0]!r} vs {v[1]!r}" for k, v in differences.items()) or "fingerprints differ"
@@ -97,13 +96,6 @@ def paired_columns(key: DomainKey, docs_a: Documents, docs_b: Documents) -> np.n
     return np.column_stack([docs_a.nll, docs_a.tokens, docs_b.nll, docs_b.tokens, docs_a.bytes])
 
 
-def effective_documents(n_bytes: np.ndarray) -> float:
-    """Kish's effective sample size of a ratio estimator weighted by document bytes: (Σb)² / Σb²."""
-    n_bytes = np.asarray(n_bytes, dtype=np.float64)
-    squares = float(n_bytes @ n_bytes)
-    return float(n_bytes.sum()) ** 2 / squares if squares > 0 else 0.0
-
-
 def differences_with_errors(sums: np.ndarray, moments: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """ppl_B − ppl_A and bpb_B − bpb_A with their delta-method standard errors, per row of sums.
 
@@ -120,11 +112,7 @@ def differences_with_errors(sums: np.ndarray, moments: np.ndarray) -> dict[str, 
         w_ppl = np.stack([-ppl_a / tok_a, ppl_a * rate_a / tok_a, ppl_b / tok_b, -ppl_b * rate_b / tok_b, zeros], 1)
         rate = (nll_b - nll_a) / n_bytes
         w_bpb = np.stack([-1 / n_bytes, zeros, 1 / n_bytes, zeros, -rate / n_bytes], 1) / LN2
-        out = {}
-        for metric, value, w in (("ppl", ppl_b - ppl_a, w_ppl), ("bpb", rate / LN2, w_bpb)):
-            variance = np.einsum("ri,rij,rj->r", w, moments, w)
-            out[metric] = (value, np.sqrt(np.maximum(variance, 0.0)))
-    return out
+        return {"ppl": (ppl_b - ppl_a, delta_sd(w_ppl, moments)), "bpb": (rate / LN2, delta_sd(w_bpb, moments))}
 
 
 def domain_estimates(columns: np.ndarray, config: BootstrapConfig, rng: np.random.Generator) -> dict[str, Estimate]:
@@ -143,13 +131,6 @@ def domain_intervals(
     if effective_documents(columns[:, 4]) < MIN_EFFECTIVE_DOCUMENTS:
         return None
     return domain_estimates(columns, config, rng)
-
-
-def paired_difference_interval(
-    columns: np.ndarray, config: BootstrapConfig, rng: np.random.Generator
-) -> dict[str, tuple[float, float]]:
-    """Intervals of ppl_B − ppl_A and bpb_B − bpb_A for one domain's paired documents (`Estimate.interval`)."""
-    return {m: e.interval(config.level) for m, e in domain_estimates(columns, config, rng).items()}
 
 
 def _domain_row(key: DomainKey, a: DomainSums, b: DomainSums) -> dict:
@@ -223,13 +204,17 @@ def _source_summary(rows: list[dict], estimates: dict, config: BootstrapConfig, 
     keys = [(r["source"], r["domain"]) for r in rows]
     if estimates is None:
         return Summary(values, None, None, "no per-document records")
-    if all(k in estimates for k in keys):
-        combined = {m: mean_of([estimates[k][m] for k in keys]) for m in METRICS}
-        return Summary(values, combined, "documents within domains", None)
-    if len(rows) >= MIN_DOMAINS:
-        diffs = {m: np.array([r[f"{m}_b"] - r[f"{m}_a"] for r in rows]) for m in METRICS}
-        combined = {m: mean_over_items(diffs[m], config.replicates, rng) for m in METRICS}
-        return Summary(values, combined, "domains within the source", None)
+    found = {
+        m: macro_estimate(
+            np.array([r[f"{m}_b"] - r[f"{m}_a"] for r in rows]),
+            [estimates[k][m] if k in estimates else None for k in keys],
+            config.replicates,
+            rng,
+        )
+        for m in METRICS
+    }
+    if found["ppl"][0] is not None:
+        return Summary(values, {m: e for m, (e, _) in found.items()}, found["ppl"][1], None)
     short = sum(k not in estimates for k in keys)
     note = (
         f"{short} of {len(rows)} domains have fewer than {MIN_EFFECTIVE_DOCUMENTS} effective documents, and "

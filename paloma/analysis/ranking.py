@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paloma.analysis.bootstrap import resampled_sums, resampled_weights
 from paloma.analysis.runs import Documents, DomainKey, Run
 from paloma.errors import PalomaError
+from paloma.intervals import resampled_sums, resampled_weights
 from paloma.metrics import LN2, DomainSums, excluded_from_ordinary
 from paloma.registry import Registry
 
@@ -134,25 +134,66 @@ def metric_replicates(
         return nll / (n_bytes * LN2)
 
 
-def order_stability(reps: np.ndarray, order: Sequence[int], level: float = 0.95) -> list[dict]:
-    """For entries in the displayed `order` (indices into the columns of `reps`): rank interval, share of
-    replicates keeping the rank, and share in which the next entry in the order comes out ahead."""
+def shared_ranks(values: np.ndarray) -> np.ndarray:
+    """Competition ranks along the last axis (lower is better): 1 + how many values are strictly lower, so
+    exact ties share the better rank ("1, 1, 3") instead of being ordered by their position."""
+    values = np.asarray(values, dtype=np.float64)
+    return (values[..., None, :] < values[..., :, None]).sum(axis=-1) + 1
+
+
+def order_stability(
+    reps: np.ndarray, order: Sequence[int], level: float = 0.95, observed: np.ndarray | None = None
+) -> list[dict]:
+    """For entries in the displayed `order` (indices into the columns of `reps`, best first): rank interval,
+    share of replicates keeping the observed rank, and share in which the next entry comes out ahead.
+
+    Ranks are shared by exact ties (`shared_ranks`) in every replicate and, given the `observed` values, in
+    the observed order. Where an entry and the next are tied as observed, which one is "ahead" is undefined:
+    `tied_with_next` is true and `flip_with_next` None.
+    """
     ordered = reps[:, list(order)]
-    ranks = np.argsort(np.argsort(ordered, axis=1, kind="stable"), axis=1) + 1  # column k: entry at position k+1
+    observed = np.arange(1, len(order) + 1) if observed is None else shared_ranks(np.asarray(observed)[list(order)])
+    ranks = shared_ranks(ordered)
     tail = (1 - level) / 2 * 100
     low = np.percentile(ranks, tail, axis=0, method="lower").astype(int)
     high = np.percentile(ranks, 100 - tail, axis=0, method="higher").astype(int)
-    kept = np.mean(ranks == np.arange(1, len(order) + 1), axis=0)
+    kept = np.mean(ranks == observed, axis=0)
     flips = np.mean(ordered[:, 1:] < ordered[:, :-1], axis=0)
+    tied = [k < len(order) - 1 and observed[k] == observed[k + 1] for k in range(len(order))]
     return [
         {
-            "rank": k + 1,
+            "rank": int(observed[k]),
             "rank_interval": [int(low[k]), int(high[k])],
             "rank_kept": float(kept[k]),
-            "flip_with_next": float(flips[k]) if k < len(order) - 1 else None,
+            "flip_with_next": float(flips[k]) if k < len(order) - 1 and not tied[k] else None,
+            "tied_with_next": bool(tied[k]),
         }
         for k in range(len(order))
     ]
+
+
+def _pair(entries: Sequence[Entry], reps: np.ndarray, observed: np.ndarray, i: int, j: int) -> dict:
+    """Entry i observed ahead of (or tied with) entry j: how often the order flips; None for a tie."""
+    tied = bool(observed[i] == observed[j])
+    flips = None if tied else float(np.mean(reps[:, j] < reps[:, i]))
+    return {"better": entries[i].name, "worse": entries[j].name, "tied": tied, "flip_rate": flips}
+
+
+def check_same_data(entries: Sequence[Entry], keys: Sequence[DomainKey]) -> None:
+    """Refuse entries that scored different data in a shared domain: ranks of different texts mean nothing.
+
+    Documents and UTF-8 bytes depend on the text only, never on the tokenizer, so they must agree exactly.
+    """
+    for key in keys:
+        first = entries[0].sums[key]
+        for entry in entries[1:]:
+            other = entry.sums[key]
+            if (other.documents, other.bytes) != (first.documents, first.bytes):
+                raise PalomaError(
+                    f"domain {key[0]}/{key[1]}: {entry.name} and {entries[0].name} scored different documents "
+                    f"({other.documents} of {other.bytes} bytes against {first.documents} of {first.bytes}); "
+                    "ranks of different data are not comparable"
+                )
 
 
 def rank_stability(
@@ -174,19 +215,16 @@ def rank_stability(
     keys = [k for k in entries[0].sums if all(k in e.sums and e.sums[k].tokens > 0 for e in entries)]
     if not keys:
         raise PalomaError("the submissions share no scored domain")
+    check_same_data(entries, keys)
     with_documents = all(e.documents is not None for e in entries)
     observed = metric_replicates(entries, keys, metric, 1, None, False, registry)[0]
     reps = metric_replicates(entries, keys, metric, replicates, np.random.default_rng(seed), with_documents, registry)
     order = [int(i) for i in np.argsort(observed, kind="stable")]
     ranking = [
         {"name": entries[i].name, "value": float(observed[i]), **row}
-        for i, row in zip(order, order_stability(reps, order, level), strict=True)
+        for i, row in zip(order, order_stability(reps, order, level, observed), strict=True)
     ]
-    pairs = [
-        {"better": entries[i].name, "worse": entries[j].name, "flip_rate": float(np.mean(reps[:, j] < reps[:, i]))}
-        for a, i in enumerate(order)
-        for j in order[a + 1 :]
-    ]
+    pairs = [_pair(entries, reps, observed, i, j) for a, i in enumerate(order) for j in order[a + 1 :]]
     return {
         "metric": metric,
         "replicates": replicates,

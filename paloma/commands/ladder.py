@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from paloma.analysis.downstream import DownstreamSpec, results_files
-from paloma.analysis.ladder import fit_runs
-from paloma.analysis.ladder_chart import write_ladder_outputs
-from paloma.analysis.ladder_data import LEVELS
-from paloma.analysis.ladder_report import holdout_summary, write_ladder_reports
+from paloma.analysis.ladder import DEFAULT_OBJECTIVE, OBJECTIVES, fit_runs
+from paloma.analysis.ladder.chart import write_ladder_outputs
+from paloma.analysis.ladder.data import LEVELS
+from paloma.analysis.ladder.downstream import DownstreamSpec, results_files
+from paloma.analysis.ladder.report import holdout_summary, write_ladder_reports
 from paloma.analysis.runs import check_release, load_run
 from paloma.commands._output import percent
 from paloma.commands.args import float_in, positive_float, positive_int
@@ -92,6 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="average the last K checkpoints of each training run, where several are given (default 1)",
     )
     fit.add_argument("--level", type=confidence, default=0.95, help="level of the prediction intervals (default 0.95)")
+    fit.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=DEFAULT_OBJECTIVE,
+        help=f"loss of the log residuals: least squares (l2) or OLMo-ladder's Huber (default {DEFAULT_OBJECTIVE}: "
+        "the smaller held-out error on simulated ladders, docs/analysis.md)",
+    )
     fit.add_argument(
         "--mixed-schedules",
         action="store_true",
@@ -183,6 +190,7 @@ def run_fit(args: argparse.Namespace) -> int:
             count_output_embedding=args.count_output_embedding,
             mixed_schedules=args.mixed_schedules,
             downstream=downstream,
+            kind=args.objective,
         )
     print(render(ladder))
     _print_warnings(ladder)
@@ -199,6 +207,8 @@ def _print_warnings(ladder: dict, limit: int = 10) -> None:
         print(line, file=sys.stderr)
     if len(lines) > limit:
         print(f"warning: {len(lines) - limit} more parameters at a bound (fits.json: warnings)", file=sys.stderr)
+    for line in (ladder.get("downstream") or {}).get("warnings", []):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def render(ladder: dict, max_rows: int = 40) -> str:

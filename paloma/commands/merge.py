@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from paloma.analysis.merge import check_model_paths, make_recipe, merge
     from paloma.io import check_output_dir
-    from paloma.merge import check_model_paths, make_recipe, merge
 
     if len(args.models) < 2:
         raise PalomaError("give at least two models to merge")

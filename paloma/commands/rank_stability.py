@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from paloma.analysis.compare import check_protocols
 from paloma.analysis.ranking import METRICS, Entry, rank_stability
 from paloma.analysis.runs import check_release, load_run
 from paloma.commands.args import float_in, non_negative_int, positive_int
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="paloma",
         help="registry (shipped name or JSON file; 'none') that says which domains ordinary_ppl leaves out",
     )
+    parser.add_argument("--force", action="store_true", help="rank runs even if their protocols differ")
     parser.add_argument("--output", type=Path, help="write the result (with every pair) as JSON to this file")
     parser.set_defaults(func=run)
 
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise PalomaError(f"{missing[0]}: no such eval output")
     runs = [load_run(p) for p in args.runs]
     check_release(runs, registry)
+    for other in runs[1:]:
+        check_protocols(runs[0], other, args.force)  # the refusal `paloma compare` gives
     names = [r.name for r in runs]
     entries = [Entry.from_run(r, r.name if names.count(r.name) == 1 else str(r.path)) for r in runs]
     result = rank_stability(entries, args.metric, args.bootstrap, args.seed, args.level, registry=registry)
@@ -57,14 +61,16 @@ def run(args: argparse.Namespace) -> int:
         f"{result['metric']} over {result['domains']} domains of {result['sources']} sources; "
         f"{result['replicates']} replicates resampling {result['resampled']}"
     )
+    ranks = [r["rank"] for r in result["ranking"]]
+    tied = {rank for rank in ranks if ranks.count(rank) > 1}
     rows = [
         [
-            r["rank"],
+            f"{r['rank']}=" if r["rank"] in tied else r["rank"],
             r["name"],
             r["value"],
             f"{r['rank_interval'][0]}–{r['rank_interval'][1]}",
             r["rank_kept"],
-            r["flip_with_next"],
+            "tied" if r["tied_with_next"] else r["flip_with_next"],
         ]
         for r in result["ranking"]
     ]

@@ -96,6 +96,11 @@ class Demo:
         self.echo(f"      {what} ({self.timings[name]['wall']:.1f}s)")
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """A rung's training was stopped by a signal and checkpointed; the CLI reports an interruption (exit 130)
+    and the same command resumes, where `os.replace(None, …)` used to end the demo in a traceback."""
+
+
 # --- stages -----------------------------------------------------------------------------------------
 
 
@@ -218,6 +223,8 @@ def stage_train(demo: Demo, suite: Suite, decon: dict) -> dict[str, Path]:
             overrides=_rung_overrides(demo, rung, suite),
             quiet=True,
         )
+        if result.export_dir is None:  # stopped by SIGINT/SIGTERM: train said how to resume, nothing to export
+            raise TrainingStopped
         export.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(export, ignore_errors=True)  # an export left by an interrupted earlier run
         os.replace(result.export_dir, export)
@@ -291,7 +298,7 @@ def stage_eval(demo: Demo, suite: Suite, models: dict[str, Path]) -> dict[str, P
 def stage_ladder(demo: Demo, suite: Suite, runs: dict[str, Path]) -> dict:
     """Fit the scaling law to every target over the ladder and write fits.json, fits.csv, ladder.svg."""
     from paloma.analysis.ladder import fit_runs
-    from paloma.analysis.ladder_chart import write_ladder_outputs
+    from paloma.analysis.ladder.chart import write_ladder_outputs
     from paloma.analysis.runs import load_run
     from paloma.registry import load_registry_file
 
@@ -325,7 +332,7 @@ def _newer_than(path: Path, inputs: list[Path]) -> bool:
 
 def stage_submit(demo: Demo, suite: Suite, decon: dict, runs: dict[str, Path], ladder: dict) -> Path:
     """`paloma submit` for every run (the ladder's fits ride along), then `paloma submissions validate`."""
-    from paloma.analysis.ladder_extension import KEY, ladder_extra
+    from paloma.analysis.ladder.extension import KEY, ladder_extra
     from paloma.submissions.submit import submit
     from paloma.submissions.validate import validate
 

@@ -314,7 +314,7 @@ def _prepare(config: EvalConfig, procs: Processes) -> Prepared:
 
 
 def _prepare_here(config: EvalConfig, procs: Processes) -> Prepared:
-    from paloma.merge import is_merge_recipe, read_recipe
+    from paloma.analysis.merge import is_merge_recipe, read_recipe
 
     options = config.model_options()
     if is_merge_recipe(config.model):  # a parameter average: plan with its first model's tokenizer and config
@@ -372,7 +372,7 @@ def _make_protocol(config, tokenizer, model_config, data_info: dict, model_path:
 
 
 def _model_revision(config: EvalConfig, model_path: str, model_config, converted: str | None) -> str | None:
-    from paloma.merge import is_merge_recipe, read_recipe
+    from paloma.analysis.merge import is_merge_recipe, read_recipe
 
     options = config.model_options()
     if is_merge_recipe(config.model):  # the recipe (paths, weights) and each model's own revision
@@ -390,7 +390,7 @@ def _model_revision(config: EvalConfig, model_path: str, model_config, converted
 def _load_model(config: EvalConfig, prepared: Prepared, device: torch.device) -> LoadedModel:
     from transformers.utils import logging as transformers_logging
 
-    from paloma.merge import is_merge_recipe, load_merged
+    from paloma.analysis.merge import is_merge_recipe, load_merged
 
     if not config.progress:  # --no-progress silences transformers' loading bars too
         transformers_logging.disable_progress_bar()

@@ -12,8 +12,9 @@ import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from paloma.intervals import run_intervals
 from paloma.io import atomic_write, write_json
-from paloma.metrics import aggregate, bootstrap_from_columns, sums_and_columns
+from paloma.metrics import aggregate, sums_and_columns
 from paloma.registry import Registry
 from paloma.table import format_table
 
@@ -39,14 +40,16 @@ CSV_COLUMNS = (
 def build_results(
     records: Iterable[Mapping], registry: Registry | None, meta: dict, bootstrap: int = 0, bootstrap_seed: int = 0
 ) -> dict:
-    """Aggregates (and bootstrap intervals when asked) of the records, with `meta` merged in.
+    """Aggregates (and, with `bootstrap` replicates, intervals) of the records, with `meta` merged in.
 
-    `records` may be a stream (e.g. `paloma.eval.records.iter_unique_records`): it is read once.
+    Intervals follow `paloma.intervals`' policy, the same as `paloma compare`: a domain with fewer than
+    MIN_EFFECTIVE_DOCUMENTS effective documents, and a macro value without enough parts with intervals, get
+    `"ci": null`. `records` may be a stream (e.g. `paloma.eval.records.iter_unique_records`): it is read once.
     """
     sums, columns = sums_and_columns(records, with_columns=bootstrap > 0)
     aggregates = aggregate(sums, registry)
     if bootstrap:
-        _attach_intervals(aggregates, bootstrap_from_columns(columns, bootstrap, bootstrap_seed))
+        _attach_intervals(aggregates, run_intervals(columns, bootstrap, bootstrap_seed))
     evaluated = set(aggregates["sources"])
     selected = (meta.get("data") or {}).get("sources") or []
     missing_sources = [
@@ -66,10 +69,9 @@ def build_results(
 def _attach_intervals(aggregates: dict, intervals: dict) -> None:
     for (source, domain), ci in intervals["domains"].items():
         aggregates["sources"][source]["domains"][domain]["ci"] = ci
-    for source, ci in intervals["sources"].items():
-        aggregates["sources"][source]["ci"] = ci
-    if "suite" in intervals:
-        aggregates["suite"]["ci"] = intervals["suite"]
+    for source in aggregates["sources"]:
+        aggregates["sources"][source]["ci"] = intervals["sources"].get(source)
+    aggregates["suite"]["ci"] = intervals["suite"]
 
 
 def domains_csv(results: dict) -> str:

@@ -1,7 +1,7 @@
 """Extension data on submission pages: a submission's `extra`, drawn or shown as escaped JSON.
 
 `extra.ladder` (a scaling-ladder fit, validated by the schema's `LadderExtra`) is drawn with
-`paloma.analysis.ladder_chart`: the site asks the analysis for SVG panels of plain data, and the analysis
+`paloma.analysis.ladder.chart`: the site asks the analysis for SVG panels of plain data, and the analysis
 knows nothing of the site (one direction only). Other keys may have a renderer registered by a site
 extension (`register_extension`); a renderer receives the value and the submission and returns HTML built
 with the autoescaping jinja environment it is given (never by pasting strings). Keys without a renderer are
@@ -40,7 +40,7 @@ def register_extension(key: str, title: str, render: Renderer) -> None:
 
 def render_ladder(ladder: LadderExtra, env: Environment) -> Markup:
     """The carried fits as a grid of SVG panels (each one escapes its own text) with an HTML legend."""
-    from paloma.analysis.ladder_chart import ladder_panels, legend_items
+    from paloma.analysis.ladder.chart import ladder_panels, legend_items
 
     data = ladder.model_dump(mode="json")
     template = env.get_template("ladder.html")

@@ -397,7 +397,7 @@ class LadderFit(_Open):
 
 
 class LadderExtra(_Open):
-    """`extra.ladder`: the scaling-ladder fits a family of submissions carries (paloma.analysis.ladder_extension)."""
+    """`extra.ladder`: the scaling-ladder fits a family of submissions carries (paloma.analysis.ladder.extension)."""
 
     metric: Literal["loss", "bpb"] = "loss"
     unit: _text(100) = "loss"

@@ -2,7 +2,7 @@
 what the run scored, and the signed relative and absolute errors (prediction − actual), with intervals.
 
 `write_ladder_reports` writes `holdout.csv` (step 1, every target) and `downstream.csv` (step 2) beside the
-fits that `paloma.analysis.ladder_chart.write_ladder_outputs` writes.
+fits that `paloma.analysis.ladder.chart.write_ladder_outputs` writes.
 """
 
 from __future__ import annotations

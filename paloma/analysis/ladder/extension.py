@@ -2,7 +2,7 @@
 
 A submission from a ladder (e.g. `paloma demo`) may carry the fits of its ladder (`paloma ladder fit`, suite
 and source targets). This module only hands the site plain data; the site (`paloma.site.extras`) validates
-it with the submission schema and draws it with `paloma.analysis.ladder_chart`. Nothing here imports the
+it with the submission schema and draws it with `paloma.analysis.ladder.chart`. Nothing here imports the
 site, so the dependency runs one way: site → analysis.
 """
 
@@ -21,7 +21,7 @@ def ladder_extra(ladder: dict, levels: tuple[str, ...] = SUMMARY_TARGETS) -> dic
         for fit in ladder["fits"]
         if fit["target"].split(":")[0] in levels
     ]
-    keep = ("metric", "unit", "parameters", "points", "predict", "huber_delta")
+    keep = ("metric", "unit", "parameters", "points", "predict", "objective", "huber_delta")
     return {**{k: ladder[k] for k in keep if ladder.get(k) is not None}, "fits": fits}
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from paloma import svg
-from paloma.analysis.ladder import FITS_CSV_COLUMNS, ScalingLaw, fits_csv_rows
+from paloma.analysis.ladder.fit import FITS_CSV_COLUMNS, ScalingLaw, fits_csv_rows
 from paloma.analysis.output import write_csv
 from paloma.io import atomic_write, write_json
 
