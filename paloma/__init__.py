@@ -12,8 +12,10 @@ The stages, in the order data flows (docs/architecture.md):
     commands     the CLI's subcommands, one thin module each; `cli` dispatches to them (`__main__`: python -m paloma)
 
 Foundations more than one stage uses: `protocol` (what makes numbers comparable), `metrics` (aggregation, pure
-functions of per-document sums), `registry` (sources and domains), `io` (atomic writes, readers), `outputs`
-(resumable output folders, local or in buckets), `hub`, `errors`, `resources`, `table`, `svg`.
+functions of per-document sums), `intervals` (the one bootstrap and interval policy of results, compare and the
+site), `registry` (sources and domains), `io` (atomic writes, readers), `outputs` (resumable output folders,
+local or in buckets), `hub`, `errors`, `resources`, `table`, `svg`. `merge` is the documented alias of
+`paloma.analysis.merge` (`paloma.merge.load_merged` was public before the analyses moved).
 """
 
 __version__ = "0.1.0"

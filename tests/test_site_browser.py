@@ -18,6 +18,7 @@ from leaderboard_factory import eval_output, metadata, write_tiny_registry
 from paloma.analysis.ladder import fit_runs
 from paloma.analysis.ladder.extension import ladder_extra
 from paloma.analysis.runs import load_run
+from paloma.intervals import MIN_EFFECTIVE_DOCUMENTS
 from paloma.site.builder import build
 from paloma.submissions.submit import submit
 
@@ -27,7 +28,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "site"
 EVIL = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2>"
 DESKTOP, PHONE = (1400, 900), (390, 844)
 LONG_NAME = "An Extremely Verbose Model Name " * 6 + "Final"  # 197 characters
-DOCUMENTS = 12  # enough per domain for the compare page to show intervals
+DOCUMENTS = MIN_EFFECTIVE_DOCUMENTS  # the fewest per domain the interval policy gives intervals for
 
 MODELS = {  # name: (quality, fixed vocabulary, parameters, training tokens, checkpoint)
     "small": (1.2, True, 100_000_000, 4_000_000_000, None),
@@ -408,7 +409,7 @@ def test_compare_switches_metric_and_shows_intervals(open_page):
     )
     assert names[:2] == [["Medium", "none"], ["Large", "none"]]
     intervals = page.eval_on_selector_all("#compare-out td.ci", "tds => tds.map(td => td.textContent)")
-    assert intervals and all("…" in t for t in intervals)  # both carry intervals from 12 documents per domain
+    assert intervals and all("…" in t for t in intervals)  # both carry intervals from enough documents per domain
     page.check("input[name=metric][value=ppl]")
     page.wait_for_selector("text=Compared in perplexity")
     assert "metric=ppl" in page.url

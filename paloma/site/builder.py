@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from paloma import __version__
 from paloma.errors import PalomaError
+from paloma.intervals import MIN_EFFECTIVE_DOCUMENTS
 from paloma.io import atomic_dir, check_not_overlapping, check_output_dir
 from paloma.registry import Registry
 from paloma.resources import data_dir
@@ -40,9 +41,6 @@ GROUP_LABELS = {
 METRIC_LABELS = {"bpb": "bits per byte", "ppl": "perplexity"}
 TOP_MODELS_PER_SOURCE = 10
 PARAMETER_STEPS = [m * 10.0**e for e in range(7, 13) for m in (1, 3) if m * 10.0**e <= 1e12]  # 10M … 1T
-# A domain's bootstrap interval from fewer documents than this is not shown on the compare page: with one
-# document it has zero width, and with a handful its coverage is far below the nominal 95%.
-MIN_DOCUMENTS_FOR_INTERVAL = 10
 SITE_MARKER = ".paloma-site"  # marks a folder as a site paloma built, which a later build may replace
 
 
@@ -442,7 +440,7 @@ class SiteWriter:
             compare={
                 "domains": [[labels[s], d] for s, d in domains],
                 "models": models,
-                "min_documents": MIN_DOCUMENTS_FOR_INTERVAL,
+                "min_documents": MIN_EFFECTIVE_DOCUMENTS,
             },
         )
 
@@ -501,9 +499,10 @@ def maintainers_page() -> str:
 
 
 def _interval(entry: Entry, source: str, domain: str, metric: str) -> list[float] | None:
-    """The submission's own bootstrap interval of one domain, where it has one from enough documents."""
+    """The submission's own bootstrap interval of one domain, under the one interval policy (`paloma.intervals`:
+    none below MIN_EFFECTIVE_DOCUMENTS effective documents, never more than a domain's document count)."""
     sums = entry.submission.results.get(source, {}).get(domain)
-    if sums is None or sums.ci is None or sums.documents < MIN_DOCUMENTS_FOR_INTERVAL:
+    if sums is None or sums.ci is None or sums.documents < MIN_EFFECTIVE_DOCUMENTS:
         return None
     bounds = getattr(sums.ci, metric)
     return [round_sig(bounds[0]), round_sig(bounds[1])] if bounds else None
