@@ -21,7 +21,7 @@ import os
 import tempfile
 import warnings
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,31 @@ class TokenStore:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+def check_vocabulary(
+    store: TokenStore, key: Callable[[int], str], prefix_id: int | None, rows: int | None, model: str, what: str
+) -> None:
+    """Refuse token ids the model has no embedding row for, before any forward pass.
+
+    An index past the embedding is an IndexError on a CPU and a device-side assert on a GPU, after the weights
+    were loaded; a tokenizer that does not belong to the model is found here instead, from the config alone
+    (so --dry-run finds it too) and again from the loaded embedding. `key(i)` names document i.
+    """
+    if rows is None:
+        return
+    if prefix_id is not None and prefix_id >= rows:
+        raise PalomaError(f"the prefix token id {prefix_id} is outside model {model!r}'s vocabulary ({rows} {what}); "
+                          "the tokenizer does not belong to this model")  # fmt: skip
+    beyond = np.flatnonzero(store.ids >= rows) if len(store.ids) else np.zeros(0, dtype=np.int64)
+    if len(beyond):
+        doc = int(np.searchsorted(store.offsets, beyond[0], side="right")) - 1
+        largest = int(store.ids.max())
+        raise PalomaError(
+            f"document {key(doc)} has token id {int(store.ids[beyond[0]])} (ids go up to {largest}), outside model "
+            f"{model!r}'s vocabulary ({rows} {what}): the tokenizer does not belong to this model; evaluate it "
+            "with its own tokenizer"
+        )
 
 
 def _map(ids_path_or_file, count: int) -> np.ndarray:
