@@ -9,9 +9,10 @@ uncut (`pieces`), and written piece by piece.
 
 A cache entry is a folder `<cache>/<key>/` (`ids.bin`, `offsets.npy`, `meta.json`) written through
 `paloma.io.atomic_dir`, so it appears complete or not at all. The key is the tokenizer's hash plus the
-revision of exactly the documents selected (their digests cover the texts), so a changed tokenizer or changed
-data never reuses stale tokens, and a rerun (or `--resume`, or another process) skips tokenization. Without a
-cache the ids go to an unnamed temporary file, gone when the process ends, however it ends.
+selection digest of exactly the documents selected (their digests cover the texts), so a changed tokenizer,
+another selection or changed data never reuses stale tokens, and a rerun (or `--resume`, or another process)
+skips tokenization. Without a cache the ids go to an unnamed temporary file, gone when the process ends,
+however it ends.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def tokenizer_hash(tokenizer) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def cache_key(tokenizer_digest: str, data_revision: str) -> str:
-    return hashlib.sha256(f"{CACHE_FORMAT}/{tokenizer_digest}/{data_revision}".encode()).hexdigest()[:32]
+def cache_key(tokenizer_digest: str, selection: str) -> str:
+    """The cache entry of one tokenizer and one selection of documents (`DocumentIndex.selection()`: a digest of
+    the documents' sources, domains, ids and texts), never of a name or revision that could stand for others."""
+    return hashlib.sha256(f"{CACHE_FORMAT}/{tokenizer_digest}/{selection}".encode()).hexdigest()[:32]
 
 
 class TokenStore:
