@@ -45,6 +45,7 @@ from paloma.eval.model import (
     ModelOptions,
     check_max_length_config,
     content_hash,
+    embedding_rows,
     lm_eval_max_length,
     load_model,
     load_tokenizer_and_config,
@@ -163,9 +164,8 @@ def evaluate(config: EvalConfig) -> dict:
     if len(todo) == 0:
         return _nothing_left(output, config, registry, started, procs)
     loaded = _load_model(config, prepared, procs.device)
-    rows = loaded.model.get_input_embeddings().num_embeddings
-    check_vocabulary(prepared.tokens, prepared.index.key, prepared.protocol.prefix_token_id, rows, config.model,
-                     "rows of its input embedding")  # fmt: skip
+    check_vocabulary(prepared.tokens, prepared.index.key, prepared.protocol.prefix_token_id,
+                     embedding_rows(loaded.model), config.model, "rows of its input embedding")  # fmt: skip
     scorer = Scorer(loaded.model, procs.device)
     budget = config.batch_tokens or _auto_budget(loaded.model, config, prepared.protocol.max_length, procs.device)
     max_length = prepared.protocol.max_length

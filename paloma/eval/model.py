@@ -125,6 +125,15 @@ def vocabulary_size(config) -> int | None:
     return None
 
 
+def embedding_rows(model: torch.nn.Module) -> int | None:
+    """The rows of a loaded model's input embedding (None where the model does not say)."""
+    try:
+        module = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    return getattr(module, "num_embeddings", None)
+
+
 def lm_eval_max_length(config, tokenizer) -> int:
     """The length lm-evaluation-harness's HFLM uses when none is given (its `max_length` property)."""
     for name in ("n_positions", "max_position_embeddings", "n_ctx"):
