@@ -91,12 +91,12 @@ def check_vocabulary(
     if prefix_id is not None and prefix_id >= rows:
         raise PalomaError(f"the prefix token id {prefix_id} is outside model {model!r}'s vocabulary ({rows} {what}); "
                           "the tokenizer does not belong to this model")  # fmt: skip
-    beyond = np.flatnonzero(store.ids >= rows) if len(store.ids) else np.zeros(0, dtype=np.int64)
-    if len(beyond):
-        doc = int(np.searchsorted(store.offsets, beyond[0], side="right")) - 1
-        largest = int(store.ids.max())
+    largest = int(store.ids.max()) if len(store.ids) else -1  # one pass over the ids, no temporary
+    if largest >= rows:
+        first = int(np.argmax(store.ids >= rows))
+        doc = int(np.searchsorted(store.offsets, first, side="right")) - 1
         raise PalomaError(
-            f"document {key(doc)} has token id {int(store.ids[beyond[0]])} (ids go up to {largest}), outside model "
+            f"document {key(doc)} has token id {int(store.ids[first])} (ids go up to {largest}), outside model "
             f"{model!r}'s vocabulary ({rows} {what}): the tokenizer does not belong to this model; evaluate it "
             "with its own tokenizer"
         )
