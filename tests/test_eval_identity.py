@@ -235,3 +235,24 @@ def test_recorded_command_lines_lose_every_secret_form():
     hidden = "<redacted>"
     assert redact_command(argv) == ["x", "--token", hidden, "--token=" + hidden, "--hf_token", hidden, "--token-stats",
                                     "--batch-tokens", "8", "--model-args=token=" + hidden]  # fmt: skip
+
+
+def test_a_manifest_of_the_hub_snapshot_matches_an_evaluation_of_a_local_clone(
+    capsys, model, release, tmp_path, offline_hub
+):
+    from paloma.registry import load_registry
+    from paloma.submissions.manifest import build_manifest
+
+    hub_cache(offline_hub, release, {COMMIT_1: "README\n"})
+    manifest = build_manifest("allenai/paloma", "test", load_registry("paloma"), progress=False)
+    assert cli(capsys, "--model", model, "--data", release, "--max-length", L, "--output", tmp_path / "local")[0] == 0
+    local = results(tmp_path / "local")["protocol"]
+    assert manifest["data_revision"] == local["data_revision"]
+    assert manifest["fingerprints"]["paloma"] != local["fingerprint"]  # L = 16 here, the preset's is 2048
+    assert manifest["fingerprints"]["paloma"] == results_fingerprint_at(local, max_length=2048)
+
+
+def results_fingerprint_at(protocol: dict, **changes) -> str:
+    from paloma.protocol import fingerprint_of
+
+    return fingerprint_of({**protocol, **changes})
