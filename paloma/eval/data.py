@@ -24,11 +24,15 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paloma.errors import PalomaError
 from paloma.io import check_not_lfs_pointer, file_hash, iter_jsonl
+
+if TYPE_CHECKING:
+    from paloma.registry import Registry
 
 JSONL_PATTERNS = ("*.jsonl.gz", "*.jsonl", "*.jsonl.zst", "*.json.gz")
 DATA_PATTERNS = (*JSONL_PATTERNS, "*.parquet")
@@ -128,7 +132,7 @@ def resolve_data(spec: DataSpec) -> DataSource:
     return DataSource(root, layout, split, _release_files(root, split, spec.sources), commit, hub_id)
 
 
-def check_whole_suite(source: DataSource, spec: DataSpec, registry) -> None:
+def check_whole_suite(source: DataSource, spec: DataSpec, registry: Registry | None) -> None:
     """Refuse the registry's own hub dataset when it lacks public sources and --sources chose no part.
 
     A hub cache filled by per-file downloaders holds a few sources; scoring them as "the suite" would report
