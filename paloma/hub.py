@@ -15,7 +15,7 @@ def download_dataset(
     repo_id: str, revision: str | None = None, allow_patterns: list[str] | None = None, token: str | None = None
 ) -> tuple[Path, str]:
     """Snapshot (part of) a hub dataset; returns (local folder, commit hash)."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -26,7 +26,13 @@ def download_dataset(
 
     try:
         folder = snapshot_download(
-            repo_id, repo_type="dataset", revision=revision, allow_patterns=allow_patterns, token=token
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=allow_patterns,
+            token=token,
+            # offline, a commit given as --data-revision is looked up in the cache (not listed on the hub)
+            local_files_only=constants.HF_HUB_OFFLINE,
         )
     except GatedRepoError:
         raise PalomaError(_access_message(repo_id)) from None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
+import io
 import json
 import os
 import re
@@ -202,10 +204,55 @@ def read_json(path: str | Path, what: str) -> object:
 
 
 def write_json(path: str | Path, data: object) -> None:
-    """Write JSON atomically; NaN and infinities become null so any JSON reader accepts the file."""
+    """Write JSON atomically; NaN and infinities become null so any JSON reader accepts the file, and anything
+    that looks like a Hugging Face token is redacted (results files are shared: a secret never reaches one)."""
     with atomic_write(path) as handle:
-        json.dump(_finite(data), handle, indent=1, ensure_ascii=False, allow_nan=False)
+        json.dump(_finite(redact(data)), handle, indent=1, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
+
+
+# ------------------------------------------------------------------------------------ secrets
+
+REDACTED = "<redacted>"
+# Hugging Face access tokens: hf_ and 34 letters today (20 or more are redacted).
+_TOKEN_TEXT = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+# Options whose value is a secret, in any CLI a command line may hold (ours, accelerate's, a launcher's).
+_SECRET_OPTION = re.compile(
+    r"^--?(?:hf[-_]|hub[-_])?(?:token|auth[-_]token|access[-_]token|api[-_]key|password|secret)$"
+)
+
+
+def redact_text(text: str) -> str:
+    """`text` with every Hugging Face-looking token replaced."""
+    return _TOKEN_TEXT.sub(REDACTED, text)
+
+
+def redact(value: object) -> object:
+    """A copy of JSON-like data with token-looking strings redacted (keys and values, at any depth)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {redact(k): redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def redact_command(argv: Iterable[str]) -> list[str]:
+    """A command line fit to record: the values of secret options (`--token X`, `--token=X`, `--hf-token`, …)
+    and anything that looks like a Hugging Face token are redacted, whatever form the token has."""
+    out: list[str] = []
+    secret_next = False
+    for arg in map(str, argv):
+        name, sep, _ = arg.partition("=")
+        if secret_next:
+            out.append(REDACTED)
+        elif sep and _SECRET_OPTION.match(name):
+            out.append(f"{name}={REDACTED}")
+        else:
+            out.append(redact_text(arg))
+        secret_next = not secret_next and not sep and bool(_SECRET_OPTION.match(arg))
+    return out
 
 
 def _finite(value: object) -> object:
@@ -277,53 +324,136 @@ def check_not_overlapping(output: str | Path, inputs: Iterable[str | Path]) -> N
             raise PalomaError(f"{output}: lies inside the input folder {given}; choose an output outside it")
 
 
+# ------------------------------------------------------------------------------------ file hashes
+
+
+HASH_BLOCK = 16 * 2**20
+HASH_ALGORITHMS = ("xxh3_128", "sha256")
+
+
+def cache_root() -> Path:
+    """paloma's cache folder ($PALOMA_CACHE, default ~/.cache/paloma), read when used."""
+    return Path(os.environ.get("PALOMA_CACHE", Path.home() / ".cache" / "paloma"))
+
+
+def file_hash(path: Path, algorithm: str = "xxh3_128") -> str:
+    """The hex digest of a file's bytes, cached by (path, size, mtime) under `<cache>/file-hashes/`.
+
+    xxh3_128 (fast) identifies model weights; sha256 identifies data files, because it is the hash the hub
+    already publishes for LFS files, so a local copy and a hub snapshot of the same bytes agree.
+    """
+    if algorithm not in HASH_ALGORITHMS:
+        raise ValueError(f"unknown file hash {algorithm!r}")
+    stat = path.stat()
+    tag = "" if algorithm == "xxh3_128" else f"|{algorithm}"  # xxh3 entries keep the key they always had
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}{tag}".encode()).hexdigest()[:32]
+    cached = cache_root() / "file-hashes" / key
+    if cached.is_file():
+        return cached.read_text().strip()
+    value = _hash_bytes(path, algorithm)
+    try:
+        with atomic_write(cached) as out:
+            out.write(value + "\n")
+    except OSError:
+        pass  # an unwritable cache only costs a re-hash next time
+    return value
+
+
+def _hash_bytes(path: Path, algorithm: str) -> str:
+    if algorithm == "sha256":
+        hasher = hashlib.sha256()
+    else:
+        import xxhash
+
+        hasher = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
 # ------------------------------------------------------------------------------------ reading
 
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
 def open_binary(path: str | Path) -> IO[bytes]:
-    """Open a possibly compressed file (.gz, .zst, .zstd, plain) for reading bytes."""
+    """Open a possibly compressed file (.gz, .zst, .zstd, plain) for reading bytes, line by line.
+
+    A zstd stream reader cannot iterate lines itself; a buffered reader over it can.
+    """
     path = Path(path)
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     if path.suffix in (".zst", ".zstd"):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
     return open(path, "rb")
+
+
+def check_not_lfs_pointer(path: str | Path) -> None:
+    """Refuse a Git LFS pointer (a clone made without Git LFS) in place of the data it stands for."""
+    try:
+        with open(path, "rb") as handle:
+            pointer = handle.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return  # the reader reports a missing or unreadable file itself
+    if pointer:
+        raise PalomaError(
+            f"{path}: a Git LFS pointer, not the data (the clone was made without Git LFS); "
+            "run `git lfs pull` in the clone (or `git lfs install` before cloning)"
+        )
+
+
+def _decompression_error(err: BaseException) -> bool:
+    """zlib and zstandard raise their own error types for corrupt (not truncated) data."""
+    import zlib
+
+    return isinstance(err, zlib.error) or type(err).__module__.startswith("zstandard")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; errors name the file and line.
 
     Lines are decoded one by one, so invalid UTF-8 is reported at its own line (a buffered text reader
-    reports the line where its buffer starts, or none).
+    reports the line where its buffer starts, or none). A Git LFS pointer, a truncated or a corrupt
+    compressed file is one line naming the file.
     """
+    check_not_lfs_pointer(path)
     line_no = 0
     try:
         with open_binary(path) as raw:
             for line_no, data in enumerate(raw, start=1):
-                try:
-                    line = data.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    bad = data[err.start : err.start + 4]
-                    raise PalomaError(
-                        f"{path}:{line_no}: invalid UTF-8 at byte {err.start} of the line ({bad!r})"
-                    ) from None
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PalomaError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
-                if not isinstance(obj, dict):
-                    raise PalomaError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
-                yield line_no, obj
+                obj = _parse_line(path, line_no, data)
+                if obj is not None:
+                    yield line_no, obj
     except (OSError, EOFError) as err:
         if isinstance(err, FileNotFoundError):
             raise PalomaError(f"{path}: no such file") from None
         where = f"{path}:{line_no + 1}" if line_no else str(path)
         raise PalomaError(f"{where}: cannot read ({type(err).__name__}: {err})") from None
-    except Exception as err:  # zstandard raises its own error type
-        if type(err).__module__.startswith("zstandard"):
-            raise PalomaError(f"{path}: corrupt zstd data ({err})") from None
+    except Exception as err:
+        if _decompression_error(err):
+            kind = "gzip" if Path(path).suffix == ".gz" else "zstd"
+            where = f"{path}:{line_no + 1}" if line_no else str(path)
+            raise PalomaError(f"{where}: corrupt {kind} data, cannot read ({err})") from None
         raise
+
+
+def _parse_line(path: str | Path, line_no: int, data: bytes) -> dict | None:
+    try:
+        line = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = data[err.start : err.start + 4]
+        raise PalomaError(f"{path}:{line_no}: invalid UTF-8 at byte {err.start} of the line ({bad!r})") from None
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise PalomaError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
+    if not isinstance(obj, dict):
+        raise PalomaError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
+    return obj

@@ -2,8 +2,9 @@
 
 Two results can be compared only when they were produced under the same protocol. The protocol is a
 small frozen record (prefix token, maximum length, tokenizer special tokens, window scheme, dtype, split,
-data and model revisions, tokenizer hash) with a fingerprint; results with different fingerprints are
-never merged silently.
+data and model revisions, tokenizer hash, the selection of documents) with a fingerprint; results with
+different fingerprints are never merged silently. Identities come from content: the data revision is a digest
+of the data files' bytes (not a hub commit or a path), the selection a digest of the documents scored.
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ PRESETS: dict[str, dict] = {
 # scored the same way). Tokenizer and model differ between the models being compared, so they are not in it.
 FINGERPRINT_FIELDS = ("prefix", "max_length", "add_special_tokens", "window", "split", "data_revision")
 # The run fingerprint adds everything that identifies one run's numbers exactly: records are merged (by
-# --resume, or across processes) only under an identical run fingerprint.
-RUN_FINGERPRINT_FIELDS = (*FINGERPRINT_FIELDS, "prefix_token_id", "dtype", "tokenizer_hash", "model_revision")
+# --resume, or across processes) only under an identical run fingerprint. `selection` is the digest of the
+# documents selected (--sources, --domains, --limit, --seed over this content): another selection of the same
+# data is another run.
+RUN_FINGERPRINT_FIELDS = (
+    *FINGERPRINT_FIELDS, "prefix_token_id", "dtype", "tokenizer_hash", "model_revision", "selection",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ class Protocol:
     split: str = "test"
     tokenizer_hash: str | None = None
     model_revision: str | None = None
-    data_revision: str | None = None
+    data_revision: str | None = None  # a digest of the data files' contents (paloma.eval.data.data_revision)
+    selection: str | None = None  # a digest of the selected documents (paloma.eval.data.DocumentIndex.selection)
 
     def fingerprint(self) -> str:
         """Same value ⇔ two results were scored on the same data in the same way (comparable)."""

@@ -146,3 +146,102 @@ def test_empty_documents_score_nothing_and_are_counted(model, tmp_path):
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     domain = results["sources"]["c4_en"]["domains"]["c4_en"]
     assert domain["documents"] == 3 and domain["empty_documents"] == 2 and domain["bytes"] == len("hello world")
+
+
+# ------------------------------------------------------------------ issue 19, Why 7: every input one line, first
+
+
+def _jsonl(texts: list[str]) -> bytes:
+    return ("\n".join(json.dumps({"text": t, "id": str(i)}) for i, t in enumerate(texts)) + "\n").encode()
+
+
+def test_jsonl_zst_is_read_like_jsonl_gz(capsys, model, tmp_path):
+    import zstandard
+
+    texts = [f"document {i}: " + "the quick brown fox jumps over the lazy dog " * (i + 1) for i in range(12)]
+    for name, payload in (("gz", gzip.compress(_jsonl(texts))), ("zst", zstandard.compress(_jsonl(texts)))):
+        path = tmp_path / name / "c4_en" / "test" / f"test-00000000.jsonl.{name}"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload)
+        args = ["--model", model, "--data", tmp_path / name, "--max-length", L, "--output", tmp_path / f"o-{name}"]
+        assert main(["eval", *map(str, args), "--no-progress", "--no-cache"]) == 0, capsys.readouterr().err
+    gz, zst = (json.loads((tmp_path / f"o-{n}" / "results.json").read_text()) for n in ("gz", "zst"))
+    assert zst["sources"] == gz["sources"] and zst["suite"]["documents"] == 12
+
+
+def _corrupt(payload: bytes) -> bytes:
+    """Flip bits in the middle of a compressed stream: the length is intact, the data is not."""
+    data = bytearray(payload)
+    for i in range(20, len(data) - 20, 5):
+        data[i] ^= 0x55
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_corrupt_not_truncated_compressed_data_is_one_line_naming_the_file(capsys, model, tmp_path, kind):
+    import zstandard
+
+    texts = [f"doc {i} " * 50 for i in range(200)]
+    payload = gzip.compress(_jsonl(texts)) if kind == "gz" else zstandard.compress(_jsonl(texts))
+    path = tmp_path / "d" / "c4_en" / "test" / f"test-00000000.jsonl.{kind}"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_corrupt(payload))
+    line = fail(capsys, "--model", model, "--data", tmp_path / "d", "--max-length", L, "--output", tmp_path / "o")
+    assert str(path) in line and f"corrupt {'gzip' if kind == 'gz' else 'zstd'} data" in line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", ["test-00000000.jsonl.gz", "test-00000000.parquet"])
+def test_a_git_lfs_pointer_says_git_lfs_pull(capsys, model, tmp_path, name):
+    path = tmp_path / "clone" / "c4_en" / "test" / name
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 1048576\n"
+    )
+    line = fail(capsys, "--model", model, "--data", tmp_path / "clone", "--max-length", L, "--output", tmp_path / "o")
+    assert str(path) in line and "Git LFS pointer" in line and "git lfs pull" in line
+
+
+@pytest.fixture(scope="module")
+def small_vocabulary_model(tiny, tmp_path_factory):
+    """A model of 300 embedding rows saved with the 384-entry tokenizer: ids 300–383 have no row."""
+    from fixtures import build_model
+
+    folder = tmp_path_factory.mktemp("vocab300") / "model"
+    build_model("llama", 300, folder)
+    tiny["tokenizer"].save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_token_ids_beyond_the_models_vocabulary_are_refused_before_any_forward(
+    capsys, small_vocabulary_model, tiny, tmp_path, dry_run
+):
+    texts = ["Zürich, São Paulo, naïve café 🙂🚀 — the tokenizer's last merges " * 4]
+    data = write_release(tmp_path / "d", {("c4_en", None): texts})
+    ids = tiny["tokenizer"](texts[0], add_special_tokens=False)["input_ids"]
+    assert max(ids) >= 300  # the case: ids the model has no embedding row for
+    run = ["--dry-run"] if dry_run else ["--output", tmp_path / "o"]
+    line = fail(capsys, "--model", small_vocabulary_model, "--data", data, "--max-length", L, *run)
+    assert "c4_en/c4_en/c4_en-0" in line and "outside model" in line and "300 entries" in line
+    assert not (tmp_path / "o").exists()  # no run.json, no records: nothing was loaded or written
+
+
+@pytest.mark.parametrize(
+    ("spelling", "ours"),
+    [
+        (["--model_args", "pretrained=EleutherAI/pythia-160m"], "--model-args K=V"),
+        (["--output_path", "out"], "--output FOLDER"),
+        (["--batch_size", "auto"], "--batch-tokens N"),
+        (["--tasks", "paloma_c4_en,paloma_ptb"], "--data allenai/paloma --sources c4_en ptb"),
+        (["--log_samples"], "OUTPUT/records/"),
+    ],
+)
+def test_lm_eval_spellings_are_answered_with_our_options_name(capsys, model, tmp_path, spelling, ours):
+    with pytest.raises(SystemExit) as exit_:  # argparse's error, before anything is read
+        main(["eval", "--model", str(model), "--data", str(tmp_path), *spelling])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    line = err[0]
+    assert f"{spelling[0]} is lm-evaluation-harness's option" in line and ours in line

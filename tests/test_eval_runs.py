@@ -135,7 +135,8 @@ def test_hub_dataset_from_the_local_cache_offline(tiny, many_documents, tmp_path
         "--max-length", L, "--output", tmp_path / "out", "--no-progress", "--no-cache", env=env, check=True,
     )  # fmt: skip
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["protocol"]["data_revision"] == commit
+    assert results["data"]["hub_commit"] == commit  # provenance; the identity is the files' content
+    assert results["protocol"]["data_revision"].startswith("sha256:")
     assert list(results["sources"]) == ["c4_en"], proc.stdout
 
 

@@ -93,6 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--token-stats", action="store_true", help="also count loss per token type and domain")
     run.add_argument("--flush-seconds", type=positive_float, default=10.0, help="how often records are made durable")
     run.add_argument("--no-progress", action="store_true")
+    for spelling in LM_EVAL_SPELLINGS:
+        p.add_argument(spelling, nargs="?", action=LmEvalSpelling, help=argparse.SUPPRESS)
     p.set_defaults(func=eval_command)
 
     agg = subparsers.add_parser("aggregate", help="recompute results of a finished eval run from its records")
@@ -101,6 +103,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agg.add_argument("--bootstrap", type=non_negative_int, default=0, metavar="N")
     agg.add_argument("--bootstrap-seed", type=non_negative_int, default=0)
     agg.set_defaults(func=run_aggregate)
+
+
+# lm-evaluation-harness's options that users type out of habit, and what paloma calls them.
+LM_EVAL_SPELLINGS = {
+    "--model_args": "pass the model as --model PATH_OR_HUB_ID (lm-eval's pretrained=…) and other from_pretrained "
+    "arguments as --model-args K=V,…",
+    "--output_path": "pass --output FOLDER (records, results.json and domains.csv are written there)",
+    "--batch_size": "pass --batch-tokens N (tokens per forward pass); without it the batch is sized from free "
+    "memory, as lm-eval's --batch_size auto",
+    "--tasks": "pass --data allenai/paloma{sources} (every Paloma domain is scored unless --sources/--domains "
+    "choose a part)",
+    "--log_samples": "per-document records are always written to OUTPUT/records/ (no option needed)",
+    "--num_fewshot": "perplexity has no few-shot examples: drop the option",
+}
+
+
+class LmEvalSpelling(argparse.Action):
+    """Answer an lm-evaluation-harness spelling with paloma's option, in one line (not "unrecognized")."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        hint = LM_EVAL_SPELLINGS[option_string]
+        if option_string == "--tasks":
+            sources = [t.removeprefix("paloma_") for t in str(values or "").split(",") if t.startswith("paloma_")]
+            hint = hint.format(sources=f" --sources {' '.join(sources)}" if sources else "")
+        parser.error(f"{option_string} is lm-evaluation-harness's option; {hint}")
 
 
 def eval_command(args: argparse.Namespace) -> int:

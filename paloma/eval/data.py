@@ -19,15 +19,20 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import random
+import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paloma.errors import PalomaError
-from paloma.io import iter_jsonl
+from paloma.io import check_not_lfs_pointer, file_hash, iter_jsonl
+
+if TYPE_CHECKING:
+    from paloma.registry import Registry
 
 JSONL_PATTERNS = ("*.jsonl.gz", "*.jsonl", "*.jsonl.zst", "*.json.gz")
 DATA_PATTERNS = (*JSONL_PATTERNS, "*.parquet")
@@ -77,13 +82,18 @@ class DataSpec:
 
 @dataclass
 class DataSource:
-    """Resolved data: the local root, its layout, the split read (None for generic data) and the files."""
+    """Resolved data: the local root, its layout, the split read (None for generic data) and the files.
+
+    `hub_commit` is provenance only (the snapshot's commit for hub data, None for local data): the data's
+    identity is `data_revision(source)`, a digest of the files' contents.
+    """
 
     root: Path
     layout: str
     split: str | None
     files: list[DataFile]
-    revision: str | None  # the hub commit for hub data; None for local data (the content digest stands in)
+    hub_commit: str | None
+    hub_id: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------ finding
@@ -104,9 +114,10 @@ def resolve_data(spec: DataSpec) -> DataSource:
 
         split = spec.split or DEFAULT_SPLIT
         patterns = [f"{s}/{split}/*" for s in spec.sources] if spec.sources else [f"*/{split}/*"]
-        root, revision = download_dataset(spec.path, revision=spec.revision, allow_patterns=patterns, token=spec.token)
+        root, commit = download_dataset(spec.path, revision=spec.revision, allow_patterns=patterns, token=spec.token)
+        hub_id = spec.path
     else:
-        root, revision = Path(spec.path), spec.revision
+        root, commit, hub_id = Path(spec.path), None, None
         if not root.exists():
             raise PalomaError(f"data: {root}: no such file or folder")
     layout = _layout(root, spec)
@@ -116,9 +127,28 @@ def resolve_data(spec: DataSpec) -> DataSource:
                 f"--split {spec.split}: {root} is read as generic data, which has no splits "
                 "(a split is a <source>/<split>/ folder of the Paloma layout)"
             )
-        return DataSource(root, layout, None, _generic_files(root), revision)
+        return DataSource(root, layout, None, _generic_files(root), commit, hub_id)
     split = spec.split or DEFAULT_SPLIT
-    return DataSource(root, layout, split, _release_files(root, split, spec.sources), revision)
+    return DataSource(root, layout, split, _release_files(root, split, spec.sources), commit, hub_id)
+
+
+def check_whole_suite(source: DataSource, spec: DataSpec, registry: Registry | None) -> None:
+    """Refuse the registry's own hub dataset when it lacks public sources and --sources chose no part.
+
+    A hub cache filled by per-file downloaders holds a few sources; scoring them as "the suite" would report
+    a suite aggregate over a part. `--sources` chooses a part on purpose (and the results then say so).
+    """
+    if spec.sources or registry is None or source.layout != "paloma" or source.hub_id != registry.hub_dataset:
+        return
+    present = {s for s, splits in split_folders(source.root).items() if source.split in splits}
+    missing = [s.name for s in registry.public() if s.name not in present]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f", … ({len(missing)} in all)" if len(missing) > 8 else "")
+        raise PalomaError(
+            f"data: {source.hub_id} at {source.root} lacks {len(missing)} of the {len(registry.public())} public "
+            f"sources of {registry.release!r} for split {source.split} ({shown}); download them (without "
+            "HF_HUB_OFFLINE), or pass --sources to evaluate a part on purpose"
+        )
 
 
 def split_folders(root: Path) -> dict[str, set[str]]:
@@ -230,6 +260,7 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
     """Rows of a Parquet file, one record batch at a time (never the whole table as Python objects)."""
     import pyarrow.parquet as pq
 
+    check_not_lfs_pointer(path)
     try:
         handle = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several error types for unreadable files
@@ -329,24 +360,11 @@ class DocumentIndex:
             self.digest[rows], self.key_hash[rows], repeat,
         )  # fmt: skip
 
-    def revision(self) -> str:
-        """A revision for local data: a hash of exactly these documents (sources, domains, ids, texts)."""
-        return _revision_of(hashlib.sha256(np.ascontiguousarray(self.digest).tobytes()))
-
-
-def _revision_of(digest_of_digests) -> str:
-    return "sha256:" + digest_of_digests.hexdigest()[:16]
-
-
-def content_revision(documents: Iterable[Document]) -> str:
-    """`DocumentIndex.revision()` of these documents, computed as a stream (a release manifest's revision).
-
-    Equal to what `paloma eval` records for local data when it scores all of these documents.
-    """
-    hasher = hashlib.sha256()
-    for doc in documents:
-        hasher.update(_digest(doc, utf8_bytes(doc)))
-    return _revision_of(hasher)
+    def selection(self) -> str:
+        """The identity of exactly these documents, in this order: a hash of their sources, domains, ids and
+        texts. It keys the token cache and enters the run fingerprint, so another --limit, --seed, --domains
+        or --sources (or changed data) never reuses tokens or merges records of another selection."""
+        return "sha256:" + hashlib.sha256(np.ascontiguousarray(self.digest).tobytes()).hexdigest()[:16]
 
 
 def _repeats(key_hash: np.ndarray) -> np.ndarray:
@@ -458,12 +476,59 @@ def iter_selected_texts(source: DataSource, spec: DataSpec, keep: np.ndarray) ->
             yield doc.where, doc.text
 
 
+# ------------------------------------------------------------------------------------------------ identity
+
+_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a data file's bytes, without reading it where the hub already published it.
+
+    huggingface_hub's cache links `snapshots/<commit>/<file>` to `blobs/<etag>`, and an LFS file's etag is the
+    sha256 of its content (data files of a dataset are LFS files); anything else is hashed once and cached by
+    path, size and mtime.
+    """
+    if path.is_symlink():
+        blob = path.resolve()
+        if blob.parent.name == "blobs" and _SHA256_NAME.match(blob.name):
+            return blob.name
+    return file_hash(path, "sha256")
+
+
+def data_revision(source: DataSource) -> str:
+    """The data's identity: a digest of each data file's path below the root and the sha256 of its bytes.
+
+    Equal for a local clone, a hub snapshot and a bucket copy of the same files; files other than the data
+    files read (a README, another split) do not count, and a name or a commit never stands in for content.
+    """
+    digest = hashlib.sha256()
+    for relative, path in sorted((_relative(f.path, source.root), f.path) for f in source.files):
+        digest.update(f"{relative}\0{file_sha256(path)}\n".encode("utf-8", "surrogatepass"))
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.name if path == root else path.relative_to(root).as_posix()
+
+
+def spec_differences(previous: dict, spec: DataSpec) -> dict[str, tuple]:
+    """The selection options (--sources, --domains, --limit, --seed) where `spec` differs from an earlier run's
+    `data` entry: {option: (before, now)}, so that a refused --resume names what the user changed. (The
+    selection digest in the run fingerprint catches every difference, these and changed data alike.)"""
+    now = {"sources": list(spec.sources), "domains": list(spec.domains), "limit": spec.limit, "seed": spec.seed}
+    return {k: (previous.get(k), v) for k, v in now.items() if k in previous and previous[k] != v}
+
+
 def describe(source: DataSource, spec: DataSpec, index: DocumentIndex) -> dict:
-    """The `data` entry of results.json: what was read, and the revision that identifies it."""
+    """The `data` entry of results.json: what was read, the content revision that identifies the data, and
+    the selection digest that identifies the documents scored (the hub commit is kept as provenance)."""
     return {
         "path": spec.path,
         "root": str(source.root),
-        "revision": source.revision or index.revision(),
+        "revision": data_revision(source),
+        "hub_commit": source.hub_commit,
+        "revision_asked": spec.revision,
+        "selection": index.selection(),
         "split": source.split,
         "layout": source.layout,
         "files": len(source.files),

@@ -27,7 +27,16 @@ import torch
 
 import paloma
 from paloma.errors import PalomaError
-from paloma.eval.data import DataSpec, describe, index_documents, iter_documents, iter_selected_texts, resolve_data
+from paloma.eval.data import (
+    DataSpec,
+    check_whole_suite,
+    describe,
+    index_documents,
+    iter_documents,
+    iter_selected_texts,
+    resolve_data,
+    spec_differences,
+)
 from paloma.eval.data import select as select_documents
 from paloma.eval.loop import LoopOptions, Processes, TokenTypeStats, save_token_type_stats, score_chunks
 from paloma.eval.model import (
@@ -36,12 +45,14 @@ from paloma.eval.model import (
     ModelOptions,
     check_max_length_config,
     content_hash,
+    embedding_rows,
     lm_eval_max_length,
     load_model,
     load_tokenizer_and_config,
     model_revision,
     resolve_legacy,
     resolve_prefix,
+    vocabulary_size,
 )
 from paloma.eval.plan import auto_batch_tokens, plan_chunks, share_window_tokens
 from paloma.eval.records import (
@@ -56,8 +67,16 @@ from paloma.eval.records import (
 from paloma.eval.results import build_results, format_results, write_results
 from paloma.eval.scoring import Scorer, uses_plain_head
 from paloma.eval.sequences import Documents, special_tokens_added
-from paloma.eval.tokens import DEFAULT_CACHE, TokenStore, cache_key, load_cached, tokenize, tokenizer_hash
-from paloma.io import check_output_dir, remove_stale_temporaries, write_json
+from paloma.eval.tokens import (
+    DEFAULT_CACHE,
+    TokenStore,
+    cache_key,
+    check_vocabulary,
+    load_cached,
+    tokenize,
+    tokenizer_hash,
+)
+from paloma.io import check_output_dir, redact_command, remove_stale_temporaries, write_json
 from paloma.protocol import RUN_FINGERPRINT_FIELDS, Protocol, differences, preset_word_count, protocol_from_preset
 from paloma.registry import resolve_registry
 
@@ -149,6 +168,8 @@ def evaluate(config: EvalConfig) -> dict:
     if len(todo) == 0:
         return _nothing_left(output, config, registry, started, procs)
     loaded = _load_model(config, prepared, procs.device)
+    check_vocabulary(prepared.tokens, prepared.index.key, prepared.protocol.prefix_token_id,
+                     embedding_rows(loaded.model), config.model, "rows of its input embedding")  # fmt: skip
     scorer = Scorer(loaded.model, procs.device)
     budget = config.batch_tokens or _auto_budget(loaded.model, config, prepared.protocol.max_length, procs.device)
     max_length = prepared.protocol.max_length
@@ -277,11 +298,14 @@ def _prepare_output(output: Path, config: EvalConfig, protocol: Protocol, procs:
         return np.zeros(0, dtype=np.uint64)
     run_file = output / "run.json"
     if run_file.is_file():
-        previous = json.loads(run_file.read_text())["protocol"]
-        changed = differences(previous, protocol.to_dict(), RUN_FINGERPRINT_FIELDS)
+        previous = json.loads(run_file.read_text())
+        changed = {
+            **spec_differences(previous.get("data") or {}, config.data),
+            **differences(previous["protocol"], protocol.to_dict(), RUN_FINGERPRINT_FIELDS),
+        }
         if changed:
             detail = ", ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
-            raise PalomaError(f"--resume: {output} was run under another protocol or model ({detail})")
+            raise PalomaError(f"--resume: {output} was run with another selection, protocol or model ({detail})")
     return done_digests(output)
 
 
@@ -324,6 +348,7 @@ def _prepare_here(config: EvalConfig, procs: Processes) -> Prepared:
         model_path, converted = resolve_legacy(config.model, options, main=procs.main)
         tokenizer, model_config = load_tokenizer_and_config(model_path, options)
     source = resolve_data(config.data)
+    check_whole_suite(source, config.data, resolve_registry(config.registry))
     everything = index_documents(iter_documents(source, config.data), preset_word_count(config.preset))
     keep = select_documents(everything, config.data)
     index = everything.subset(keep)
@@ -332,12 +357,14 @@ def _prepare_here(config: EvalConfig, procs: Processes) -> Prepared:
         raise PalomaError(f"data: {config.data.path}: no documents match the selection")
     data_info = describe(source, config.data, index)
     protocol = _make_protocol(config, tokenizer, model_config, data_info, model_path, converted)
-    tokens = _tokens(config, tokenizer, source, keep, index, procs, data_info["revision"])
+    tokens = _tokens(config, tokenizer, source, keep, index, procs, data_info["selection"])
+    check_vocabulary(tokens, index.key, protocol.prefix_token_id, vocabulary_size(model_config), config.model,
+                     "entries of its config's vocab_size")  # fmt: skip
     return Prepared(index, tokens, protocol, data_info, model_path, converted, tokenizer, model_config)
 
 
-def _tokens(config, tokenizer, source, keep, index, procs: Processes, data_revision: str) -> TokenStore:
-    key = cache_key(tokenizer_hash(tokenizer), data_revision)
+def _tokens(config, tokenizer, source, keep, index, procs: Processes, selection: str) -> TokenStore:
+    key = cache_key(tokenizer_hash(tokenizer), selection)
     if config.cache_dir is not None:
         cached = load_cached(config.cache_dir, key, len(index))
         if cached is not None:
@@ -368,6 +395,7 @@ def _make_protocol(config, tokenizer, model_config, data_info: dict, model_path:
         tokenizer_hash=tokenizer_hash(tokenizer),
         model_revision=_model_revision(config, model_path, model_config, converted),
         data_revision=data_info["revision"],
+        selection=data_info["selection"],
     )
 
 
@@ -475,7 +503,7 @@ def provenance(config: EvalConfig, started: str) -> dict:
         "transformers": transformers.__version__,
         "platform": platform.platform(),
         "hardware": hardware,
-        "command": config.command,
+        "command": redact_command(config.command),
         "started": started,
         "finished": _now(),
     }

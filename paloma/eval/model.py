@@ -16,19 +16,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from paloma.errors import PalomaError
-from paloma.io import atomic_write
+from paloma.io import cache_root, file_hash
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Config fields under which architectures state how many positions they can take.
 MAX_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
-HASH_BLOCK = 16 * 2**20
 # --model-args that place the model without changing its numbers; every other one is part of its revision.
 PLACEMENT_ARGS = frozenset({"device_map", "max_memory", "offload_folder", "offload_state_dict", "low_cpu_mem_usage"})
 QUANTIZATION_PACKAGES = {"bitsandbytes": "bitsandbytes", "gptq": "optimum", "awq": "awq", "hqq": "hqq"}
@@ -115,6 +113,25 @@ def max_positions(config) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+def vocabulary_size(config) -> int | None:
+    """The rows of the input embedding a config declares (its text config's, for a multimodal model)."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else None
+    for candidate in (config, text_config):
+        value = getattr(candidate, "vocab_size", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def embedding_rows(model: torch.nn.Module) -> int | None:
+    """The rows of a loaded model's input embedding (None where the model does not say)."""
+    try:
+        module = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    return getattr(module, "num_embeddings", None)
 
 
 def lm_eval_max_length(config, tokenizer) -> int:
@@ -208,41 +225,15 @@ def _quantization(args: dict) -> dict:
 # ------------------------------------------------------------------------------------------ revisions
 
 
-def cache_root() -> Path:
-    """paloma's cache folder ($PALOMA_CACHE, default ~/.cache/paloma), read when used."""
-    return Path(os.environ.get("PALOMA_CACHE", Path.home() / ".cache" / "paloma"))
-
-
 def content_hash(folder: Path) -> str:
     """A hash of every file of a model folder (names and contents), each file's hash cached by size and mtime.
 
     Two checkpoints that differ in one late layer hash differently; a 140 GB checkpoint is read once.
     """
-    import xxhash
-
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.name.encode() + b"\0" + _file_hash(path, xxhash).encode() + b"\0")
+        digest.update(path.name.encode() + b"\0" + file_hash(path).encode() + b"\0")
     return digest.hexdigest()[:16]
-
-
-def _file_hash(path: Path, xxhash) -> str:
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    cached = cache_root() / "file-hashes" / key
-    if cached.is_file():
-        return cached.read_text().strip()
-    hasher = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            hasher.update(block)
-    value = hasher.hexdigest()
-    try:
-        with atomic_write(cached) as out:
-            out.write(value + "\n")
-    except OSError:
-        pass  # an unwritable cache only costs a re-hash next time
-    return value
 
 
 def model_revision(name_or_path: str, options: ModelOptions, hub_commit: str | None) -> str | None:

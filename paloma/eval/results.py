@@ -57,6 +57,8 @@ def build_results(
         for s in (registry.sources if registry else ())
         if s.name not in evaluated and (not selected or s.name in selected)
     ]
+    # issue 19 (suite coverage): the suite aggregate says whether it covers the registry's whole public suite
+    aggregates["suite"]["whole"] = covers_whole_suite(aggregates, registry)
     return {
         "schema": SCHEMA,
         **aggregates,
@@ -64,6 +66,18 @@ def build_results(
         "unknown_sources": sorted(s for s, m in aggregates["sources"].items() if not m["in_registry"]),
         **meta,
     }
+
+
+def covers_whole_suite(aggregates: Mapping, registry: Registry | None) -> bool:
+    """Whether every public source of the registry was evaluated with all its domains (no part chosen by
+    --sources or --domains, none missing from the data): only then is the suite aggregate the suite's."""
+    if registry is None:
+        return False
+    for source in registry.public():
+        entry = aggregates["sources"].get(source.name)
+        if entry is None or entry["missing_domains"]:
+            return False
+    return True
 
 
 def _attach_intervals(aggregates: dict, intervals: dict) -> None:
@@ -114,7 +128,8 @@ def format_results(results: dict) -> str:
         table,
         "",
         f"suite: macro ppl {suite['macro_ppl']:.4f} over {suite['sources']} sources, "
-        f"macro bpb {suite['macro_bpb']:.4f}, ordinary ppl (no fringe, no code) {suite['ordinary_ppl']:.4f}",
+        f"macro bpb {suite['macro_bpb']:.4f}, ordinary ppl (no fringe, no code) {suite['ordinary_ppl']:.4f}"
+        + ("" if suite.get("whole", True) else " (a part of the suite, not the whole: sources or domains missing)"),
     ]
     missing = [f"{s} ({len(m['missing_domains'])})" for s, m in results["sources"].items() if m["missing_domains"]]
     if missing:

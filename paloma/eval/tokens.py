@@ -3,13 +3,16 @@
 Documents are tokenized without tokenizer-added special tokens (the protocol adds exactly one prefix token
 itself), in batches, and their ids appended to one flat int32 file; per-document offsets are one int64 array.
 No Python list of token ids outlives its batch, so memory does not grow with the corpus: a full Paloma split
-(62M tokens) is a 250 MB file that the scoring loop reads through the page cache.
+(62M tokens) is a 250 MB file that the scoring loop reads through the page cache. Nor does it grow with one
+document: a long document is tokenized in pieces cut where the tokenizer itself gives the same ids cut and
+uncut (`pieces`), and written piece by piece.
 
 A cache entry is a folder `<cache>/<key>/` (`ids.bin`, `offsets.npy`, `meta.json`) written through
 `paloma.io.atomic_dir`, so it appears complete or not at all. The key is the tokenizer's hash plus the
-revision of exactly the documents selected (their digests cover the texts), so a changed tokenizer or changed
-data never reuses stale tokens, and a rerun (or `--resume`, or another process) skips tokenization. Without a
-cache the ids go to an unnamed temporary file, gone when the process ends, however it ends.
+selection digest of exactly the documents selected (their digests cover the texts), so a changed tokenizer,
+another selection or changed data never reuses stale tokens, and a rerun (or `--resume`, or another process)
+skips tokenization. Without a cache the ids go to an unnamed temporary file, gone when the process ends,
+however it ends.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import tempfile
 import warnings
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,8 @@ from paloma.io import atomic_dir, remove_stale_temporaries
 
 DEFAULT_CACHE = Path(os.environ.get("PALOMA_CACHE", Path.home() / ".cache" / "paloma")) / "tokens"
 BATCH_DOCUMENTS = 256
+BATCH_CHARS = 1 << 22  # a batch of short documents holds at most this many characters (4 Mi)
+PIECE_CHARS = 1 << 18  # a longer document is tokenized in pieces of 256 Ki characters or more
 CACHE_FORMAT = "paloma-tokens/2"
 IDS_DTYPE = np.int32
 
@@ -48,8 +54,10 @@ def tokenizer_hash(tokenizer) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def cache_key(tokenizer_digest: str, data_revision: str) -> str:
-    return hashlib.sha256(f"{CACHE_FORMAT}/{tokenizer_digest}/{data_revision}".encode()).hexdigest()[:32]
+def cache_key(tokenizer_digest: str, selection: str) -> str:
+    """The cache entry of one tokenizer and one selection of documents (`DocumentIndex.selection()`: a digest of
+    the documents' sources, domains, ids and texts), never of a name or revision that could stand for others."""
+    return hashlib.sha256(f"{CACHE_FORMAT}/{tokenizer_digest}/{selection}".encode()).hexdigest()[:32]
 
 
 class TokenStore:
@@ -67,6 +75,31 @@ class TokenStore:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+def check_vocabulary(
+    store: TokenStore, key: Callable[[int], str], prefix_id: int | None, rows: int | None, model: str, what: str
+) -> None:
+    """Refuse token ids the model has no embedding row for, before any forward pass.
+
+    An index past the embedding is an IndexError on a CPU and a device-side assert on a GPU, after the weights
+    were loaded; a tokenizer that does not belong to the model is found here instead, from the config alone
+    (so --dry-run finds it too) and again from the loaded embedding. `key(i)` names document i.
+    """
+    if rows is None:
+        return
+    if prefix_id is not None and prefix_id >= rows:
+        raise PalomaError(f"the prefix token id {prefix_id} is outside model {model!r}'s vocabulary ({rows} {what}); "
+                          "the tokenizer does not belong to this model")  # fmt: skip
+    largest = int(store.ids.max()) if len(store.ids) else -1  # one pass over the ids, no temporary
+    if largest >= rows:
+        first = int(np.argmax(store.ids >= rows))
+        doc = int(np.searchsorted(store.offsets, first, side="right")) - 1
+        raise PalomaError(
+            f"document {key(doc)} has token id {int(store.ids[first])} (ids go up to {largest}), outside model "
+            f"{model!r}'s vocabulary ({rows} {what}): the tokenizer does not belong to this model; evaluate it "
+            "with its own tokenizer"
+        )
 
 
 def _map(ids_path_or_file, count: int) -> np.ndarray:
@@ -116,32 +149,79 @@ def tokenize(
 
 
 def _write_ids(tokenizer, texts: Iterable[tuple[str, str]], documents: int, handle, show_progress: bool) -> np.ndarray:
-    """Append each document's ids to `handle` (int32), batch by batch; return the offsets."""
+    """Append each document's ids to `handle` (int32), batch by batch; return the offsets.
+
+    A batch holds at most BATCH_DOCUMENTS documents and BATCH_CHARS characters; a document longer than
+    PIECE_CHARS is tokenized alone, piece by piece (`pieces`), and written as its pieces come, so memory is
+    bounded by the piece size, not the document's (a 20 MB document needed 4 GB tokenized whole).
+    """
     from tqdm.auto import tqdm
 
     offsets = array("q", [0])
     bar = tqdm(total=documents, desc="tokenize", unit="doc", disable=not show_progress, leave=False)
     batch: list[tuple[str, str]] = []
-    for item in texts:
-        batch.append(item)
-        if len(batch) == BATCH_DOCUMENTS:
-            _write_batch(tokenizer, batch, handle, offsets)
-            bar.update(len(batch))
-            batch = []
-    if batch:
-        _write_batch(tokenizer, batch, handle, offsets)
-        bar.update(len(batch))
+    chars = 0
+    for where, text in texts:
+        if len(text) > PIECE_CHARS:
+            _flush(tokenizer, batch, handle, offsets, bar)
+            batch, chars = [], 0
+            _write_long(tokenizer, where, text, handle, offsets)
+            bar.update(1)
+            continue
+        batch.append((where, text))
+        chars += len(text)
+        if len(batch) == BATCH_DOCUMENTS or chars >= BATCH_CHARS:
+            _flush(tokenizer, batch, handle, offsets, bar)
+            batch, chars = [], 0
+    _flush(tokenizer, batch, handle, offsets, bar)
     bar.close()
     if len(offsets) != documents + 1:
         raise PalomaError(f"the data changed while it was read: {len(offsets) - 1} documents, {documents} before")
     return np.frombuffer(offsets, dtype=np.int64).copy()
 
 
+def _flush(tokenizer, batch: list[tuple[str, str]], handle, offsets: array, bar) -> None:
+    if batch:
+        pieces = _encode(tokenizer, batch)
+        for piece in pieces:
+            offsets.append(offsets[-1] + len(piece))
+        _write_flat(batch[0][0], pieces, handle)
+        bar.update(len(batch))
+
+
+def _write_long(tokenizer, where: str, text: str, handle, offsets: array) -> None:
+    total = offsets[-1]
+    for piece in pieces(tokenizer, text):
+        (ids,) = _encode(tokenizer, [(where, piece)])
+        _write_flat(where, [ids], handle)
+        total += len(ids)
+    offsets.append(total)
+
+
+def _write_flat(where: str, pieces_: list[list[int]], handle) -> None:
+    count = sum(len(p) for p in pieces_)
+    flat = np.fromiter(itertools.chain.from_iterable(pieces_), dtype=np.int64, count=count)
+    if flat.size and (flat.max() >= 2**31 or flat.min() < 0):
+        raise PalomaError(f"{where}: token ids outside 0..2^31 cannot be stored")
+    handle.write(flat.astype(IDS_DTYPE).tobytes())
+
+
 def encode_texts(tokenizer, batch: Sequence[tuple[str, str]]) -> list[list[int]]:
     """Token ids of (where, text) pairs as the protocol tokenizes: whole documents, no special tokens added.
 
-    Public so that other counters of tokens (a release manifest) count exactly what the evaluator scores.
+    Public so that other counters of tokens (a release manifest) count exactly what the evaluator scores; a
+    long document is tokenized in pieces as the evaluator does (the same ids as whole, less memory).
     """
+    if all(len(text) <= PIECE_CHARS for _, text in batch):
+        return _encode(tokenizer, batch)
+    return [_encode_long(tokenizer, where, text) for where, text in batch]
+
+
+def _encode_long(tokenizer, where: str, text: str) -> list[int]:
+    return [i for piece in pieces(tokenizer, text) for i in _encode(tokenizer, [(where, piece)])[0]]
+
+
+def _encode(tokenizer, batch: Sequence[tuple[str, str]]) -> list[list[int]]:
     try:
         with warnings.catch_warnings(), _quiet_length_warning(tokenizer):
             warnings.simplefilter("ignore")
@@ -151,16 +231,43 @@ def encode_texts(tokenizer, batch: Sequence[tuple[str, str]]) -> list[list[int]]
                           f"({type(err).__name__}: {err})") from None  # fmt: skip
 
 
-def _write_batch(tokenizer, batch: list[tuple[str, str]], handle, offsets: array) -> None:
-    pieces = encode_texts(tokenizer, batch)
-    total = offsets[-1]
-    for piece in pieces:
-        total += len(piece)
-        offsets.append(total)
-    flat = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int64, count=total - offsets[-len(pieces) - 1])
-    if flat.size and (flat.max() >= 2**31 or flat.min() < 0):
-        raise PalomaError(f"{batch[0][0]}: token ids outside 0..2^31 cannot be stored")
-    handle.write(flat.astype(IDS_DTYPE).tobytes())
+# ------------------------------------------------------------------------------------------------ long texts
+
+# Cut candidates: after a line break before a letter, or at a space between two letters. Pre-tokenizers
+# (GPT-2/NeoX/OLMo byte-level, Llama 3's regex, whitespace, BERT) end a pre-token there, and BPE, WordPiece and
+# Unigram never merge across pre-tokens, so the ids of the pieces are the ids of the whole.
+_CUT = re.compile(r"(?<=\n)(?=[^\W\d_])|(?<=[^\W\d_]) (?=[^\W\d_])")
+CUT_WINDOW = 2048  # characters each side of a cut that must tokenize the same cut and uncut
+CUT_TRIES = 64  # candidates checked before a piece gives up and grows
+
+
+def pieces(tokenizer, text: str) -> Iterator[str]:
+    """`text` in pieces of PIECE_CHARS or more, cut only where tokenizing the pieces gives the ids of the whole.
+
+    Each cut is checked on the tokenizer itself: the CUT_WINDOW characters each side must tokenize to the same
+    ids cut and uncut. A tokenizer that adds something at the start of every text (SentencePiece's "▁" prefix)
+    fails the check, and its documents stay whole: exact first, bounded memory where the tokenizer allows.
+    """
+    start = 0
+    while len(text) - start > 2 * PIECE_CHARS:
+        cut = _safe_cut(tokenizer, text, start + PIECE_CHARS, start + 2 * PIECE_CHARS)
+        if cut is None:
+            break
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
+def _safe_cut(tokenizer, text: str, lowest: int, highest: int) -> int | None:
+    for tries, match in enumerate(_CUT.finditer(text, lowest, highest)):
+        if tries == CUT_TRIES:
+            return None
+        cut = match.start()
+        left, right = text[max(cut - CUT_WINDOW, 0) : cut], text[cut : cut + CUT_WINDOW]
+        whole, *parts = _encode(tokenizer, [("", left + right), ("", left), ("", right)])
+        if whole == parts[0] + parts[1]:
+            return cut
+    return None
 
 
 class _quiet_length_warning:

@@ -23,7 +23,7 @@ from typing import Any
 
 from paloma import __version__
 from paloma.errors import PalomaError
-from paloma.eval.data import DataSpec, Document, content_revision, iter_documents, resolve_data
+from paloma.eval.data import DataSpec, Document, data_revision, iter_documents, resolve_data
 from paloma.io import read_json
 from paloma.protocol import FINGERPRINT_FIELDS, MODEL_MAX_LENGTH, PRESETS, protocol_from_preset
 from paloma.registry import Registry
@@ -167,20 +167,21 @@ def build_manifest(
     spec = DataSpec(path=str(data), split=split, revision=revision, layout="paloma")
     loaded_tokenizer, tokenizer_info = _load_tokenizer(tokenizer)
     source = resolve_data(spec)
-    root, hub_revision = source.root, source.revision
+    root, hub_revision = source.root, source.hub_commit
     counter = _Counter(loaded_tokenizer)
     bar = tqdm(desc=f"counting {split}", unit="doc", disable=not progress, smoothing=0.05)
     with bar:
-        streamed_revision = content_revision(_stream(iter_documents(source, spec), counter, bar))
+        for _ in _stream(iter_documents(source, spec), counter, bar):
+            pass
     counter.flush()
-    data_revision = hub_revision or streamed_revision
+    revision = data_revision(source)  # the content identity `paloma eval` records, for any copy of the data
     return {
         "format": FORMAT,
         "release": registry.release,
         "split": split,
-        "data_revision": data_revision,
+        "data_revision": revision,
         "reference_preset": REFERENCE_PRESET,
-        "fingerprints": preset_fingerprints(registry, split, data_revision),
+        "fingerprints": preset_fingerprints(registry, split, revision),
         "protocol_overrides": _fingerprint_overrides(registry),
         "tokenizer": tokenizer_info,
         "decon": _decon_identity(root, registry, hub_revision),

@@ -43,6 +43,26 @@ def _test_only_release(tmp: Path) -> None:
         handle.write(json.dumps({"text": "hello", "id": "0"}) + "\n")
 
 
+def _lfs_clone(tmp: Path) -> None:
+    """What `git clone` without Git LFS leaves in place of a data file."""
+    folder = tmp / "d" / "c4_en" / "test"
+    folder.mkdir(parents=True)
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 123456\n"
+    (folder / "test-00000000.jsonl.gz").write_text(pointer)
+
+
+def _corrupt_zstd(tmp: Path) -> None:
+    import zstandard
+
+    folder = tmp / "d" / "c4_en" / "test"
+    folder.mkdir(parents=True)
+    lines = "\n".join(json.dumps({"text": f"doc {i} " * 40}) for i in range(300))
+    data = bytearray(zstandard.compress(lines.encode()))
+    for i in range(20, len(data) - 20, 5):
+        data[i] ^= 0x55
+    (folder / "test-00000000.jsonl.zst").write_bytes(bytes(data))
+
+
 def _run_folder(records: list[str]):
     def setup(tmp: Path) -> None:
         (tmp / "run" / "records").mkdir(parents=True)
@@ -126,6 +146,14 @@ CASES = [
         "--domains 'Phyics' matches none",
     ),
     Case("eval-max-length-beyond-the-model", (*EVAL, "--output", "{tmp}/o", "--max-length", "65"), "64 positions"),
+    # inputs that once ended in tracebacks or vague lines (issue 19)
+    Case("eval-lfs-pointer", (*EVAL[:4], "{tmp}/d", "--output", "{tmp}/o"), "git lfs pull", _lfs_clone),
+    Case("eval-corrupt-zstd", (*EVAL[:4], "{tmp}/d", "--output", "{tmp}/o"), "corrupt zstd data", _corrupt_zstd),
+    Case("eval-lm-eval-model-args", (*EVAL, "--model_args", "pretrained=x"), "--model-args K=V"),
+    Case("eval-lm-eval-output-path", (*EVAL, "--output_path", "{tmp}/o"), "pass --output FOLDER"),
+    Case("eval-lm-eval-batch-size", (*EVAL, "--batch_size", "auto"), "pass --batch-tokens N"),
+    Case("eval-lm-eval-tasks", (*EVAL, "--tasks", "paloma_c4_en"), "--data allenai/paloma --sources c4_en"),
+    Case("eval-lm-eval-log-samples", (*EVAL, "--output", "{tmp}/o", "--log_samples"), "OUTPUT/records/"),
     # paloma aggregate
     Case("aggregate-missing-folder", ("aggregate", "{tmp}/nowhere"), "no such folder"),
     Case("aggregate-not-a-run", ("aggregate", "{tmp}"), "not a paloma eval output"),
