@@ -112,6 +112,14 @@ def test_a_subset_equals_paloma_eval_with_the_same_options(tiny, data, llama, tm
     assert len(evaluator) < len(everything)
 
 
+def test_a_subsets_numbers_are_no_submission(tiny, data):
+    from paloma.submissions.protocol_check import protocol_differences
+
+    evaluator = Evaluator(data, tiny["tokenizer"], registry="none", cache_dir=None, max_documents_per_domain=2)
+    problems = protocol_differences(evaluator.protocol.to_dict())
+    assert any("protocol.subset is 'max_documents_per_domain=2,seed=1234'" in p for p in problems)
+
+
 def test_the_token_subset_keeps_whole_documents_within_the_cap(tiny, data):
     cap = 120
     evaluator = Evaluator(data, tiny["tokenizer"], max_length=L, registry="none", cache_dir=None,
