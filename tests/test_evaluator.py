@@ -246,3 +246,14 @@ def test_every_rank_returns_the_results_of_one_process(tiny, data, llama, tmp_pa
         assert shared[key][3] == pytest.approx(nll, rel=1e-12)
     if mode == "fsdp":
         assert ranks[0]["batches"] != ranks[1]["batches"]  # unequal shares: the padding forwards were needed
+
+
+def test_a_compiled_model_is_scored_through_its_original_module(tiny, data, llama):
+    """The evaluator's batch shapes vary: a compiled model would recompile for them, so `_orig_mod` is scored."""
+    from torch._dynamo.utils import counters
+
+    evaluator = Evaluator(data, tiny["tokenizer"], max_length=L, registry="none", cache_dir=None)
+    counters.clear()
+    compiled = per_domain(evaluator.evaluate(torch.compile(llama, backend="eager")))
+    assert not counters["stats"]["calls_captured"]  # nothing was traced or compiled
+    assert compiled == per_domain(evaluator.evaluate(llama))
