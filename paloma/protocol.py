@@ -84,6 +84,8 @@ class Protocol:
     model_revision: str | None = None
     data_revision: str | None = None  # a digest of the data files' contents (paloma.eval.data.data_revision)
     selection: str | None = None  # a digest of the selected documents (paloma.eval.data.DocumentIndex.selection)
+    # a deterministic subset of the data (`paloma.eval.evaluate.subset_of`): None for every selected document
+    subset: str | None = None
 
     def fingerprint(self) -> str:
         """Same value ⇔ two results were scored on the same data in the same way (comparable)."""
@@ -91,7 +93,7 @@ class Protocol:
 
     def run_fingerprint(self) -> str:
         """Same value ⇔ records come from the same model, tokenizer, dtype and protocol (mergeable)."""
-        return _hash({k: getattr(self, k) for k in RUN_FINGERPRINT_FIELDS})
+        return _hash(_with_subset({k: getattr(self, k) for k in RUN_FINGERPRINT_FIELDS}, self.subset))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "fingerprint": self.fingerprint(), "run_fingerprint": self.run_fingerprint()}
@@ -106,7 +108,12 @@ def _hash(payload: dict) -> str:
 
 def fingerprint_of(protocol: Mapping[str, object]) -> str:
     """The comparability fingerprint of a protocol given as a mapping (a results.json `protocol`, a manifest)."""
-    return _hash({k: protocol.get(k) for k in FINGERPRINT_FIELDS})
+    return _hash(_with_subset({k: protocol.get(k) for k in FINGERPRINT_FIELDS}, protocol.get("subset")))
+
+
+def _with_subset(fields: dict, subset: object) -> dict:
+    """A subset is part of the fingerprint when there is one; full-data fingerprints keep their old values."""
+    return {**fields, "subset": subset} if subset is not None else fields
 
 
 def protocol_from_preset(preset: str, model_max_length: int | None = None, **overrides) -> Protocol:
@@ -134,4 +141,4 @@ def preset_word_count(preset: str) -> str:
 
 def differences(a: dict, b: dict, fields: tuple[str, ...] = FINGERPRINT_FIELDS) -> dict[str, tuple]:
     """Fields where two protocol dicts disagree: {field: (a's value, b's value)}."""
-    return {k: (a.get(k), b.get(k)) for k in fields if a.get(k) != b.get(k)}
+    return {k: (a.get(k), b.get(k)) for k in (*fields, "subset") if a.get(k) != b.get(k)}

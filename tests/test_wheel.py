@@ -54,6 +54,7 @@ def test_wheel_ships_the_registry(installed):
     assert "paloma/_data/domains/paloma.json" in names
     assert "paloma/_data/docs/maintainers.md" in names  # the site renders the maintainers' page from it
     assert {"paloma/eval/loop.py", "paloma/eval/hf_olmo.py", "paloma/commands/convert.py"} <= set(names)
+    assert {"paloma/eval/live.py", "paloma/integrations/transformers.py"} <= set(names)
     assert {"paloma_baselines/train.py", "paloma_baselines/configs/c4.yaml"} <= set(names)
     where = subprocess.run(
         [installed["python"], "-c", "import paloma; print(paloma.__file__)"],
@@ -94,3 +95,30 @@ def test_installed_paloma_eval(installed, tiny, tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["sources"]["c4_en"]["documents"] == 2 and results["sources"]["c4_en"]["macro_ppl"] > 1
+
+
+EVALUATOR_PROBE = """
+import json, sys
+import paloma
+from paloma import Evaluator
+from paloma.integrations.transformers import PalomaCallback
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+results = Evaluator(sys.argv[2], sys.argv[1], max_length=16, registry="none", cache_dir=None).evaluate(model)
+print(json.dumps({"file": paloma.__file__, "scalars": results.scalars(), "callback": PalomaCallback.__name__}))
+"""
+
+
+@pytest.mark.slow
+def test_installed_evaluator_scores_a_model_in_memory(installed, tiny, tmp_path):
+    """`from paloma import Evaluator` (and the integrations) from the installed wheel, outside the checkout."""
+    data = write_release(tmp_path / "data", {("c4_en", None): ["Hello there.", "Another short document."]})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [installed["python"], "-c", EVALUATOR_PROBE, str(tiny["models"]["llama"]), str(data)],
+        capture_output=True, text=True, cwd=installed["cwd"], env={**env, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert str(REPO_ROOT) not in found["file"] and found["callback"] == "PalomaCallback"
+    assert found["scalars"]["paloma/c4_en/bpb"] > 0

@@ -389,7 +389,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by `python -m paloma_baselines.train` and `paloma train`."""
-    from paloma.commands.args import non_negative_int
+    from paloma.commands.args import non_negative_int, positive_int
 
     add_config_arguments(parser)
     parser.add_argument(
@@ -403,7 +403,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--init-from", help="start from a larger model (export, run folder or checkpoint)")
     parser.add_argument("--keep-layers", help="with --init-from: which of its layers to keep, e.g. 0-7 or 0,2,4,6")
-    parser.add_argument("--eval-corpus", help="local JSONL/Parquet documents to score at the end (Paloma protocol)")
+    parser.add_argument(
+        "--eval-corpus",
+        help="held-out documents scored under Paloma's protocol at the end (and every --eval-every steps): a Paloma "
+        "folder, a hub dataset or local JSONL/Parquet, as `paloma eval --data` reads",
+    )
+    parser.add_argument("--eval-every", type=positive_int, metavar="N", help="also score --eval-corpus every N steps")
+    parser.add_argument(
+        "--eval-max-tokens-per-domain",
+        type=positive_int,
+        metavar="N",
+        help="score a seeded subset of --eval-corpus: whole documents, at most N tokens a domain",
+    )
     parser.add_argument("--no-export", action="store_true", help="do not write model/ at the end")
     parser.add_argument(
         "--overwrite", action="store_true", help="start over: delete the run already in --output (default: resume it)"

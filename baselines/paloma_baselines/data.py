@@ -21,7 +21,7 @@ import glob
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,7 +31,7 @@ import torch
 
 from paloma.errors import PalomaError
 from paloma.eval.tokens import tokenizer_hash
-from paloma.io import atomic_write, iter_jsonl
+from paloma.io import atomic_write
 from paloma_baselines.config import Config, DataConfig
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".jsonl.zstd", ".parquet")
@@ -67,27 +67,6 @@ def local_files(corpus: str) -> list[Path] | None:
     if looks_local:
         raise PalomaError(f"corpus {corpus}: no such file or folder (and not a hub id of the form owner/name)")
     return None
-
-
-def read_local_texts(files: list[Path], text_field: str) -> Iterator[str]:
-    """The texts of local JSONL/Parquet files, in order (the trainer's --eval-corpus)."""
-    for path in files:
-        if path.name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(path)
-            if text_field not in parquet.schema_arrow.names:
-                raise PalomaError(
-                    f"{path}: no column {text_field!r} (columns: {', '.join(parquet.schema_arrow.names)})"
-                )
-            for batch in parquet.iter_batches(columns=[text_field], batch_size=1024):
-                yield from (t or "" for t in batch.column(0).to_pylist())
-            continue
-        for line_no, record in iter_jsonl(path):
-            text = record.get(text_field)
-            if not isinstance(text, str):
-                raise PalomaError(f"{path}:{line_no}: field {text_field!r} is missing or not a string")
-            yield text
 
 
 def check_hub_corpus(data: DataConfig) -> None:

@@ -42,12 +42,9 @@ from paloma_baselines.data import (
     check_tokenizer,
     check_tokens_match,
     load_tokenizer,
-    local_files,
     open_tokens,
-    read_local_texts,
     steps_per_epoch,
 )
-from paloma_baselines.evaluate import evaluate_texts
 from paloma_baselines.export import checkpoint_weights, load_export, training_record
 from paloma_baselines.model import Transformer, count_parameters, flops_per_token, init_from_larger
 from paloma_baselines.optim import build_optimizer, lion_class
@@ -223,7 +220,7 @@ def truncate_logs(output_dir: Path, step: int) -> None:
 
     A line cut short by a kill is dropped too.
     """
-    for name in ("log.jsonl", "order.jsonl"):
+    for name in ("log.jsonl", "order.jsonl", "eval.jsonl"):
         path = output_dir / name
         if not path.is_file():
             continue
@@ -259,6 +256,17 @@ class Logger:
             if record.get("mfu") is not None:
                 parts.append(f"mfu {100 * record['mfu']:.1f}%")
             tqdm.write(" | ".join(parts))
+
+    def log_eval(self, record: dict) -> None:
+        """A held-out evaluation: a line of <output>/eval.jsonl, and its numbers to the trackers."""
+        if not self.accelerator.is_main_process:
+            return
+        with (self.path.parent / "eval.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.accelerator.trackers:
+            self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        if not self.quiet:
+            tqdm.write(f"step {record['step']} | held-out loss {record['eval_loss']:.4f}")
 
 
 @contextlib.contextmanager
@@ -301,7 +309,7 @@ class Inputs:
 
     data: TokenFiles
     tokenizer: object
-    eval_texts: list[str] | None
+    evaluator: object | None  # paloma.Evaluator of --eval-corpus: documents read, tokenized and planned once
     checkpoint: Path | None  # the checkpoint to resume from
     resume_state: dict | None
     source_weights: dict[str, torch.Tensor] | None  # --init-from
@@ -309,7 +317,13 @@ class Inputs:
 
 
 def check_inputs(
-    config: Config, output_dir: Path, init_from, keep_layers: str | None, eval_corpus, overwrite: bool
+    config: Config,
+    output_dir: Path,
+    init_from,
+    keep_layers: str | None,
+    eval_corpus,
+    overwrite: bool,
+    eval_max_tokens: int | None = None,
 ) -> Inputs:
     """The launch, the output folder, the token files, the tokenizer, an earlier checkpoint, --init-from."""
     check_launch()
@@ -324,14 +338,9 @@ def check_inputs(
     claim_run_folder(output_dir)
     data = open_tokens(config)
     steps_per_epoch(len(data), config.train.global_batch_size, world)
-    eval_texts = None
-    if eval_corpus is not None:
-        files = local_files(str(eval_corpus))
-        if files is None:
-            raise PalomaError(f"--eval-corpus {eval_corpus}: must be local JSONL or Parquet files")
-        eval_texts = list(read_local_texts(files, config.data.text_field))
     tokenizer = load_tokenizer(config.data.tokenizer)
     check_tokenizer(tokenizer, config)
+    evaluator = held_out_evaluator(eval_corpus, tokenizer, config, eval_max_tokens) if eval_corpus else None
     check_tokens_match(data, tokenizer, config)
     checkpoints = [] if overwrite else checkpoint_dirs(output_dir)
     resume_state = check_resumable(checkpoints[-1], config, data) if checkpoints else None
@@ -341,7 +350,33 @@ def check_inputs(
         n_source = 1 + max(int(k.split(".")[2]) for k in source_weights if k.startswith("transformer.blocks."))
         keep = parse_layers(keep_layers, n_source) if keep_layers else list(range(n_source))
     checkpoint = checkpoints[-1] if checkpoints else None
-    return Inputs(data, tokenizer, eval_texts, checkpoint, resume_state, source_weights, keep)
+    return Inputs(data, tokenizer, evaluator, checkpoint, resume_state, source_weights, keep)
+
+
+def held_out_evaluator(corpus: str, tokenizer, config: Config, max_tokens_per_domain: int | None):
+    """The held-out documents under Paloma's protocol with windows of train.seq_len: any data `paloma eval
+    --data` reads (a Paloma folder, a hub dataset, JSONL/Parquet; generic files are the source "heldout")."""
+    from paloma import Evaluator
+    from paloma.eval.data import DataSpec
+
+    spec = DataSpec(path=str(corpus), text_field=config.data.text_field, default_source="heldout",
+                    max_tokens_per_domain=max_tokens_per_domain)  # fmt: skip
+    try:
+        return Evaluator(spec, tokenizer, max_length=config.train.seq_len, registry="none", cache_dir=None)
+    except PalomaError as err:
+        raise PalomaError(f"--eval-corpus {corpus}: {err}") from None
+
+
+def log_held_out(evaluator, model, logger: Logger, output_dir: Path, step: int) -> float:
+    """Score the held-out documents (every process its share), log `eval/paloma/<source>/bpb`, … and the mean
+    NLL per token at `step`, keep the results as eval_results.json; returns that mean."""
+    results = evaluator.evaluate(model)
+    domains = [m for entry in results["sources"].values() for m in entry["domains"].values()]
+    loss = sum(m["nll_sum"] for m in domains) / max(1, sum(m["tokens"] for m in domains))
+    logger.log_eval({"step": step, "eval_loss": loss, **results.scalars(prefix="eval/paloma")})
+    if logger.accelerator.is_main_process:
+        write_json(output_dir / "eval_results.json", {**results, "step": step})
+    return loss
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -358,6 +393,8 @@ def train(
     init_from: str | Path | None = None,
     keep_layers: str | None = None,
     eval_corpus: str | None = None,
+    eval_every: int | None = None,
+    eval_max_tokens_per_domain: int | None = None,
     export: bool = True,
     overwrite: bool = False,
     quiet: bool = False,
@@ -366,8 +403,11 @@ def train(
 
     `tokens`, `tokenizer` and `max_steps` are shortcuts for the config fields data.tokens, data.tokenizer
     and train.max_steps; `overrides` sets any other field ({"train": {"seed": 1}} or ["train.seed=1"]).
-    `eval_corpus` (local JSONL/Parquet) is scored at the end under Paloma's protocol with windows of
-    train.seq_len; per-document results go to <output>/eval.jsonl and the mean to metrics["eval_loss"].
+    `eval_corpus` (what `paloma eval --data` reads) is scored by a `paloma.Evaluator` under Paloma's protocol with
+    windows of train.seq_len, every `eval_every` steps and at the end (optionally a subset of at most
+    `eval_max_tokens_per_domain` tokens a domain): each evaluation is a line of <output>/eval.jsonl and goes to
+    the trackers, the last one's results to <output>/eval_results.json, its mean NLL per token to
+    metrics["eval_loss"].
     `overwrite` starts over in a folder that holds a run; without it the run there is resumed.
     """
     from accelerate import Accelerator
@@ -376,7 +416,11 @@ def train(
     # 1. The recipe, and every input checked before any compute is spent.
     config = resolve_config(config, overrides, data_tokens=tokens, data_tokenizer=tokenizer, train_max_steps=max_steps)
     output_dir = Path(output_dir)
-    inputs = check_inputs(config, output_dir, init_from, keep_layers, eval_corpus, overwrite)
+    if eval_every is not None and eval_every < 1:
+        raise PalomaError(f"--eval-every must be ≥ 1, got {eval_every}")
+    inputs = check_inputs(
+        config, output_dir, init_from, keep_layers, eval_corpus, overwrite, eval_max_tokens_per_domain
+    )
     data, tok, resume_state = inputs.data, inputs.tokenizer, inputs.resume_state
     t, m = config.train, config.model
 
@@ -495,6 +539,8 @@ def train(
                      "schedule_fraction": schedule_fraction(step, config.schedule), "world_size": world}
                 )  # fmt: skip
                 window_start, window_steps = time.perf_counter(), 0
+            if inputs.evaluator is not None and eval_every and step % eval_every == 0 and step < t.max_steps:
+                log_held_out(inputs.evaluator, model, logger, output_dir, step)
             if step % t.checkpoint_interval == 0:
                 save_checkpoint(accelerator, output_dir, trainer_state(), t.keep_checkpoints)
     latest = checkpoint_dirs(output_dir)
@@ -504,15 +550,9 @@ def train(
         print(f"stopped by {stop[0]} after step {step}; run the same command again to resume", file=sys.stderr)
 
     metrics = {"parameters": params.total, "non_embedding_parameters": params.non_embedding}
+    if inputs.evaluator is not None and not stop:  # every process scores its share of the final model
+        metrics["eval_loss"] = log_held_out(inputs.evaluator, model, logger, output_dir, step)
     state_dict = accelerator.get_state_dict(model)  # the full weights, gathered from all processes under FSDP
-    if inputs.eval_texts is not None and accelerator.is_main_process:
-        with torch.device("meta"):
-            evaluator = Transformer(m)
-        evaluator.load_state_dict({k: v.to(accelerator.device) for k, v in state_dict.items()}, assign=True)
-        records = evaluate_texts(evaluator, tok, inputs.eval_texts, t.seq_len)
-        with atomic_write(output_dir / "eval.jsonl") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in records)
-        metrics["eval_loss"] = sum(r["nll_sum"] for r in records) / max(1, sum(r["tokens"] for r in records))
 
     # 7. Export in transformers format, with what `paloma submit` needs to know about the training.
     export_dir = None
@@ -546,6 +586,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         keep_layers=args.keep_layers,
         eval_corpus=args.eval_corpus,
+        eval_every=args.eval_every,
+        eval_max_tokens_per_domain=args.eval_max_tokens_per_domain,
         export=not args.no_export,
         overwrite=args.overwrite,
         quiet=args.quiet,

@@ -56,8 +56,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     data.add_argument("--sources", nargs="+", default=[], metavar="GLOB", help="sources to evaluate (globs)")
     data.add_argument("--domains", nargs="+", default=[], metavar="GLOB", help="domains (globs; or SOURCE/DOMAIN)")
-    data.add_argument("--limit", type=positive_int, help="at most N documents per domain, after a seeded shuffle")
-    data.add_argument("--seed", type=int, default=1234, help="seed of the --limit shuffle")
+    data.add_argument(
+        "--max-documents-per-domain",
+        "--limit",
+        dest="limit",
+        type=positive_int,
+        metavar="N",
+        help="a subset: at most N documents per domain, after a seeded shuffle (recorded in the protocol)",
+    )
+    data.add_argument(
+        "--max-tokens-per-domain",
+        type=positive_int,
+        metavar="N",
+        help="a subset: whole documents in the seeded order while a domain holds at most N tokens (at least one "
+        "document; recorded in the protocol)",
+    )
+    data.add_argument("--seed", type=int, default=1234, help="seed of the subsets' shuffle")
     data.add_argument("--text-field", default="text")
     data.add_argument("--domain-field", default="subdomain", help="field naming the domain (generic data)")
     data.add_argument("--source-field", help="field naming the source (generic data)")
@@ -95,6 +109,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--no-progress", action="store_true")
     for spelling in LM_EVAL_SPELLINGS:
         p.add_argument(spelling, nargs="?", action=LmEvalSpelling, help=argparse.SUPPRESS)
+
+    report = p.add_argument_group("reporting (besides results.json)")
+    report.add_argument(
+        "--lm-eval-results",
+        action="store_true",
+        help="also write lm_eval_results.json: lm-evaluation-harness's results layout, one paloma_<source> task "
+        "each (bits_per_byte,none, byte_perplexity,none, word_perplexity,none)",
+    )
+    report.add_argument("--wandb", metavar="PROJECT", help="log the scalars to this Weights & Biases project")
+    report.add_argument("--wandb-run", metavar="NAME", help="the W&B run's name (default: the model)")
+    report.add_argument("--tensorboard", metavar="DIR", type=Path, help="log the scalars as TensorBoard events in DIR")
+    report.add_argument("--step", type=non_negative_int, default=0, help="the step the logged values belong to")
     p.set_defaults(func=eval_command)
 
     agg = subparsers.add_parser("aggregate", help="recompute results of a finished eval run from its records")
@@ -133,8 +159,14 @@ class LmEvalSpelling(argparse.Action):
 def eval_command(args: argparse.Namespace) -> int:
     from paloma.eval.evaluate import EvalConfig, evaluate
     from paloma.eval.model import parse_model_args
+    from paloma.eval.report import check_available
     from paloma.eval.results import format_results
 
+    check_available(wandb=bool(args.wandb), tensorboard=args.tensorboard is not None)
+    if (args.lm_eval_results or args.wandb or args.tensorboard) and (args.dry_run or args.output is None):
+        from paloma.errors import PalomaError
+
+        raise PalomaError("--lm-eval-results, --wandb and --tensorboard report a run: pass --output, not --dry-run")
     spec = DataSpec(
         path=args.data,
         split=args.split,
@@ -143,6 +175,7 @@ def eval_command(args: argparse.Namespace) -> int:
         domains=args.domains,
         limit=args.limit,
         seed=args.seed,
+        max_tokens_per_domain=args.max_tokens_per_domain,
         text_field=args.text_field,
         domain_field=args.domain_field,
         source_field=args.source_field,
@@ -188,7 +221,20 @@ def eval_command(args: argparse.Namespace) -> int:
                 f"{speed['tokens_per_second']:,.0f} tokens/s, padding efficiency {speed['padding_efficiency']:.3f}; "
                 f"results in {args.output}/results.json"
             )
+        report(results, args)
     return 0
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    """The reporting options: lm-eval's results layout, W&B, TensorBoard (main process only: results are {} else)."""
+    from paloma.eval import report as reports
+
+    if args.lm_eval_results:
+        reports.write_lm_eval_results(args.output / "lm_eval_results.json", results, args.model)
+    if args.wandb:
+        reports.log_wandb(results, project=args.wandb, name=args.wandb_run or args.model, step=args.step)
+    if args.tensorboard:
+        reports.log_tensorboard(results, args.tensorboard, step=args.step)
 
 
 def format_dry_run(plan: dict) -> str:

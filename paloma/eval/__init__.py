@@ -14,7 +14,10 @@
     records      per-document records on disk: appended as documents finish, read back in one pass
     token_stats  optional per-token-type loss sums (`--token-stats`) for `paloma tokens report`
     results      results.json / domains.csv and the printed table: pure functions of aggregated records
-    evaluate     the orchestrator: checks, then data → tokens → plan → model → loop → records → results
+    report       lm-evaluation-harness's results layout, W&B and TensorBoard views of results
+    live         a model in memory as trainers hold it (adapters, DDP/compile unwrapping, FSDP, ranks)
+    evaluate     the orchestrator: checks, then data → tokens → plan → model → loop → records → results;
+                 `Evaluator` prepares once and scores models in memory through the same loop
 
 Aggregation itself (`paloma.metrics`) and the protocol (`paloma.protocol`) sit at the top level because
 submissions, the site and the analyses use them too. A "run" is one `paloma eval` output folder.

@@ -70,8 +70,9 @@ class DataSpec:
     revision: str | None = None
     sources: Sequence[str] = ()
     domains: Sequence[str] = ()
-    limit: int | None = None
+    limit: int | None = None  # at most this many documents per domain (--max-documents-per-domain)
     seed: int = 1234
+    max_tokens_per_domain: int | None = None  # applied to the tokens, after `limit` (`cap_tokens`)
     text_field: str = "text"
     domain_field: str = "subdomain"
     source_field: str | None = None
@@ -460,10 +461,35 @@ def select(index: DocumentIndex, spec: DataSpec) -> np.ndarray:
         members = np.flatnonzero(keep & (index.domain == number))
         if len(members) <= spec.limit:
             continue
-        digest = hashlib.sha256(f"{spec.seed}/{source}/{domain}".encode()).digest()
-        order = list(range(len(members)))
-        random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+        order = seeded_order(spec.seed, source, domain, len(members))
         keep[members[sorted(order[spec.limit :])]] = False
+    return keep
+
+
+def seeded_order(seed: int, source: str, domain: str, count: int) -> list[int]:
+    """A domain's documents in the order its subsets take them: shuffled with a seed derived from (seed, source,
+    domain), so a domain's sample does not depend on what else is selected."""
+    digest = hashlib.sha256(f"{seed}/{source}/{domain}".encode()).digest()
+    order = list(range(count))
+    random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+    return order
+
+
+def cap_tokens(index: DocumentIndex, lengths: np.ndarray, max_tokens: int, seed: int) -> np.ndarray:
+    """A mask of whole documents holding at most `max_tokens` tokens per domain (--max-tokens-per-domain).
+
+    Documents are taken in each domain's seeded order while the domain's total stays within the cap; a domain
+    whose first document alone exceeds the cap keeps that one document, so no selected domain goes empty.
+    """
+    keep = np.zeros(len(index), dtype=bool)
+    for number, (source, domain) in enumerate(index.names):
+        members = np.flatnonzero(index.domain == number)
+        if not len(members):
+            continue
+        ordered = members[seeded_order(seed, source, domain, len(members))]
+        within = np.cumsum(lengths[ordered]) <= max_tokens
+        within[0] = True
+        keep[ordered[: int(np.argmin(within)) if not within.all() else len(ordered)]] = True
     return keep
 
 
@@ -533,6 +559,7 @@ def describe(source: DataSource, spec: DataSpec, index: DocumentIndex) -> dict:
         "layout": source.layout,
         "files": len(source.files),
         "limit": spec.limit,
+        "max_tokens_per_domain": spec.max_tokens_per_domain,
         "seed": spec.seed,
         "sources": list(spec.sources),
         "domains": list(spec.domains),

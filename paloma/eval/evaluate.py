@@ -14,11 +14,13 @@ documents by token count; each plans and scores only its share.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import paloma
 from paloma.errors import PalomaError
 from paloma.eval.data import (
     DataSpec,
+    cap_tokens,
     check_whole_suite,
     describe,
     index_documents,
@@ -38,7 +41,15 @@ from paloma.eval.data import (
     spec_differences,
 )
 from paloma.eval.data import select as select_documents
-from paloma.eval.loop import LoopOptions, Processes, TokenTypeStats, save_token_type_stats, score_chunks
+from paloma.eval.live import Ranks, is_sharded, parameter_dtype, scoring_model, unwrap
+from paloma.eval.loop import (
+    LoopOptions,
+    Processes,
+    TokenTypeStats,
+    document_records,
+    save_token_type_stats,
+    score_chunks,
+)
 from paloma.eval.model import (
     DTYPES,
     LoadedModel,
@@ -64,8 +75,8 @@ from paloma.eval.records import (
     next_attempt,
     record_files,
 )
-from paloma.eval.results import build_results, format_results, write_results
-from paloma.eval.scoring import Scorer, uses_plain_head
+from paloma.eval.results import Results, build_results, format_results, write_results
+from paloma.eval.scoring import Scorer, input_device, uses_plain_head
 from paloma.eval.sequences import Documents, special_tokens_added
 from paloma.eval.tokens import (
     DEFAULT_CACHE,
@@ -139,6 +150,232 @@ class Prepared:
     model_config: object
 
 
+# --------------------------------------------------------------------------------------------- the Evaluator
+
+
+class Evaluator:
+    """Paloma for a model in memory: documents read, tokenized and planned once; `evaluate(model)` only scores.
+
+    `data` is a local Paloma folder, a hub dataset id, generic JSONL/Parquet files, or a `DataSpec`;
+    `tokenizer` a transformers tokenizer or the folder/hub id of one. The protocol options are `paloma
+    eval`'s (`preset`, `max_length`, `prefix`); `max_documents_per_domain` / `max_tokens_per_domain` with
+    `seed` choose a deterministic subset of whole documents, recorded in the protocol (and its fingerprint).
+    `dtype` None scores in the model's own parameter dtype and records it; a name (float32, bfloat16, …)
+    is checked against the model. Under an initialized `torch.distributed` every rank builds its Evaluator
+    (the first rank fills the token cache, the others read it) and calls `evaluate` together.
+
+    `paloma eval` runs the same preparation and the same scoring loop (`_score`), writing records to disk.
+    """
+
+    def __init__(
+        self,
+        data: str | Path | DataSpec,
+        tokenizer,
+        *,
+        preset: str = "paloma",
+        max_length: int | None = None,
+        prefix: str | None = None,
+        dtype: str | None = None,
+        max_documents_per_domain: int | None = None,
+        max_tokens_per_domain: int | None = None,
+        seed: int = 1234,
+        split: str | None = None,
+        sources: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        batch_tokens: int | None = None,
+        registry: str = "paloma",
+        cache_dir: Path | None = DEFAULT_CACHE,
+        progress: bool = False,
+    ):
+        spec = data if isinstance(data, DataSpec) else DataSpec(
+            path=str(data), split=split, sources=list(sources), domains=list(domains), limit=max_documents_per_domain,
+            seed=seed, max_tokens_per_domain=max_tokens_per_domain,
+        )  # fmt: skip
+        config = EvalConfig(model="<in memory>", data=spec, preset=preset, prefix=prefix, max_length=max_length,
+                            dtype=dtype or "float32", batch_tokens=batch_tokens, cache_dir=cache_dir,
+                            registry=registry, progress=progress, command=[])  # fmt: skip
+        _check_config(config)
+        if spec.max_tokens_per_domain is not None and spec.max_tokens_per_domain < 1:
+            raise PalomaError(f"max_tokens_per_domain must be ≥ 1, got {spec.max_tokens_per_domain}")
+        tokenizer = _as_tokenizer(tokenizer)
+        ranks = Ranks.current()
+        if not ranks.main:
+            ranks.barrier()
+        index, tokens, data_info = _documents(config, tokenizer, ranks)
+        if ranks.main:
+            ranks.barrier()
+        # no model here: a preset that takes the model's own length needs max_length
+        protocol = _data_protocol(config, tokenizer, data_info, None)
+        registry_ = resolve_registry(registry)
+        data_info["release"] = registry_.release if registry_ is not None else None
+        self._setup(config, index, tokens, protocol, data_info, registry_, tokenizer)
+        self._dtype_option = dtype
+
+    @classmethod
+    def _of_run(cls, config: EvalConfig, prepared: Prepared, registry) -> Evaluator:
+        """The Evaluator of a `paloma eval` run, over what the run prepared (with its model)."""
+        evaluator = cls.__new__(cls)
+        evaluator._setup(config, prepared.index, prepared.tokens, prepared.protocol, prepared.data_info, registry,
+                         prepared.tokenizer)  # fmt: skip
+        evaluator._dtype_option = config.dtype
+        return evaluator
+
+    def _setup(self, config, index, tokens, protocol, data_info, registry, tokenizer) -> None:
+        self.config, self.protocol, self.data_info, self.registry = config, protocol, data_info, registry
+        self.documents = Documents(index, tokens, protocol.prefix_token_id, protocol.added_before,
+                                   protocol.added_after)  # fmt: skip
+        self.lengths = self.documents.sequence_lengths
+        self.pad_id = getattr(tokenizer, "pad_token_id", None) or 0
+        self._digests: np.ndarray | None = None  # record keys' digests, sorted (for in-memory records)
+        self._plans: dict[tuple, list] = {}  # planned chunks by (batch tokens, world, rank)
+
+    def __len__(self) -> int:
+        """Documents evaluated."""
+        return len(self.documents.index)
+
+    @property
+    def scored_tokens(self) -> int:
+        """Tokens every call scores (all ranks together)."""
+        return int(self.documents.scored_tokens(np.arange(len(self))).sum())
+
+    def evaluate(self, model: torch.nn.Module) -> Results:
+        """Score `model` on every selected document; the structure of results.json (plus `.scalars()`).
+
+        The model is put in eval mode and scored under `torch.inference_mode()` with autocast off (the numbers
+        must not depend on the caller's context); its training mode is restored afterwards. DDP is scored
+        through `.module`, a compiled model through its original module; FSDP through its own forward, every
+        rank running the same number of forwards. Every rank returns the same results.
+        """
+        module = unwrap(model)
+        scored, plain_head = scoring_model(module)
+        dtype = self._model_dtype(module)
+        ranks = Ranks.current()
+        scorer = Scorer(scored, input_device(scored))
+        if plain_head is not None:
+            scorer.plain_head = plain_head
+        index = self.documents.index
+        check_vocabulary(self.documents.tokens, index.key, self.protocol.prefix_token_id, scorer.vocab,
+                         type(module).__name__, "entries of its vocabulary")  # fmt: skip
+        budget = self.config.batch_tokens or _auto_budget_live(scorer, self.protocol.max_length, dtype)
+        options = LoopOptions(math.inf, dtype, self.config.progress and ranks.main, self.pad_id)
+        collected = _Collected(self._record_digests(), scorer.device)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.autocast(scorer.device.type, enabled=False), torch.inference_mode():
+                stats = self._score(scorer, collected, options, budget, ranks)
+                if ranks.world > 1 and is_sharded(module):  # no collective before every rank's last forward
+                    forwards = [self._forwards(scorer, budget, ranks.world, r) for r in range(ranks.world)]
+                    _pad_forwards(scorer, max(forwards) - forwards[ranks.rank])
+        finally:
+            module.train(was_training)
+        nll, done = ranks.sum_(collected.nll), ranks.sum_(collected.done)
+        seconds = ranks.max(int(stats["seconds"] * 1e6), scorer.device) / 1e6
+        return self._results(nll.cpu().numpy(), done.cpu().numpy(), module, dtype, stats, seconds, ranks, budget)
+
+    def _score(self, scorer: Scorer, writer, options: LoopOptions, budget: int, procs, todo=None, token_stats=None):
+        """Plan (once per budget and rank) and run the scoring loop over this process's share."""
+        L = self.protocol.max_length
+        if todo is None:
+            chunks, total = self._plan(budget, procs.world, procs.rank)
+        else:
+            chunks = plan_chunks(self.lengths, todo, L, budget, procs.world, procs.rank)
+            total = share_window_tokens(self.lengths, todo, L, procs.world, procs.rank)
+        return score_chunks(scorer, self.documents, chunks, writer, options, total, token_stats)
+
+    def _plan(self, budget: int, world: int, rank: int) -> tuple[list, int]:
+        """A rank's chunks of every document and their window tokens, planned once and kept for later calls."""
+        key = (budget, world, rank)
+        if key not in self._plans:
+            every, L = np.arange(len(self)), self.protocol.max_length
+            self._plans[key] = (list(plan_chunks(self.lengths, every, L, budget, world, rank)),
+                                share_window_tokens(self.lengths, every, L, world, rank))  # fmt: skip
+        return self._plans[key]
+
+    def _forwards(self, scorer: Scorer, budget: int, world: int, rank: int) -> int:
+        """The forwards a rank's share takes, computed from its plan by any rank, without communicating."""
+        total = 0
+        for chunk in self._plan(budget, world, rank)[0]:
+            for b, windows in enumerate(chunk.schedule.batches()):
+                most_scored = int(chunk.windows.scored[windows].max())
+                total += scorer.model_forwards(len(windows), int(chunk.schedule.widths[b]), most_scored)
+        return total
+
+    def _model_dtype(self, module: torch.nn.Module) -> str:
+        names = {v: k for k, v in DTYPES.items()}
+        dtype = parameter_dtype(module)
+        if dtype not in names:
+            raise PalomaError(f"the model's parameters are {dtype}: score it in one of {', '.join(DTYPES)}")
+        if self._dtype_option is not None and names[dtype] != self._dtype_option:
+            raise PalomaError(f"Evaluator(dtype={self._dtype_option!r}) but the model's parameters are "
+                              f"{names[dtype]}: cast the model, or leave dtype=None to score in its own")  # fmt: skip
+        return names[dtype]
+
+    def _record_digests(self) -> np.ndarray:
+        if self._digests is None:
+            index = self.documents.index
+            self._digests = np.fromiter((key_digest(index.key(i)) for i in range(len(index))), dtype=np.uint64,
+                                        count=len(index))  # fmt: skip
+        return self._digests
+
+    def _results(self, nll, done, module, dtype: str, stats: dict, seconds: float, ranks, budget: int) -> Results:
+        missing = np.flatnonzero(done != 1)
+        if len(missing):
+            raise PalomaError(f"{len(missing)} documents were scored {set(done[missing].tolist())} times, not once")
+        records = map(asdict, document_records(self.documents.index, self.documents, np.arange(len(self)), nll))
+        scored = self.scored_tokens
+        meta = {
+            "protocol": self.protocol.with_(dtype=dtype).to_dict(),
+            "data": self.data_info,
+            "model": {"in_memory": True, "class": type(module).__name__, "dtype": dtype},
+            "speed": {"scored_tokens": scored, "seconds": seconds, "processes": ranks.world, "batch_tokens": budget,
+                      "tokens_per_second": scored / seconds if seconds else None},
+        }  # fmt: skip
+        return Results(build_results(records, self.registry, meta))
+
+
+class _Collected:
+    """Where the scoring loop's records go in memory: each document's NLL at its position in the run."""
+
+    def __init__(self, digests: np.ndarray, device: torch.device):
+        self.order = np.argsort(digests, kind="stable")
+        self.sorted = digests[self.order]
+        self.nll = torch.zeros(len(digests), dtype=torch.float64, device=device)
+        self.done = torch.zeros(len(digests), dtype=torch.int64, device=device)
+
+    def write_many(self, records) -> None:
+        records = list(records)
+        digests = np.fromiter((key_digest(r.key) for r in records), dtype=np.uint64, count=len(records))
+        positions = torch.from_numpy(self.order[np.searchsorted(self.sorted, digests)]).to(self.nll.device)
+        values = torch.tensor([r.nll_sum for r in records], dtype=torch.float64, device=self.nll.device)
+        self.nll.index_add_(0, positions, values)
+        self.done.index_add_(0, positions, torch.ones_like(positions))
+
+    def flush(self) -> None:
+        """Nothing to make durable."""
+
+
+def _pad_forwards(scorer: Scorer, count: int) -> None:
+    """Forwards whose output is thrown away, so that this rank ran as many as the busiest (FSDP gathers)."""
+    ids = torch.zeros((1, 1), dtype=torch.int64, device=scorer.inputs_on)
+    for _ in range(count):
+        scorer.model(input_ids=ids, **({"use_cache": False} if scorer.cache_flag else {}))
+
+
+def _auto_budget_live(scorer: Scorer, max_length: int, dtype: str) -> int:
+    device = scorer.device
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    return auto_batch_tokens(scorer.model.config, max_length, free, _dtype_bytes(dtype), not scorer.plain_head)
+
+
+def _as_tokenizer(tokenizer):
+    if isinstance(tokenizer, str | Path):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(tokenizer))
+    return tokenizer
+
+
 # --------------------------------------------------------------------------------------------- the runner
 
 
@@ -170,11 +407,9 @@ def evaluate(config: EvalConfig) -> dict:
     loaded = _load_model(config, prepared, procs.device)
     check_vocabulary(prepared.tokens, prepared.index.key, prepared.protocol.prefix_token_id,
                      embedding_rows(loaded.model), config.model, "rows of its input embedding")  # fmt: skip
+    evaluator = Evaluator._of_run(config, prepared, registry)
     scorer = Scorer(loaded.model, procs.device)
     budget = config.batch_tokens or _auto_budget(loaded.model, config, prepared.protocol.max_length, procs.device)
-    max_length = prepared.protocol.max_length
-    chunks = plan_chunks(lengths, todo, max_length, budget, procs.world, procs.rank)
-    total = share_window_tokens(lengths, todo, max_length, procs.world, procs.rank)
     model_info = loaded.describe()
     if procs.main:
         run = {"protocol": prepared.protocol.to_dict(), "data": prepared.data_info, "model": model_info}
@@ -184,7 +419,7 @@ def evaluate(config: EvalConfig) -> dict:
     token_stats = TokenTypeStats(prepared.index, scorer.vocab, procs.device) if config.token_stats else None
     options = LoopOptions(config.flush_seconds, config.dtype, config.progress and procs.main, _pad_id(loaded))
     with RecordWriter(output, procs.rank, procs.world, attempt) as writer:
-        stats = score_chunks(scorer, documents, chunks, writer, options, total, token_stats)
+        stats = evaluator._score(scorer, writer, options, budget, procs, todo, token_stats)
     procs.barrier()
     scored, forward, window_tokens, splits = procs.sum(
         [stats["scored"], stats["forward"], stats["window_tokens"], stats["oom_splits"]]
@@ -347,6 +582,16 @@ def _prepare_here(config: EvalConfig, procs: Processes) -> Prepared:
     else:
         model_path, converted = resolve_legacy(config.model, options, main=procs.main)
         tokenizer, model_config = load_tokenizer_and_config(model_path, options)
+    index, tokens, data_info = _documents(config, tokenizer, procs)
+    protocol = _make_protocol(config, tokenizer, model_config, data_info, model_path, converted)
+    check_vocabulary(tokens, index.key, protocol.prefix_token_id, vocabulary_size(model_config), config.model,
+                     "entries of its config's vocab_size")  # fmt: skip
+    return Prepared(index, tokens, protocol, data_info, model_path, converted, tokenizer, model_config)
+
+
+def _documents(config: EvalConfig, tokenizer, procs) -> tuple:
+    """The selected documents' index, their tokens and the data's description (what `paloma eval` and the
+    Evaluator read alike); --max-tokens-per-domain applies to the tokens, so it comes last."""
     source = resolve_data(config.data)
     check_whole_suite(source, config.data, resolve_registry(config.registry))
     everything = index_documents(iter_documents(source, config.data), preset_word_count(config.preset))
@@ -356,11 +601,29 @@ def _prepare_here(config: EvalConfig, procs: Processes) -> Prepared:
     if not len(index):
         raise PalomaError(f"data: {config.data.path}: no documents match the selection")
     data_info = describe(source, config.data, index)
-    protocol = _make_protocol(config, tokenizer, model_config, data_info, model_path, converted)
     tokens = _tokens(config, tokenizer, source, keep, index, procs, data_info["selection"])
-    check_vocabulary(tokens, index.key, protocol.prefix_token_id, vocabulary_size(model_config), config.model,
-                     "entries of its config's vocab_size")  # fmt: skip
-    return Prepared(index, tokens, protocol, data_info, model_path, converted, tokenizer, model_config)
+    if config.data.max_tokens_per_domain is not None:
+        capped = cap_tokens(index, tokens.lengths(), config.data.max_tokens_per_domain, config.data.seed)
+        index, tokens = index.subset(capped), _token_subset(tokens, capped)
+        data_info = describe(source, config.data, index)
+    return index, tokens, data_info
+
+
+def _token_subset(tokens: TokenStore, keep: np.ndarray) -> TokenStore:
+    """The kept documents' tokens, copied into memory (a subset is small by design)."""
+    rows = np.flatnonzero(keep)
+    parts = [np.asarray(tokens[i]) for i in rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    return TokenStore(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32), offsets)
+
+
+def subset_of(spec: DataSpec) -> str | None:
+    """The deterministic subset in protocol form (part of the fingerprint), or None for every document."""
+    parts = [f"max_documents_per_domain={spec.limit}"] if spec.limit is not None else []
+    if spec.max_tokens_per_domain is not None:
+        parts.append(f"max_tokens_per_domain={spec.max_tokens_per_domain}")
+    return ",".join([*parts, f"seed={spec.seed}"]) if parts else None
 
 
 def _tokens(config, tokenizer, source, keep, index, procs: Processes, selection: str) -> TokenStore:
@@ -374,17 +637,23 @@ def _tokens(config, tokenizer, source, keep, index, procs: Processes, selection:
 
 
 def _make_protocol(config, tokenizer, model_config, data_info: dict, model_path: str, converted) -> Protocol:
+    protocol = _data_protocol(config, tokenizer, data_info, lm_eval_max_length(model_config, tokenizer))
+    check_max_length_config(model_config, config.model, protocol.max_length)
+    return protocol.with_(model_revision=_model_revision(config, model_path, model_config, converted))
+
+
+def _data_protocol(config, tokenizer, data_info: dict, model_max_length: int | None) -> Protocol:
+    """The protocol as far as the options, the tokenizer and the data fix it (the model adds its revision)."""
     try:
         protocol = protocol_from_preset(
             config.preset,
-            model_max_length=lm_eval_max_length(model_config, tokenizer),
+            model_max_length=model_max_length,
             prefix=config.prefix,
             max_length=config.max_length,
             dtype=config.dtype,
         )
     except ValueError as err:
         raise PalomaError(str(err)) from None
-    check_max_length_config(model_config, config.model, protocol.max_length)
     prefix_token_id = resolve_prefix(tokenizer, protocol.prefix)
     if protocol.add_special_tokens:
         before, after = special_tokens_added(tokenizer)
@@ -393,9 +662,9 @@ def _make_protocol(config, tokenizer, model_config, data_info: dict, model_path:
         prefix_token_id=prefix_token_id,
         split=data_info["split"],
         tokenizer_hash=tokenizer_hash(tokenizer),
-        model_revision=_model_revision(config, model_path, model_config, converted),
         data_revision=data_info["revision"],
         selection=data_info["selection"],
+        subset=subset_of(config.data),
     )
 
 
@@ -541,4 +810,4 @@ def reaggregate(output: Path, registry: str = "paloma", bootstrap: int = 0, boot
     return _rebuild_results(output, resolve_registry(registry), bootstrap, bootstrap_seed, None)
 
 
-__all__ = ["EvalConfig", "content_hash", "evaluate", "format_results", "reaggregate"]
+__all__ = ["EvalConfig", "Evaluator", "content_hash", "evaluate", "format_results", "reaggregate", "subset_of"]

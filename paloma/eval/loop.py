@@ -283,14 +283,15 @@ def flush(
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
         good = docs[: bad[0]]
-        writer.write_many(_records(index, documents, good, values[: bad[0]]))
+        writer.write_many(document_records(index, documents, good, values[: bad[0]]))
         writer.flush()
         raise PalomaError(non_finite_message(index.key(int(docs[bad[0]])), float(values[bad[0]]), dtype))
-    writer.write_many(_records(index, documents, docs, values))
+    writer.write_many(document_records(index, documents, docs, values))
     writer.flush()
 
 
-def _records(index, documents: Documents, docs: np.ndarray, nll: np.ndarray) -> Iterator[DocumentRecord]:
+def document_records(index, documents: Documents, docs: np.ndarray, nll: np.ndarray) -> Iterator[DocumentRecord]:
+    """The records of documents `docs` (numbers in the run) with their summed NLLs."""
     columns = zip(docs.tolist(), documents.scored_tokens(docs).tolist(), index.bytes[docs].tolist(),
                   index.chars[docs].tolist(), index.words[docs].tolist(), nll.tolist(), strict=True)  # fmt: skip
     for i, tokens, n_bytes, chars, words, value in columns:

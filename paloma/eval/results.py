@@ -140,3 +140,22 @@ def format_results(results: dict) -> str:
     if unknown:
         lines.append("domains not in the registry (evaluated, flagged): " + "; ".join(unknown))
     return "\n".join(lines)
+
+
+class Results(dict):
+    """Results as plain data (the structure of results.json), plus a flat view for loggers."""
+
+    def scalars(self, prefix: str = "paloma", domains: bool = False) -> dict[str, float]:
+        """`{"<prefix>/<source>/bpb": …, "<prefix>/<source>/ppl": …, "<prefix>/suite/bpb": …}`: per source its
+        macro bits per byte and perplexity (means over its domains), the suite's means over sources; with
+        `domains`, also `<prefix>/<source>/<domain>/bpb` and `/ppl`. Keys use `/`, as W&B and TensorBoard group."""
+        out: dict[str, float] = {}
+        for source, entry in self["sources"].items():
+            out[f"{prefix}/{source}/bpb"] = entry["macro_bpb"]
+            out[f"{prefix}/{source}/ppl"] = entry["macro_ppl"]
+            for domain, metrics in entry["domains"].items() if domains else ():
+                out[f"{prefix}/{source}/{domain}/bpb"] = metrics["bpb"]
+                out[f"{prefix}/{source}/{domain}/ppl"] = metrics["ppl"]
+        out[f"{prefix}/suite/bpb"] = self["suite"]["macro_bpb"]
+        out[f"{prefix}/suite/ppl"] = self["suite"]["macro_ppl"]
+        return out

@@ -176,11 +176,22 @@ class Scorer:
             torch.addmm(head.bias, rows, head.weight.T, out=out)
         return out.to(self.device)
 
+    def _row_group(self, kept_per_row: int) -> int:
+        """Rows per forward of the model's own head: their kept logits stay within MODEL_LOGITS_BYTES."""
+        return max(1, MODEL_LOGITS_BYTES // (4 * self.vocab * max(kept_per_row, 1)))
+
+    def model_forwards(self, rows: int, width: int, most_scored: int) -> int:
+        """How many forwards `nll` runs for a batch (known before it runs, as sharded models need): one on
+        the plain-head path, else one per group of rows (`most_scored`: the most targets a row scores)."""
+        if self.plain_head:
+            return 1
+        return -(-rows // self._row_group(most_scored if self.keep_logits else width))
+
     def _nll_from_model_logits(self, input_ids, mask, rows, positions, targets) -> torch.Tensor:
         """The model's own forward on groups of rows, keeping only the logits of the positions scored."""
         n_rows, width = input_ids.shape
         kept_per_row = int(torch.bincount(rows, minlength=n_rows).max()) if self.keep_logits else width
-        group = max(1, MODEL_LOGITS_BYTES // (4 * self.vocab * max(kept_per_row, 1)))
+        group = self._row_group(kept_per_row)
         out = []
         for first in range(0, n_rows, group):
             last = min(n_rows, first + group)

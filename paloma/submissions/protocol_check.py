@@ -47,6 +47,8 @@ def protocol_differences(protocol: Mapping[str, object], release: Mapping[str, o
         length = protocol.get("max_length")
         if not isinstance(length, int) or isinstance(length, bool) or length < 1:
             problems.append(f"protocol.max_length is {length!r}, not a window length")
+    if protocol.get("subset") is not None:  # numbers of a sample of the documents (paloma eval's subset options)
+        problems.append(f"protocol.subset is {protocol['subset']!r}: the benchmark scores every document")
     return problems + [
         f"protocol.{key} is {protocol.get(key)!r}, the benchmark's is {expected!r}"
         for key, expected in expected_protocol.items()

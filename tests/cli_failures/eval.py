@@ -85,8 +85,23 @@ CASES = [
     # argument ranges (argparse types), before any work
     Case("eval-max-length-zero", (*EVAL, "--output", "{tmp}/o", "--max-length", "0"), "--max-length: must be ≥ 1"),
     Case("eval-max-length-negative", (*EVAL, "--output", "{tmp}/o", "--max-length", "-5"), "must be ≥ 1, got -5"),
-    Case("eval-limit-negative", (*EVAL, "--output", "{tmp}/o", "--limit", "-1"), "argument --limit: must be ≥ 1"),
-    Case("eval-limit-zero", (*EVAL, "--output", "{tmp}/o", "--limit", "0"), "argument --limit: must be ≥ 1"),
+    Case("eval-limit-negative", (*EVAL, "--output", "{tmp}/o", "--limit", "-1"), "/--limit: must be ≥ 1"),
+    Case("eval-limit-zero", (*EVAL, "--output", "{tmp}/o", "--limit", "0"), "/--limit: must be ≥ 1"),
+    Case(
+        "eval-max-documents-zero",
+        (*EVAL, "--output", "{tmp}/o", "--max-documents-per-domain", "0"),
+        "argument --max-documents-per-domain/--limit: must be ≥ 1",
+    ),
+    Case(
+        "eval-max-tokens-zero",
+        (*EVAL, "--output", "{tmp}/o", "--max-tokens-per-domain", "0"),
+        "argument --max-tokens-per-domain: must be ≥ 1",
+    ),
+    Case(
+        "eval-wandb-dry-run",
+        (*EVAL, "--output", "{tmp}/o", "--dry-run", "--tensorboard", "{tmp}/tb"),
+        "report a run: pass --output, not --dry-run",
+    ),
     Case("eval-bootstrap-negative", (*EVAL, "--output", "{tmp}/o", "--bootstrap", "-1"), "--bootstrap: must be ≥ 0"),
     Case("eval-batch-tokens-zero", (*EVAL, "--output", "{tmp}/o", "--batch-tokens", "0"), "--batch-tokens: must be"),
     Case("eval-flush-seconds-zero", (*EVAL, "--output", "{tmp}/o", "--flush-seconds", "0"), "--flush-seconds"),
