@@ -224,3 +224,15 @@ def test_a_write_failure_is_one_line_naming_the_file(tiny, many_documents, tmp_p
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1 and str(tmp_path / "out") in lines[0] and "File too large" in lines[0], lines
+
+
+def test_resuming_a_run_whose_run_json_is_unreadable_is_refused_in_one_line(tiny, many_documents, tmp_path):
+    """The resume check reads run.json through the resumable-output helper; a damaged one is not skipped."""
+    out = tmp_path / "out"
+    common = ["--model", tiny["models"]["llama"], "--data", many_documents, "--max-length", L, "--no-progress"]
+    run_paloma("eval", *common, "--no-cache", "--output", out, check=True)
+    (out / "results.json").unlink()
+    (out / "run.json").write_text('{"protocol": ')
+    proc = run_paloma("eval", *common, "--no-cache", "--output", out, "--resume")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "run.json is unreadable" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

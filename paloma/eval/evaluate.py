@@ -17,7 +17,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -87,7 +86,8 @@ from paloma.eval.tokens import (
     tokenize,
     tokenizer_hash,
 )
-from paloma.io import check_output_dir, redact_command, remove_stale_temporaries, write_json
+from paloma.io import check_output_dir, redact_command, write_json
+from paloma.outputs import Outputs
 from paloma.protocol import RUN_FINGERPRINT_FIELDS, Protocol, differences, preset_word_count, protocol_from_preset
 from paloma.registry import resolve_registry
 
@@ -516,24 +516,27 @@ def run_state(output: Path) -> str | None:
 def _prepare_output(output: Path, config: EvalConfig, protocol: Protocol, procs: Processes) -> np.ndarray:
     """Clear (--overwrite) or check (--resume) the output; return the digests of documents already done.
 
-    Temporaries of killed writers are removed here, so the next run of an output cleans up after the last.
+    The folder is a `paloma.outputs.Outputs`, the resumable-output helper `paloma decon filter` uses too:
+    temporaries of killed writers are removed here, so the next run of an output cleans up after the last.
     """
+    out = Outputs(output)
     if procs.main:
-        for folder in (output, output / RECORDS_DIR):
-            remove_stale_temporaries(folder)
+        for folder in ("", RECORDS_DIR):
+            out.clean_folder_temporaries(folder)
     if config.overwrite:
         procs.barrier()
         if procs.main:
             for name in RUN_FILES:
-                path = output / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                out.remove(name)
         procs.barrier()
         return np.zeros(0, dtype=np.uint64)
     if not config.resume:
         return np.zeros(0, dtype=np.uint64)
-    run_file = output / "run.json"
-    if run_file.is_file():
-        previous = json.loads(run_file.read_text())
+    if out.exists("run.json"):
+        previous = out.read_json("run.json")
+        if not isinstance(previous, dict) or "protocol" not in previous:
+            raise PalomaError(f"--resume: {output / 'run.json'} is unreadable, so the run cannot be checked: "
+                              "pass --overwrite to start over")  # fmt: skip
         changed = {
             **spec_differences(previous.get("data") or {}, config.data),
             **differences(previous["protocol"], protocol.to_dict(), RUN_FINGERPRINT_FIELDS),
@@ -806,7 +809,7 @@ def reaggregate(output: Path, registry: str = "paloma", bootstrap: int = 0, boot
     output = Path(output)
     if not output.is_dir():
         raise PalomaError(f"{output}: no such folder")
-    remove_stale_temporaries(output)
+    Outputs(output).clean_folder_temporaries()
     return _rebuild_results(output, resolve_registry(registry), bootstrap, bootstrap_seed, None)
 
 
