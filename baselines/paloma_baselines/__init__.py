@@ -7,10 +7,9 @@
     model     the decoder written out (OLMo's module names), its chunked loss and parameter arithmetic
     optim     LionW over OLMo's parameter groups
     schedule  the learning rate as a pure function of the step
-    train     one training run, top to bottom; `train()` is the Python API
+    train     one training run, top to bottom; `train()` is the Python API (held-out numbers: `paloma.Evaluator`)
     export    a run's checkpoints exported through `paloma.eval.olmo` with their training facts
     params    parameter counts and budgets of the shipped configs
-    evaluate  the trainer's held-out scoring under Paloma's protocol
 
 It uses only `paloma`'s public modules; `paloma` reaches it only from the commands that run training.
 """
