@@ -94,3 +94,9 @@ def test_each_package_maps_all_of_its_modules() -> None:
         if missing:
             unmapped[str(package.relative_to(REPO_ROOT))] = missing
     assert not unmapped
+
+
+def test_the_architecture_page_names_every_stage_of_the_evaluator() -> None:
+    page = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    modules = sorted(path.stem for path in (PALOMA / "eval").glob("*.py") if path.stem != "__init__")
+    assert [name for name in modules if f"`{name}`" not in page] == []
