@@ -8,6 +8,7 @@ built from small configs with a fixed seed; their weights are random but the com
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 from pathlib import Path
@@ -92,12 +93,15 @@ def build_model(kind: str, vocab_size: int, folder: Path, max_positions: int = 6
 
 
 def write_release(root: Path, documents: dict[tuple[str, str | None], list[str]], split: str = "test") -> Path:
-    """Write documents in the Paloma layout: <root>/<source>/<split>/<split>_<domain>.jsonl.gz."""
+    """Write documents in the Paloma layout: <root>/<source>/<split>/<split>_<domain>.jsonl.gz.
+
+    The gzip header's time is fixed, so the same documents always make the same bytes: the data's identity
+    (`data_revision`) is a digest of the files' bytes, as it is for a clone or a hub copy of the same files."""
     for (source, domain), texts in documents.items():
         folder = root / source / split
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{split}_{domain}.jsonl.gz" if domain else f"{split}-00000000.jsonl.gz"
-        with gzip.open(folder / name, "wt", encoding="utf-8") as handle:
+        with gzip.GzipFile(folder / name, "wb", mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8") as handle:
             for i, text in enumerate(texts):
                 row = {"text": text, "id": f"{domain or source}-{i}", "source": source, "added": "2023-01-01"}
                 if domain:

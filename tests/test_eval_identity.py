@@ -65,8 +65,12 @@ def test_a_cached_selection_is_never_scored_against_another_selections_documents
     assert cached["suite"]["nll_sum"] == pytest.approx(fresh["suite"]["nll_sum"], rel=1e-12)
     assert first["data"]["selection"] != cached["data"]["selection"]
     assert first["protocol"]["run_fingerprint"] != cached["protocol"]["run_fingerprint"]
-    # the comparability fingerprint is the data's and the protocol's: the same for both samples
-    assert first["protocol"]["fingerprint"] == cached["protocol"]["fingerprint"]
+    # a seeded subset is part of the protocol (issue 20): two samples of the data are not comparable either
+    assert (first["protocol"]["subset"], cached["protocol"]["subset"]) == (
+        "max_documents_per_domain=3,seed=1",
+        "max_documents_per_domain=3,seed=2",
+    )
+    assert first["protocol"]["fingerprint"] != cached["protocol"]["fingerprint"]
 
 
 # ------------------------------------------------------------------------- Why 2: --resume keeps one selection
