@@ -203,7 +203,9 @@ def test_a_run_killed_mid_way_in_s3_resumes_to_the_local_result(s3, index_path: 
         (tmp_path / "corpus" / name).write_bytes(data)
         s3.pipe(f"{BUCKET}/corpus/{name}", data)
     command = [sys.executable, "-m", "paloma", "decon", "filter", f"s3://{BUCKET}/corpus", "-i", str(index_path)]
-    child = subprocess.Popen([*command, "-o", f"s3://{BUCKET}/out", "--quiet"], env=dict(os.environ))
+    # its own process group, killed whole as a scheduler kills a job: no worker of it outlives the kill
+    child = subprocess.Popen([*command, "-o", f"s3://{BUCKET}/out", "--quiet"], env=dict(os.environ),
+                             start_new_session=True)  # fmt: skip
     state = f"{BUCKET}/out/{STATE_DIR}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
@@ -211,7 +213,7 @@ def test_a_run_killed_mid_way_in_s3_resumes_to_the_local_result(s3, index_path: 
         if [n for n in s3.find(state) if n.endswith(".jsonl.json")]:
             break
         time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
+    os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
